@@ -1,0 +1,285 @@
+package broker
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Broker routes messages to subscriptions. All methods are safe for
+// concurrent use. A Broker starts no goroutines and needs no closing: every
+// delivery runs on the goroutine of the call that causes it.
+type Broker struct {
+	opts Options
+	log  *slog.Logger
+
+	shards   [shardCount]shard
+	patterns patternIndex
+
+	msgSeq atomic.Uint64
+	subSeq atomic.Uint64
+
+	subCount   atomic.Int64
+	topicCount atomic.Int64 // exact topic destinations with subscriptions
+	queueCount atomic.Int64
+	evictions  atomic.Uint64
+}
+
+// New returns a Broker configured by opts, with defaults filled in for zero
+// fields (see Options).
+func New(opts Options) *Broker {
+	b := &Broker{opts: opts.withDefaults()}
+	b.log = b.opts.Logger
+	for i := range b.shards {
+		b.shards[i].topics = make(map[string]*topicEntry)
+		b.shards[i].queues = make(map[string]*queue)
+	}
+	return b
+}
+
+// NodeID returns the prefix of the message IDs this broker generates.
+func (b *Broker) NodeID() string { return b.opts.NodeID }
+
+// Publish routes m and returns once every delivery has been attempted. It
+// never waits for a subscriber: deliveries are non-blocking calls, and a
+// subscriber without room is handled by the destination's policy (topics) or
+// left for later (queues).
+//
+// Publish sets m.Kind, and m.ID and m.Published when they are empty; after
+// that m must not be modified. To a topic nobody subscribed to, the message
+// is dropped and counted; that is not an error. Errors, with the destination
+// in the text: ErrUnknownDestination, ErrInvalidDestination (including a
+// wildcard in a topic name), ErrQueueFull as a *QueueFullError when a queue
+// holds MaxQueueDepth ready messages, ErrNoRoute for a reply queue that does
+// not exist. On error the message was not accepted.
+func (b *Broker) Publish(m *Message) error {
+	kind, err := ParseDestination(m.Destination)
+	if err != nil {
+		return err
+	}
+	if m.Kind != kind {
+		m.Kind = kind
+	}
+	if m.ID == "" {
+		m.ID = b.nextMessageID()
+	}
+	if m.Published.IsZero() {
+		m.Published = time.Now()
+	}
+	switch kind {
+	case KindTopic:
+		b.publishTopic(m)
+		return nil
+	case KindQueue:
+		return b.queueFor(m.Destination, true).publish(m)
+	default:
+		q := b.queueFor(m.Destination, false)
+		if q == nil {
+			return errNoRoute(m.Destination)
+		}
+		return q.publish(m)
+	}
+}
+
+// nextMessageID returns "<node>-<seq>", built in a stack buffer so that the
+// string is the only allocation.
+func (b *Broker) nextMessageID() string {
+	var buf [64]byte
+	id := append(buf[:0], b.opts.NodeID...)
+	id = append(id, '-')
+	id = strconv.AppendUint(id, b.msgSeq.Add(1), 10)
+	return string(id)
+}
+
+// Subscribe registers s for dest: a topic or topic pattern ('*' and '#'
+// words allowed), a queue (created if new; its name is literal), or a reply
+// queue that has been declared. A queue subscription is offered the messages
+// already held before Subscribe returns, so s must be ready for Deliver
+// calls before calling it. s must not be nil.
+//
+// Errors: ErrUnknownDestination, ErrInvalidDestination (empty name, empty
+// topic word), ErrNoRoute (reply queue not declared), ErrInvalidAckMode.
+func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*Subscription, error) {
+	if s == nil {
+		panic("broker: Subscribe with nil Subscriber")
+	}
+	kind, name, err := splitDestination(dest)
+	if err != nil {
+		return nil, err
+	}
+	if opts.AckMode > AckClientIndividual {
+		return nil, fmt.Errorf("%w: %d", ErrInvalidAckMode, opts.AckMode)
+	}
+	sub := &Subscription{
+		id:         b.subSeq.Add(1),
+		dest:       dest,
+		kind:       kind,
+		ackMode:    opts.AckMode,
+		subscriber: s,
+		window:     b.window(kind, opts),
+	}
+	switch kind {
+	case KindTopic:
+		if hasWildcardWord(name) {
+			sub.pattern = normalizePattern(name)
+			b.patterns.add(sub)
+		} else {
+			b.subscribeExactTopic(sub)
+		}
+	default:
+		sub.queue = b.queueFor(dest, kind == KindQueue)
+		if sub.queue == nil {
+			return nil, errNoRoute(dest)
+		}
+		if err := sub.queue.subscribe(sub); err != nil {
+			return nil, err
+		}
+	}
+	b.subCount.Add(1)
+	return sub, nil
+}
+
+// window is the bound on unacknowledged deliveries for a new subscription;
+// 0 means unbounded.
+func (b *Broker) window(kind Kind, opts SubscribeOptions) int {
+	if opts.AckMode == AckAuto {
+		return 0
+	}
+	prefetch := opts.Prefetch
+	if prefetch <= 0 {
+		prefetch = b.opts.DefaultPrefetch
+	}
+	if prefetch <= 0 && kind == KindTopic {
+		prefetch = b.opts.MaxTopicUnacked
+	}
+	return prefetch
+}
+
+// Unsubscribe ends sub. When it returns, no Deliver or Evict for sub is
+// running or will run. Unacknowledged queue messages go back to the front of
+// their queue, marked redelivered, and are offered to the other consumers;
+// unacknowledged topic messages are discarded. Unsubscribing again, or after
+// DeleteQueue ended sub, does nothing.
+func (b *Broker) Unsubscribe(sub *Subscription) {
+	var removed bool
+	switch {
+	case sub.queue != nil:
+		removed = sub.queue.unsubscribe(sub)
+	case sub.pattern != "":
+		removed = b.patterns.remove(sub)
+	default:
+		removed = b.unsubscribeExactTopic(sub)
+	}
+	if removed {
+		b.subCount.Add(-1)
+	}
+}
+
+// Ack acknowledges the delivery tag of sub. With cumulative (STOMP's client
+// mode) it acknowledges every unacknowledged delivery of sub with a tag up to
+// tag; otherwise that one only. It returns ErrUnknownTag, changing nothing,
+// if tag is not an unacknowledged delivery of sub. For a queue, the freed
+// prefetch room is filled at once from held messages.
+func (b *Broker) Ack(sub *Subscription, tag uint64, cumulative bool) error {
+	return b.settle(sub, tag, cumulative, false)
+}
+
+// Nack rejects the delivery tag of sub, with the same tag rules as Ack. Queue
+// messages go back to the front of their queue in their original order,
+// marked redelivered, and are offered again, possibly to another consumer;
+// topic messages are discarded.
+func (b *Broker) Nack(sub *Subscription, tag uint64, cumulative bool) error {
+	return b.settle(sub, tag, cumulative, true)
+}
+
+func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack bool) error {
+	var ok bool
+	if sub.queue != nil {
+		ok = sub.queue.settle(sub, tag, cumulative, nack)
+	} else {
+		sub.mu.Lock()
+		ok = sub.unacked.take(tag, cumulative, nil)
+		sub.mu.Unlock()
+	}
+	if !ok {
+		return fmt.Errorf("%w %d on subscription %d (%s)", ErrUnknownTag, tag, sub.id, sub.dest)
+	}
+	return nil
+}
+
+// Resume tells the broker that sub's subscriber has room again after
+// answering Full (or Closed); held queue messages are offered to it. It costs
+// two atomic operations when sub is not waiting, so it is fine to call after
+// every write, from any goroutine. For topic subscriptions it does nothing:
+// a topic never holds messages back.
+func (b *Broker) Resume(sub *Subscription) {
+	if sub.queue == nil {
+		return
+	}
+	sub.resumes.Add(1)
+	if sub.blocked.Load() {
+		sub.queue.resume(sub)
+	}
+}
+
+// Stats is a snapshot of the broker's size. Each figure is read
+// consistently, but they are not read at one instant.
+type Stats struct {
+	Topics          int // topic destinations and patterns with subscriptions
+	Queues          int // queues and reply queues
+	Subscriptions   int
+	QueuedMessages  int // ready messages in all queues
+	UnackedMessages int // delivered, awaiting Ack or Nack, all subscriptions
+
+	DroppedMessages uint64 // topic messages that reached no subscription, since New
+	Evictions       uint64 // subscriptions cut off by a slow-consumer policy, since New
+}
+
+// Stats returns a snapshot for tests and metrics. It walks every
+// destination, taking each lock briefly; call it at scrape rate, not per
+// message.
+func (b *Broker) Stats() Stats {
+	st := Stats{
+		Topics:        int(b.topicCount.Load()),
+		Queues:        int(b.queueCount.Load()),
+		Subscriptions: int(b.subCount.Load()),
+		Evictions:     b.evictions.Load(),
+	}
+	var queues []*queue
+	for i := range b.shards {
+		sh := &b.shards[i]
+		st.DroppedMessages += sh.dropped.Load()
+		sh.mu.RLock()
+		for _, e := range sh.topics {
+			for _, s := range e.subs {
+				st.UnackedMessages += s.Unacked()
+			}
+		}
+		for _, q := range sh.queues {
+			queues = append(queues, q)
+		}
+		sh.mu.RUnlock()
+	}
+	for _, q := range queues {
+		ready, unacked := q.depth()
+		st.QueuedMessages += ready
+		st.UnackedMessages += unacked
+	}
+	patterns, unacked := b.patterns.stats()
+	st.Topics += patterns
+	st.UnackedMessages += unacked
+	return st
+}
+
+// QueueDepth returns the number of ready and unacknowledged messages of the
+// queue or reply queue dest; ok is false if it does not exist.
+func (b *Broker) QueueDepth(dest string) (ready, unacked int, ok bool) {
+	q := b.queueFor(dest, false)
+	if q == nil {
+		return 0, 0, false
+	}
+	ready, unacked = q.depth()
+	return ready, unacked, true
+}

@@ -1,0 +1,59 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrUnknownDestination means a destination does not start with /topic/,
+// /queue/ or /reply-queue/.
+var ErrUnknownDestination = errors.New("unknown destination")
+
+// ErrInvalidDestination means a destination has a known prefix but a bad name:
+// empty, an empty word in a topic name, or a wildcard word in a topic that is
+// being published to.
+var ErrInvalidDestination = errors.New("invalid destination")
+
+// ErrQueueFull means a queue already holds its maximum number of ready
+// messages. Publish returns it wrapped in a [*QueueFullError] that names the
+// queue. The message was not accepted; the sender should be told.
+var ErrQueueFull = errors.New("queue is full")
+
+// ErrNoRoute means the destination does not exist: a reply queue that was
+// never declared or has been deleted. A message published to it is not
+// accepted.
+var ErrNoRoute = errors.New("no such destination")
+
+// ErrUnknownTag means an Ack or Nack named a delivery tag that is not among
+// the subscription's unacknowledged deliveries: already acknowledged, never
+// issued, issued in auto mode, or returned to its queue when the subscription
+// ended.
+var ErrUnknownTag = errors.New("unknown delivery tag")
+
+// ErrSlowConsumer is the reason given to [Subscriber.Evict] when a
+// destination's slow-consumer policy cuts a subscription off.
+var ErrSlowConsumer = errors.New("slow consumer")
+
+// ErrInvalidAckMode means SubscribeOptions.AckMode is not one of the AckMode
+// constants.
+var ErrInvalidAckMode = errors.New("invalid ack mode")
+
+// QueueFullError is the error Publish returns when a queue is at its depth
+// limit. It matches [ErrQueueFull] with errors.Is, and its text names the
+// queue, e.g. `queue "/queue/x" is full (100000 messages)`.
+type QueueFullError struct {
+	Destination string // the queue, as published to
+	Limit       int    // its maximum number of ready messages
+}
+
+// Error implements error.
+func (e *QueueFullError) Error() string {
+	return fmt.Sprintf("queue %q is full (%d messages)", e.Destination, e.Limit)
+}
+
+// Unwrap returns ErrQueueFull.
+func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
+
+func errNoRoute(dest string) error {
+	return fmt.Errorf("%w: %q", ErrNoRoute, dest)
+}

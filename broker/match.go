@@ -1,0 +1,78 @@
+package broker
+
+import "strings"
+
+// MatchTopic reports whether destination dest matches pattern. Both are split
+// into words at '.'; in pattern, a word that is exactly '*' matches one
+// non-empty word and a word that is exactly '#' matches zero or more words.
+// Wildcards inside a longer word ("a*") are literal. A pattern without
+// wildcards matches only itself.
+//
+// A pattern that begins with a kind prefix such as "/topic/" or "/queue/"
+// matches only destinations with the same prefix, and the words are those
+// after it, so "/topic/#" matches every topic. A pattern without such a prefix
+// is matched word by word against the whole destination, so "#" alone matches
+// every destination. This is how both topic subscriptions and
+// [DestinationPolicy] patterns are matched.
+//
+// MatchTopic does not allocate, and its cost is bounded by
+// len(pattern words) × len(dest words) even with several '#' words.
+func MatchTopic(pattern, dest string) bool {
+	pp, pname := splitKindPrefix(pattern)
+	if pp == "" {
+		return matchWords(pattern, dest)
+	}
+	dp, dname := splitKindPrefix(dest)
+	if pp != dp {
+		return false
+	}
+	return matchWords(pname, dname)
+}
+
+// splitKindPrefix splits "/kind/rest" into "/kind/" and "rest".
+func splitKindPrefix(s string) (prefix, rest string) {
+	if len(s) > 0 && s[0] == '/' {
+		if i := strings.IndexByte(s[1:], '/'); i >= 0 {
+			return s[:i+2], s[i+2:]
+		}
+	}
+	return "", s
+}
+
+// matchWords is glob matching over words, with '#' in the role of a
+// many-character star and '*' in the role of a one-character wildcard. Only
+// the most recent '#' needs to be retried with one more word: any match that
+// an earlier '#' could make by absorbing more words, the later '#' can make
+// as well.
+func matchWords(pattern, name string) bool {
+	pi, ni := firstWord(pattern), firstWord(name)
+	retryP, retryN := -1, -1
+	for ni <= len(name) {
+		if pi <= len(pattern) {
+			pw, pnext := nextWord(pattern, pi)
+			if pw == "#" {
+				retryP, retryN = pnext, ni
+				pi = pnext
+				continue
+			}
+			nw, nnext := nextWord(name, ni)
+			if pw == nw || (pw == "*" && nw != "") {
+				pi, ni = pnext, nnext
+				continue
+			}
+		}
+		if retryP < 0 {
+			return false
+		}
+		_, retryN = nextWord(name, retryN)
+		pi, ni = retryP, retryN
+	}
+	for pi <= len(pattern) {
+		var pw string
+		pw, pi = nextWord(pattern, pi)
+		if pw != "#" {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,63 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+)
+
+// Defaults applied by New to zero (or negative) Options fields.
+const (
+	// DefaultMaxQueueDepth is the default Options.MaxQueueDepth, in messages.
+	DefaultMaxQueueDepth = 100_000
+	// DefaultMaxTopicUnacked is the default Options.MaxTopicUnacked, in
+	// deliveries.
+	DefaultMaxTopicUnacked = 10_000
+)
+
+// Options configures a Broker. The zero value is ready to use.
+type Options struct {
+	// NodeID prefixes generated message IDs ("<NodeID>-<seq>"). Default: 8
+	// random hex characters, so that brokers sharing a backplane do not clash.
+	NodeID string
+	// MaxQueueDepth is the number of ready (not yet delivered) messages a
+	// queue holds before Publish fails with ErrQueueFull. Unacknowledged and
+	// requeued messages do not count against a publish. Default
+	// DefaultMaxQueueDepth; a matching DestinationPolicy may override it.
+	MaxQueueDepth int
+	// DefaultPrefetch is the Prefetch of subscriptions that give none.
+	// Default 0: unlimited for queues (bounded only by the subscriber
+	// answering Full) and MaxTopicUnacked for topics.
+	DefaultPrefetch int
+	// MaxTopicUnacked bounds the unacknowledged deliveries of a client-ack
+	// topic subscription with no prefetch. Reaching it counts as falling
+	// behind. Default DefaultMaxTopicUnacked.
+	MaxTopicUnacked int
+	// Policies configure destinations by pattern (see DestinationPolicy).
+	// The first matching policy wins; New copies the slice.
+	Policies []DestinationPolicy
+	// Logger receives debug events such as evictions. Default: discard.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.NodeID == "" {
+		var b [4]byte
+		rand.Read(b[:]) // never fails: crypto/rand panics instead of returning an error
+		o.NodeID = hex.EncodeToString(b[:])
+	}
+	if o.MaxQueueDepth <= 0 {
+		o.MaxQueueDepth = DefaultMaxQueueDepth
+	}
+	if o.DefaultPrefetch < 0 {
+		o.DefaultPrefetch = 0
+	}
+	if o.MaxTopicUnacked <= 0 {
+		o.MaxTopicUnacked = DefaultMaxTopicUnacked
+	}
+	o.Policies = append([]DestinationPolicy(nil), o.Policies...)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}

@@ -1,0 +1,269 @@
+package broker
+
+import (
+	"fmt"
+	"sync"
+)
+
+// queuedMessage is a ready message and whether it was delivered before.
+type queuedMessage struct {
+	msg         *Message
+	redelivered bool
+}
+
+// queue is one queue or reply queue: ready messages in FIFO order and
+// consumers served round-robin. All fields are guarded by mu.
+type queue struct {
+	dest     string
+	maxDepth int
+
+	mu        sync.Mutex
+	ready     ring[queuedMessage]
+	consumers []*Subscription
+	next      int  // index in consumers of the first one to offer the next message to
+	deleted   bool // a reply queue removed by DeleteQueue
+
+	requeued []*Message // scratch for Nack and Unsubscribe, reused to avoid allocation
+}
+
+// queueFor returns the queue for dest, creating it when create is set (plain
+// queues are created on first use; reply queues only by DeclareReplyQueue).
+// It returns nil if the queue does not exist and create is false.
+func (b *Broker) queueFor(dest string, create bool) *queue {
+	sh := b.shardFor(dest)
+	sh.mu.RLock()
+	q := sh.queues[dest]
+	sh.mu.RUnlock()
+	if q != nil || !create {
+		return q
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if q = sh.queues[dest]; q == nil {
+		q = &queue{dest: dest, maxDepth: b.resolvePolicy(dest).maxQueueDepth}
+		sh.queues[dest] = q
+		b.queueCount.Add(1)
+	}
+	return q
+}
+
+func (q *queue) publish(m *Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deleted {
+		return errNoRoute(q.dest)
+	}
+	if q.ready.len() >= q.maxDepth {
+		return &QueueFullError{Destination: q.dest, Limit: q.maxDepth}
+	}
+	q.ready.pushBack(queuedMessage{msg: m})
+	q.dispatch()
+	return nil
+}
+
+// dispatch offers ready messages, oldest first, to consumers in round-robin
+// order until the queue is empty or no consumer can take one. The caller
+// holds q.mu.
+func (q *queue) dispatch() {
+	for q.ready.len() > 0 {
+		i := q.pickConsumer()
+		if i < 0 {
+			return
+		}
+		s := q.consumers[i]
+		q.next = (i + 1) % len(q.consumers)
+		resumes := s.resumes.Load()
+		if s.offer(*q.ready.at(0)) == Delivered {
+			q.ready.popFront()
+			continue
+		}
+		// Full or Closed: skip s until it calls Resume. A Resume that ran
+		// after Deliver answered but before blocked was set saw blocked
+		// false and returned at once; the changed counter catches it, and
+		// s is offered again instead of waiting for a Resume that already
+		// happened.
+		s.blocked.Store(true)
+		if s.resumes.Load() != resumes {
+			s.blocked.Store(false)
+		}
+	}
+}
+
+// pickConsumer returns the index of the first consumer, starting at q.next,
+// that is not blocked and has room in its prefetch window, or -1.
+func (q *queue) pickConsumer() int {
+	n := len(q.consumers)
+	for k := 0; k < n; k++ {
+		i := (q.next + k) % n
+		if s := q.consumers[i]; !s.blocked.Load() && s.hasRoom() {
+			return i
+		}
+	}
+	return -1
+}
+
+// requeue puts messages back at the front of the queue, in their original
+// order, marked redelivered. They are never refused for depth: they were
+// accepted once and must not be lost. The caller holds q.mu.
+func (q *queue) requeue(msgs []*Message) {
+	for i := len(msgs) - 1; i >= 0; i-- {
+		q.ready.pushFront(queuedMessage{msg: msgs[i], redelivered: true})
+	}
+}
+
+// clearRequeued drops the scratch slice's references so that it does not
+// keep acknowledged messages alive.
+func (q *queue) clearRequeued() {
+	clear(q.requeued)
+	q.requeued = q.requeued[:0]
+}
+
+func (q *queue) subscribe(s *Subscription) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.deleted {
+		return errNoRoute(q.dest)
+	}
+	q.consumers = append(q.consumers, s)
+	q.dispatch()
+	return nil
+}
+
+// unsubscribe removes s and returns its unacknowledged messages to the front
+// of the queue for the other consumers. Holding q.mu waits for a delivery to s
+// in progress. It reports whether s was still subscribed.
+func (q *queue) unsubscribe(s *Subscription) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, c := range q.consumers {
+		if c == s {
+			copy(q.consumers[i:], q.consumers[i+1:])
+			q.consumers[len(q.consumers)-1] = nil
+			q.consumers = q.consumers[:len(q.consumers)-1]
+			if i < q.next {
+				q.next--
+			}
+			if q.next >= len(q.consumers) {
+				q.next = 0
+			}
+			break
+		}
+	}
+	s.mu.Lock()
+	if s.removed {
+		s.mu.Unlock()
+		return false
+	}
+	s.removed = true
+	s.unacked.drain(&q.requeued)
+	s.mu.Unlock()
+	q.requeue(q.requeued)
+	q.clearRequeued()
+	q.dispatch()
+	return true
+}
+
+// settle acknowledges (or with nack, requeues) deliveries of s and then
+// dispatches, since s may have room again.
+func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack bool) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out *[]*Message
+	if nack {
+		out = &q.requeued
+	}
+	s.mu.Lock()
+	ok := s.unacked.take(tag, cumulative, out)
+	s.mu.Unlock()
+	if !ok {
+		return false
+	}
+	q.requeue(q.requeued)
+	q.clearRequeued()
+	q.dispatch()
+	return true
+}
+
+// resume unblocks s and offers it held messages.
+func (q *queue) resume(s *Subscription) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s.blocked.Store(false)
+	q.dispatch()
+}
+
+// remove deletes the queue: its messages are discarded and its subscriptions
+// ended without Evict. It returns how many subscriptions ended.
+func (q *queue) remove() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deleted = true
+	n := 0
+	for _, s := range q.consumers {
+		s.mu.Lock()
+		if !s.removed {
+			s.removed = true
+			s.unacked.drain(nil)
+			n++
+		}
+		s.mu.Unlock()
+	}
+	q.consumers = nil
+	q.ready.reset()
+	return n
+}
+
+// depth returns the ready and unacknowledged message counts.
+func (q *queue) depth() (ready, unacked int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, s := range q.consumers {
+		unacked += s.unacked.live // stable under q.mu for queue subscriptions
+	}
+	return q.ready.len(), unacked
+}
+
+// DeclareReplyQueue creates the reply queue dest (a /reply-queue/ destination)
+// if it does not exist yet; declaring an existing one is not an error. It
+// returns ErrUnknownDestination or ErrInvalidDestination for a destination
+// that is not a valid reply queue.
+func (b *Broker) DeclareReplyQueue(dest string) error {
+	kind, _, err := splitDestination(dest)
+	if err != nil {
+		return err
+	}
+	if kind != KindReplyQueue {
+		return fmt.Errorf("%w %q: not a %s destination", ErrInvalidDestination, dest, replyQueuePrefix)
+	}
+	b.queueFor(dest, true)
+	return nil
+}
+
+// DeleteQueue removes the reply queue dest and discards its messages, ready
+// and unacknowledged. Its subscriptions end without Evict, as if
+// unsubscribed; their owners may still call Unsubscribe, which does nothing.
+// Publishing to it afterwards fails with ErrNoRoute until it is declared
+// again. It returns ErrNoRoute if dest is not declared, and
+// ErrInvalidDestination for a plain queue, which holds messages that must
+// not be lost and is never deleted.
+func (b *Broker) DeleteQueue(dest string) error {
+	kind, _, err := splitDestination(dest)
+	if err != nil {
+		return err
+	}
+	if kind != KindReplyQueue {
+		return fmt.Errorf("%w %q: only %s destinations can be deleted", ErrInvalidDestination, dest, replyQueuePrefix)
+	}
+	sh := b.shardFor(dest)
+	sh.mu.Lock()
+	q := sh.queues[dest]
+	delete(sh.queues, dest)
+	sh.mu.Unlock()
+	if q == nil {
+		return errNoRoute(dest)
+	}
+	b.queueCount.Add(-1)
+	ended := q.remove()
+	b.subCount.Add(int64(-ended))
+	return nil
+}

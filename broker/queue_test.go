@@ -1,0 +1,417 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+func TestQueueRoundRobin(t *testing.T) {
+	b := New(Options{})
+	r1, r2 := &recorder{}, &recorder{}
+	subscribe(t, b, "/queue/work", r1, SubscribeOptions{})
+	subscribe(t, b, "/queue/work", r2, SubscribeOptions{})
+	for i := range 6 {
+		publish(t, b, "/queue/work", fmt.Sprint(i))
+	}
+	if got := r1.bodies(); !slices.Equal(got, []string{"0", "2", "4"}) {
+		t.Fatalf("consumer 1 got %q", got)
+	}
+	if got := r2.bodies(); !slices.Equal(got, []string{"1", "3", "5"}) {
+		t.Fatalf("consumer 2 got %q", got)
+	}
+	if ready, unacked, ok := b.QueueDepth("/queue/work"); !ok || ready != 0 || unacked != 0 {
+		t.Fatalf("QueueDepth = %d, %d, %v", ready, unacked, ok)
+	}
+}
+
+func TestQueueHoldsMessagesWithoutConsumer(t *testing.T) {
+	b := New(Options{})
+	for i := range 5 {
+		publish(t, b, "/queue/later", fmt.Sprint(i))
+	}
+	if ready, _, ok := b.QueueDepth("/queue/later"); !ok || ready != 5 {
+		t.Fatalf("ready %d, ok %v; want 5 held", ready, ok)
+	}
+	if st := b.Stats(); st.Queues != 1 || st.QueuedMessages != 5 || st.DroppedMessages != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	r := &recorder{}
+	sub := subscribe(t, b, "/queue/later", r, SubscribeOptions{})
+	if got := r.bodies(); !slices.Equal(got, []string{"0", "1", "2", "3", "4"}) {
+		t.Fatalf("new consumer got %q", got)
+	}
+	if sub.Kind() != KindQueue {
+		t.Fatalf("Kind() = %v", sub.Kind())
+	}
+	if ready, _, _ := b.QueueDepth("/queue/later"); ready != 0 {
+		t.Fatalf("ready %d after delivery", ready)
+	}
+	b.Unsubscribe(sub)
+	if _, _, ok := b.QueueDepth("/queue/later"); !ok {
+		t.Fatal("queue removed with its last consumer")
+	}
+	if _, _, ok := b.QueueDepth("/queue/never"); ok {
+		t.Fatal("QueueDepth reports a queue nobody used")
+	}
+}
+
+func TestQueueDepthLimit(t *testing.T) {
+	tests := []struct {
+		name  string
+		opts  Options
+		dest  string
+		limit int
+	}{
+		{"broker limit", Options{MaxQueueDepth: 3}, "/queue/a", 3},
+		{"policy override", Options{MaxQueueDepth: 3, Policies: []DestinationPolicy{{Pattern: "/queue/big.*", MaxQueueDepth: 5}}}, "/queue/big.one", 5},
+		{"policy without depth uses broker limit", Options{MaxQueueDepth: 3, Policies: []DestinationPolicy{{Pattern: "/queue/#"}}}, "/queue/x", 3},
+		{"reply queue", Options{MaxQueueDepth: 2}, "/reply-queue/r", 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(tt.opts)
+			if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
+				t.Fatal(err)
+			}
+			for i := range tt.limit {
+				publish(t, b, tt.dest, fmt.Sprint(i))
+			}
+			err := b.Publish(&Message{Destination: tt.dest})
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("publish beyond the limit: err = %v", err)
+			}
+			want := fmt.Sprintf("queue %q is full (%d messages)", tt.dest, tt.limit)
+			if err.Error() != want {
+				t.Fatalf("error text %q, want %q", err, want)
+			}
+			var qf *QueueFullError
+			if !errors.As(err, &qf) || qf.Destination != tt.dest || qf.Limit != tt.limit {
+				t.Fatalf("QueueFullError %+v", qf)
+			}
+			// A consumer drains one; there is room for exactly one more.
+			r := &recorder{room: 1}
+			sub := subscribe(t, b, tt.dest, r, SubscribeOptions{})
+			publish(t, b, tt.dest, "fits")
+			if err := b.Publish(&Message{Destination: tt.dest}); !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("err = %v", err)
+			}
+			b.Unsubscribe(sub)
+		})
+	}
+}
+
+func TestQueueFullHeldUntilResume(t *testing.T) {
+	b := New(Options{})
+	r := &recorder{room: 2}
+	sub := subscribe(t, b, "/queue/q", r, SubscribeOptions{})
+	for i := range 5 {
+		publish(t, b, "/queue/q", fmt.Sprint(i))
+	}
+	if got := r.bodies(); !slices.Equal(got, []string{"0", "1"}) {
+		t.Fatalf("got %q before Resume", got)
+	}
+	if ready, _, _ := b.QueueDepth("/queue/q"); ready != 3 {
+		t.Fatalf("ready %d, want 3 held", ready)
+	}
+	b.Resume(sub) // still no room: nothing changes, nothing lost
+	if got := r.bodies(); len(got) != 2 {
+		t.Fatalf("got %q", got)
+	}
+	r.setRoom(0)
+	b.Resume(sub)
+	if got := r.bodies(); !slices.Equal(got, []string{"0", "1", "2", "3", "4"}) {
+		t.Fatalf("after Resume got %q", got)
+	}
+	if len(r.evictions()) != 0 {
+		t.Fatal("queue consumer evicted")
+	}
+	b.Resume(sub) // nothing pending: harmless
+}
+
+func TestQueueFullGoesToNextConsumer(t *testing.T) {
+	for _, refuse := range []DeliverResult{Full, Closed} {
+		t.Run(refuse.String(), func(t *testing.T) {
+			b := New(Options{})
+			busy := &recorder{refusing: true, refuse: refuse}
+			idle := &recorder{}
+			busySub := subscribe(t, b, "/queue/q", busy, SubscribeOptions{})
+			subscribe(t, b, "/queue/q", idle, SubscribeOptions{})
+			for i := range 4 {
+				publish(t, b, "/queue/q", fmt.Sprint(i))
+			}
+			if got := idle.bodies(); !slices.Equal(got, []string{"0", "1", "2", "3"}) {
+				t.Fatalf("idle consumer got %q", got)
+			}
+			busy.setRefusing(false)
+			publish(t, b, "/queue/q", "4")
+			if len(busy.deliveries()) != 0 {
+				t.Fatal("blocked consumer served before Resume")
+			}
+			b.Resume(busySub)
+			publish(t, b, "/queue/q", "5")
+			publish(t, b, "/queue/q", "6")
+			if len(busy.deliveries()) != 1 {
+				t.Fatalf("resumed consumer got %q, want one of the two", busy.bodies())
+			}
+		})
+	}
+}
+
+func TestQueueAck(t *testing.T) {
+	tests := []struct {
+		name       string
+		mode       AckMode
+		tag        uint64
+		cumulative bool
+		wantLeft   int
+	}{
+		{"client acks cumulatively", AckClient, 3, true, 1},
+		{"client-individual acks one", AckClientIndividual, 3, false, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(Options{})
+			r := &recorder{}
+			sub := subscribe(t, b, "/queue/q", r, SubscribeOptions{AckMode: tt.mode})
+			for i := range 4 {
+				publish(t, b, "/queue/q", fmt.Sprint(i))
+			}
+			for i, d := range r.deliveries() {
+				if d.Tag != uint64(i+1) || d.Redelivered {
+					t.Fatalf("delivery %d: %+v", i, d)
+				}
+			}
+			if err := b.Ack(sub, tt.tag, tt.cumulative); err != nil {
+				t.Fatal(err)
+			}
+			if sub.Unacked() != tt.wantLeft {
+				t.Fatalf("Unacked() = %d, want %d", sub.Unacked(), tt.wantLeft)
+			}
+			if _, unacked, _ := b.QueueDepth("/queue/q"); unacked != tt.wantLeft {
+				t.Fatalf("QueueDepth unacked %d", unacked)
+			}
+			if st := b.Stats(); st.UnackedMessages != tt.wantLeft {
+				t.Fatalf("Stats.UnackedMessages %d", st.UnackedMessages)
+			}
+			for _, tag := range []uint64{tt.tag, 0, 99} {
+				if err := b.Ack(sub, tag, false); !errors.Is(err, ErrUnknownTag) {
+					t.Fatalf("Ack(%d): err = %v", tag, err)
+				}
+				if err := b.Nack(sub, tag, true); !errors.Is(err, ErrUnknownTag) {
+					t.Fatalf("Nack(%d): err = %v", tag, err)
+				}
+			}
+		})
+	}
+}
+
+func TestQueueAutoModeHasNoTags(t *testing.T) {
+	b := New(Options{})
+	r := &recorder{}
+	sub := subscribe(t, b, "/queue/q", r, SubscribeOptions{Prefetch: 1})
+	publish(t, b, "/queue/q", "a")
+	publish(t, b, "/queue/q", "b") // Prefetch is ignored in auto mode
+	if d := r.deliveries(); len(d) != 2 || d[0].Tag != 0 {
+		t.Fatalf("deliveries %+v", d)
+	}
+	if err := b.Ack(sub, 0, false); !errors.Is(err, ErrUnknownTag) {
+		t.Fatalf("Ack in auto mode: %v", err)
+	}
+}
+
+func TestQueueNackRequeuesToFront(t *testing.T) {
+	tests := []struct {
+		name       string
+		mode       AckMode
+		tag        uint64
+		cumulative bool
+		wantOther  []string
+	}{
+		// The second consumer already holds "3"; requeued messages follow in
+		// their original order.
+		{"individual", AckClientIndividual, 2, false, []string{"3", "1"}},
+		{"cumulative", AckClient, 2, true, []string{"3", "0", "1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(Options{})
+			first := &recorder{}
+			sub := subscribe(t, b, "/queue/q", first, SubscribeOptions{AckMode: tt.mode, Prefetch: 2})
+			publish(t, b, "/queue/q", "0")
+			publish(t, b, "/queue/q", "1")
+			publish(t, b, "/queue/q", "3") // held: prefetch is 2
+			other := &recorder{}
+			otherSub := subscribe(t, b, "/queue/q", other, SubscribeOptions{AckMode: AckClientIndividual})
+			if got := other.bodies(); !slices.Equal(got, []string{"3"}) {
+				t.Fatalf("second consumer got %q before the nack", got)
+			}
+			first.setRefusing(true)
+			if err := b.Nack(sub, tt.tag, tt.cumulative); err != nil {
+				t.Fatal(err)
+			}
+			got := other.deliveries()
+			var bodies []string
+			for _, d := range got {
+				bodies = append(bodies, string(d.Message.Body))
+			}
+			if !slices.Equal(bodies, tt.wantOther) {
+				t.Fatalf("second consumer got %q, want %q", bodies, tt.wantOther)
+			}
+			for _, d := range got[1:] {
+				if !d.Redelivered {
+					t.Fatalf("requeued %q not marked redelivered", d.Message.Body)
+				}
+			}
+			if got[0].Redelivered {
+				t.Fatal("first-time delivery marked redelivered")
+			}
+			b.Unsubscribe(otherSub)
+		})
+	}
+}
+
+func TestQueueNackBeforeOlderMessages(t *testing.T) {
+	b := New(Options{})
+	r := &recorder{}
+	sub := subscribe(t, b, "/queue/q", r, SubscribeOptions{AckMode: AckClientIndividual, Prefetch: 1})
+	publish(t, b, "/queue/q", "a")
+	publish(t, b, "/queue/q", "b")
+	if err := b.Nack(sub, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	d := r.last(t)
+	if string(d.Message.Body) != "a" || !d.Redelivered || d.Tag != 2 {
+		t.Fatalf("after nack got %+v, want a redelivered with tag 2", d)
+	}
+}
+
+func TestQueueUnsubscribeRequeuesUnacked(t *testing.T) {
+	b := New(Options{})
+	leaving := &recorder{}
+	sub := subscribe(t, b, "/queue/q", leaving, SubscribeOptions{AckMode: AckClient})
+	for i := range 4 {
+		publish(t, b, "/queue/q", fmt.Sprint(i))
+	}
+	if err := b.Ack(sub, 1, true); err != nil {
+		t.Fatal(err)
+	}
+	b.Unsubscribe(sub)
+	if ready, unacked, _ := b.QueueDepth("/queue/q"); ready != 3 || unacked != 0 {
+		t.Fatalf("after Unsubscribe ready %d unacked %d; want 3, 0", ready, unacked)
+	}
+	if err := b.Ack(sub, 2, false); !errors.Is(err, ErrUnknownTag) {
+		t.Fatalf("Ack after Unsubscribe: %v", err)
+	}
+	publish(t, b, "/queue/q", "4")
+	next := &recorder{}
+	subscribe(t, b, "/queue/q", next, SubscribeOptions{})
+	got := next.deliveries()
+	var bodies []string
+	for _, d := range got {
+		bodies = append(bodies, string(d.Message.Body))
+		if d.Redelivered != (string(d.Message.Body) != "4") {
+			t.Fatalf("%q redelivered = %v", d.Message.Body, d.Redelivered)
+		}
+	}
+	if !slices.Equal(bodies, []string{"1", "2", "3", "4"}) {
+		t.Fatalf("next consumer got %q", bodies)
+	}
+	if st := b.Stats(); st.Subscriptions != 1 {
+		t.Fatalf("Subscriptions = %d", st.Subscriptions)
+	}
+}
+
+func TestQueueRequeueIgnoresDepth(t *testing.T) {
+	b := New(Options{MaxQueueDepth: 2})
+	r := &recorder{}
+	sub := subscribe(t, b, "/queue/q", r, SubscribeOptions{AckMode: AckClient, Prefetch: 3})
+	for i := range 5 {
+		publish(t, b, "/queue/q", fmt.Sprint(i)) // 3 in flight, 2 ready
+	}
+	b.Unsubscribe(sub)
+	if ready, _, _ := b.QueueDepth("/queue/q"); ready != 5 {
+		t.Fatalf("ready %d, want all 5 kept despite MaxQueueDepth 2", ready)
+	}
+	if err := b.Publish(&Message{Destination: "/queue/q"}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("publish to an over-full queue: %v", err)
+	}
+}
+
+func TestQueuePrefetch(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     Options
+		prefetch int
+		want     int
+	}{
+		{"subscription prefetch", Options{}, 2, 2},
+		{"broker default", Options{DefaultPrefetch: 3}, 0, 3},
+		{"subscription overrides default", Options{DefaultPrefetch: 3}, 1, 1},
+		{"unlimited", Options{}, 0, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := New(tt.opts)
+			r := &recorder{}
+			sub := subscribe(t, b, "/queue/q", r, SubscribeOptions{AckMode: AckClientIndividual, Prefetch: tt.prefetch})
+			for i := range 10 {
+				publish(t, b, "/queue/q", fmt.Sprint(i))
+			}
+			if n := len(r.deliveries()); n != tt.want {
+				t.Fatalf("%d in flight, want %d", n, tt.want)
+			}
+			if err := b.Ack(sub, 1, false); err != nil {
+				t.Fatal(err)
+			}
+			want := min(tt.want+1, 10)
+			if n := len(r.deliveries()); n != want {
+				t.Fatalf("after one Ack %d delivered, want %d", n, want)
+			}
+		})
+	}
+}
+
+func TestResumeCheapWhenIdle(t *testing.T) {
+	b := New(Options{})
+	sub := subscribe(t, b, "/queue/q", &recorder{}, SubscribeOptions{})
+	tsub := subscribe(t, b, "/topic/t", &recorder{}, SubscribeOptions{})
+	if n := testing.AllocsPerRun(100, func() { b.Resume(sub); b.Resume(tsub) }); n != 0 {
+		t.Fatalf("Resume allocates %v times", n)
+	}
+}
+
+// racingResumer answers Full once, but by the time it answers its owner has
+// already made room and called Resume, as a session's writer goroutine might
+// between Deliver's answer and the broker marking the subscription blocked.
+// Calling Resume from Deliver is against the Subscriber contract; here it
+// stands in for that concurrent call, which must not be lost.
+type racingResumer struct {
+	b     *Broker
+	sub   *Subscription
+	raced bool
+	got   []string
+}
+
+func (r *racingResumer) Deliver(_ *Subscription, d Delivery) DeliverResult {
+	if !r.raced {
+		r.raced = true
+		r.b.Resume(r.sub)
+		return Full
+	}
+	r.got = append(r.got, string(d.Message.Body))
+	return Delivered
+}
+
+func (r *racingResumer) Evict(*Subscription, error) {}
+
+func TestResumeDuringFullAnswerNotLost(t *testing.T) {
+	b := New(Options{})
+	r := &racingResumer{b: b}
+	r.sub = subscribe(t, b, "/queue/q", r, SubscribeOptions{})
+	publish(t, b, "/queue/q", "m")
+	if !r.raced || !slices.Equal(r.got, []string{"m"}) {
+		t.Fatalf("got %q; the Resume that raced with Full was lost", r.got)
+	}
+}

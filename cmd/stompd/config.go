@@ -1,0 +1,243 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws"
+	"github.com/stompd/stompd/stompws/frame"
+)
+
+// envPrefix prefixes the environment variable of every flag: -max-frame-size is STOMPD_MAX_FRAME_SIZE.
+const envPrefix = "STOMPD_"
+
+// config is everything the command line and environment can set.
+type config struct {
+	HTTPAddr        string
+	StompAddr       string
+	LogLevel        slog.Level
+	LogFormat       string
+	ShutdownTimeout time.Duration
+
+	MaxFrameSize     byteSize
+	MaxHeaders       int
+	MaxHeaderLength  byteSize
+	MaxSubscriptions int
+	MaxTransactions  int
+	MaxTxFrames      int
+	MaxQueueDepth    int
+	MaxOutboundBytes byteSize
+	WriteTimeout     time.Duration
+
+	HeartBeat      heartBeat
+	HeartBeatMin   time.Duration
+	HeartBeatMax   time.Duration
+	HeartBeatGrace float64
+}
+
+// errHelp is returned by parseConfig when -h was asked for; the usage has been printed.
+var errHelp = errors.New("help requested")
+
+// parseConfig reads flags from args with environment fallbacks from lookupEnv. Precedence: a flag on
+// the command line, then its STOMPD_ variable, then the default. Usage goes to usageOut on -h.
+func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut io.Writer) (*config, error) {
+	c := &config{
+		LogLevel:         slog.LevelInfo,
+		MaxFrameSize:     4 << 20,
+		MaxHeaderLength:  100 << 10,
+		MaxOutboundBytes: stompws.DefaultMaxQueuedBytes,
+		HeartBeat:        heartBeat{send: stompws.DefaultHeartBeatSend, receive: stompws.DefaultHeartBeatReceive},
+	}
+	fs := flag.NewFlagSet("stompd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen `address`; STOMP over WebSocket is served at /ws on it")
+	fs.StringVar(&c.StompAddr, "stomp-addr", ":61613", "STOMP over TCP listen `address`; empty disables TCP")
+	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: text, json, or auto (text on a terminal, else json)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long connected clients get to receive the shutdown ERROR before they are cut off")
+
+	fs.Var(&c.MaxFrameSize, "max-frame-size", "largest inbound frame (command, headers and body), `bytes` (suffixes KiB, MiB); the WebSocket read limit follows it")
+	fs.IntVar(&c.MaxHeaders, "max-headers", 1000, "most header lines in one frame")
+	fs.Var(&c.MaxHeaderLength, "max-header-length", "longest header line, `bytes` (suffixes KiB, MiB)")
+	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", stompws.DefaultMaxSubscriptions, "most subscriptions per connection")
+	fs.IntVar(&c.MaxTransactions, "max-transactions", stompws.DefaultMaxTransactions, "most open transactions per connection")
+	fs.IntVar(&c.MaxTxFrames, "max-tx-frames", stompws.DefaultMaxTxFrames, "most SEND/ACK/NACK frames in one transaction")
+	fs.IntVar(&c.MaxQueueDepth, "max-queue-depth", 100000, "most ready messages held per /queue/ destination; a SEND beyond it gets an ERROR")
+	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")
+
+	fs.Var(&c.HeartBeat, "heartbeat", "heart-beats the server offers, `send,receive` in milliseconds as in STOMP's heart-beat header; 0 disables a direction")
+	fs.DurationVar(&c.HeartBeatMin, "heartbeat-min", stompws.DefaultHeartBeatMin, "never send or expect heart-beats more often than this")
+	fs.DurationVar(&c.HeartBeatMax, "heartbeat-max", stompws.DefaultHeartBeatMax, "never stay silent longer than this when heart-beats are on")
+	fs.Float64Var(&c.HeartBeatGrace, "heartbeat-grace", stompws.DefaultHeartBeatGrace, "close a client silent for this many negotiated intervals (at least 1)")
+
+	fs.Usage = func() { printUsage(usageOut, fs) }
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v, ok := lookupEnv(name); ok && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, name, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return nil, errHelp
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.validate()
+}
+
+// validate rejects values that parse but make no sense, naming the flag.
+func (c *config) validate() error {
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		return fmt.Errorf("invalid value %q for flag -log-format: want text, json or auto", c.LogFormat)
+	}
+	positive := []struct {
+		name  string
+		value int64
+	}{
+		{"max-frame-size", int64(c.MaxFrameSize)}, {"max-headers", int64(c.MaxHeaders)},
+		{"max-header-length", int64(c.MaxHeaderLength)}, {"max-subscriptions", int64(c.MaxSubscriptions)},
+		{"max-transactions", int64(c.MaxTransactions)}, {"max-tx-frames", int64(c.MaxTxFrames)},
+		{"max-queue-depth", int64(c.MaxQueueDepth)}, {"max-outbound-bytes", int64(c.MaxOutboundBytes)},
+		{"write-timeout", int64(c.WriteTimeout)}, {"shutdown-timeout", int64(c.ShutdownTimeout)},
+		{"heartbeat-min", int64(c.HeartBeatMin)}, {"heartbeat-max", int64(c.HeartBeatMax)},
+	}
+	for _, p := range positive {
+		if p.value <= 0 {
+			return fmt.Errorf("invalid value for flag -%s: must be positive", p.name)
+		}
+	}
+	if c.HeartBeatMin > c.HeartBeatMax {
+		return fmt.Errorf("invalid value for flag -heartbeat-min: %s is above -heartbeat-max %s", c.HeartBeatMin, c.HeartBeatMax)
+	}
+	if c.HeartBeatGrace < 1 {
+		return fmt.Errorf("invalid value %v for flag -heartbeat-grace: must be at least 1", c.HeartBeatGrace)
+	}
+	return nil
+}
+
+// serverOptions maps the configuration onto the STOMP server's options.
+func (c *config) serverOptions(logger *slog.Logger, version string) stompws.Options {
+	hbSend, hbReceive := c.HeartBeat.send, c.HeartBeat.receive
+	if hbSend == 0 {
+		hbSend = -1 // 0 in Options means "default"; the flag's 0 means "off"
+	}
+	if hbReceive == 0 {
+		hbReceive = -1
+	}
+	return stompws.Options{
+		Limits: frame.Limits{
+			MaxFrameBytes:  int(c.MaxFrameSize),
+			MaxHeaders:     c.MaxHeaders,
+			MaxHeaderBytes: int(c.MaxHeaderLength),
+		},
+		MaxSubscriptions: c.MaxSubscriptions,
+		MaxTransactions:  c.MaxTransactions,
+		MaxTxFrames:      c.MaxTxFrames,
+		MaxQueuedBytes:   int(c.MaxOutboundBytes),
+		WriteTimeout:     c.WriteTimeout,
+		HeartBeatSend:    hbSend,
+		HeartBeatReceive: hbReceive,
+		HeartBeatMin:     c.HeartBeatMin,
+		HeartBeatMax:     c.HeartBeatMax,
+		HeartBeatGrace:   c.HeartBeatGrace,
+		ServerName:       "stompd/" + version,
+		Logger:           logger,
+	}
+}
+
+// brokerOptions maps the configuration onto the broker's options.
+func (c *config) brokerOptions(logger *slog.Logger) broker.Options {
+	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, Logger: logger}
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: stompd [flags]\n\n")
+	fmt.Fprintf(w, "stompd is a STOMP 1.0-1.2 message broker for WebSocket and TCP clients.\n")
+	fmt.Fprintf(w, "With no flags it serves ws://localhost:8080/ws and tcp://localhost:61613 from memory.\n\n")
+	fmt.Fprintf(w, "Every flag can also be set by an environment variable: STOMPD_ and the flag name in\n")
+	fmt.Fprintf(w, "upper case with _ for -, e.g. STOMPD_HTTP_ADDR. A flag given on the command line wins.\n\nFlags:\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+// byteSize is a flag value in bytes that accepts KiB/MiB/GiB (and KB/MB/GB as powers of ten) suffixes.
+type byteSize int64
+
+func (b *byteSize) String() string {
+	n := int64(*b)
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return strconv.FormatInt(n>>30, 10) + "GiB"
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + "MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (b *byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+	mult := int64(1)
+	num := strings.TrimSpace(s)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return errors.New("want a byte count such as 4194304, 512KiB or 4MiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+// heartBeat is the -heartbeat flag: "send,receive" in milliseconds.
+type heartBeat struct{ send, receive time.Duration }
+
+func (h *heartBeat) String() string {
+	return strconv.FormatInt(h.send.Milliseconds(), 10) + "," + strconv.FormatInt(h.receive.Milliseconds(), 10)
+}
+
+func (h *heartBeat) Set(s string) error {
+	x, y, ok := strings.Cut(s, ",")
+	sx, err1 := strconv.ParseUint(strings.TrimSpace(x), 10, 31)
+	sy, err2 := strconv.ParseUint(strings.TrimSpace(y), 10, 31)
+	if !ok || err1 != nil || err2 != nil {
+		return errors.New("want send,receive in milliseconds, such as 10000,10000")
+	}
+	h.send, h.receive = time.Duration(sx)*time.Millisecond, time.Duration(sy)*time.Millisecond
+	return nil
+}

@@ -1,0 +1,100 @@
+package stompws
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+
+	"github.com/stompd/stompd/stompws/frame"
+)
+
+// supportedVersions is announced in the version header of an ERROR for a failed negotiation.
+const supportedVersions = "1.0,1.1,1.2"
+
+// handleConnect negotiates the version and heart-beats and answers CONNECTED.
+func (s *session) handleConnect(f *frame.Frame) error {
+	v, ok := negotiateVersion(f)
+	if !ok {
+		accept, _ := f.Get("accept-version")
+		return protoErr("unsupported protocol version", "client accepts %q, server supports %s", accept, supportedVersions)
+	}
+	var cx, cy time.Duration
+	if hb, ok := f.Get("heart-beat"); ok && v > frame.V10 {
+		var err error
+		if cx, cy, err = parseHeartBeat(hb); err != nil {
+			return protoErr("invalid heart-beat header", "%q: %v", hb, err)
+		}
+	}
+	if len(f.Body) > 0 {
+		return protoErr("frame must not have a body", "%s with a %d-byte body", f.Command, len(f.Body))
+	}
+	s.version = v
+	s.errVersion.Store(uint32(v))
+	s.connected = true
+	s.parser.SetVersion(v)
+	s.hbOut, s.hbIn = negotiateHeartBeats(s.opts, cx, cy)
+
+	// CONNECT and CONNECTED are never escaped, whatever the version.
+	b := frame.AppendCommand(nil, frame.CONNECTED)
+	b = frame.AppendHeader(b, frame.V10, "version", v.String())
+	b = frame.AppendHeader(b, frame.V10, "heart-beat", formatHeartBeat(s.hbOut, s.hbIn))
+	b = frame.AppendHeader(b, frame.V10, "server", s.opts.ServerName)
+	b = frame.AppendHeader(b, frame.V10, "session", s.id)
+	b = frame.AppendBody(b, nil)
+	s.enqueueControl(b)
+	s.startTimers()
+	return nil
+}
+
+// negotiateVersion picks the highest version both sides support. A CONNECT without accept-version is
+// STOMP 1.0.
+func negotiateVersion(f *frame.Frame) (frame.Version, bool) {
+	accept, ok := f.Get("accept-version")
+	if !ok {
+		return frame.V10, true
+	}
+	best := frame.Version(0)
+	for _, item := range bytes.Split(accept, []byte(",")) {
+		if v, ok := frame.ParseVersion(string(bytes.TrimSpace(item))); ok && v > best {
+			best = v
+		}
+	}
+	return best, best != 0
+}
+
+// parseHeartBeat parses a heart-beat header value "cx,cy" (milliseconds).
+func parseHeartBeat(hb []byte) (cx, cy time.Duration, err error) {
+	i := bytes.IndexByte(hb, ',')
+	if i < 0 {
+		return 0, 0, strconv.ErrSyntax
+	}
+	x, err := strconv.ParseUint(string(bytes.TrimSpace(hb[:i])), 10, 31)
+	if err != nil {
+		return 0, 0, err
+	}
+	y, err := strconv.ParseUint(string(bytes.TrimSpace(hb[i+1:])), 10, 31)
+	if err != nil {
+		return 0, 0, err
+	}
+	return time.Duration(x) * time.Millisecond, time.Duration(y) * time.Millisecond, nil
+}
+
+// formatHeartBeat renders the CONNECTED heart-beat header: what the server will send, and what it
+// expects to receive, so that the client's own max(…) computation lands on the same intervals.
+func formatHeartBeat(out, in time.Duration) string {
+	return strconv.FormatInt(out.Milliseconds(), 10) + "," + strconv.FormatInt(in.Milliseconds(), 10)
+}
+
+// negotiateHeartBeats applies STOMP's rule — each direction beats at the larger of what the sender can
+// do and what the receiver wants, and not at all if either side says 0 — then clamps: never more often
+// than HeartBeatMin; outbound never less often than HeartBeatMax. Inbound is not capped above: a client
+// that promised slower beats than HeartBeatMax is held to its promise, not to ours.
+func negotiateHeartBeats(o *Options, cx, cy time.Duration) (out, in time.Duration) {
+	if sx := o.HeartBeatSend; sx > 0 && cy > 0 {
+		out = min(max(sx, cy, o.HeartBeatMin), o.HeartBeatMax)
+	}
+	if sy := o.HeartBeatReceive; sy > 0 && cx > 0 {
+		in = max(cx, sy, o.HeartBeatMin)
+	}
+	return out, in
+}

@@ -1,0 +1,37 @@
+// Package stompws serves STOMP 1.0, 1.1 and 1.2 over WebSocket and over TCP on top of a broker.Broker.
+//
+// It is the only package that knows STOMP semantics. A Server accepts connections (ServeHTTP upgrades
+// WebSocket requests, ServeTCP accepts from a listener) and runs one session per connection: CONNECT
+// negotiation, heart-beats, SUBSCRIBE/UNSUBSCRIBE, SEND, ACK/NACK, BEGIN/COMMIT/ABORT, receipts, and
+// ERROR-then-close on every protocol violation.
+//
+// # Destinations
+//
+// /topic/NAME fans out to every subscriber (SUBSCRIBE may use * and # word wildcards), /queue/NAME
+// delivers each message to one of its consumers, and /temp-queue/NAME names a queue private to the
+// session: when a SEND carries reply-to:/temp-queue/NAME the header is rewritten to a /reply-queue/…
+// destination that other sessions can SEND to, and the session receives those replies on subscription
+// id /temp-queue/NAME without subscribing. The queue is deleted with the session.
+//
+// # Invariants
+//
+//   - Every protocol violation is answered with an ERROR frame carrying a message header (and
+//     receipt-id when the offending frame asked for a receipt); the ERROR is flushed before the
+//     connection is closed. Nothing else is affected.
+//   - A session never blocks a publisher: deliveries are encoded and queued on the connection without
+//     waiting. When the connection's outbound queue is full, a topic subscription is handled by its
+//     destination's slow-consumer policy and a queue subscription holds the message in the broker until
+//     the connection drains.
+//   - The part of a MESSAGE frame shared by all subscribers (destination, message-id, user headers,
+//     content-length and body) is encoded once per message and protocol version and shared by every
+//     delivery; only the subscription, ack and redelivered headers are written per delivery.
+//   - Each session is owned by the goroutine that runs ServeConn (the WebSocket handler's, or one per
+//     accepted TCP connection). Timers and the close path run on short-lived goroutines that the session
+//     waits for before ServeConn returns; Shutdown leaves no goroutine behind.
+//
+// # Locks
+//
+// Lock order: broker locks → session.mu → transport locks. Deliver runs with broker locks held, so
+// session code never calls into the broker while holding session.mu, and the transport never calls the
+// session while holding its own lock.
+package stompws

@@ -1,0 +1,82 @@
+package stompws
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/frame"
+	"github.com/stompd/stompd/transport"
+)
+
+// ErrServerClosed is returned by ServeTCP after Shutdown, and by ServeConn for a connection that
+// arrives during or after Shutdown.
+var ErrServerClosed = errors.New("stompws: server closed")
+
+// Reasons a session ends that are not protocol violations. Their text is the ERROR frame's message.
+var (
+	// errShuttingDown is sent to every session when the server shuts down.
+	errShuttingDown = &protocolError{message: "server shutting down", code: transport.CloseGoingAway}
+	// errHeartBeatTimeout closes a client that promised heart-beats and went silent.
+	errHeartBeatTimeout = &protocolError{message: "heart-beat timeout", code: transport.ClosePolicyViolation}
+	// errSlowConsumer closes a client whose topic subscription fell behind under the disconnect policy.
+	errSlowConsumer = &protocolError{message: "slow consumer", code: transport.CloseTryAgainLater}
+)
+
+// protocolError is a fatal STOMP error: it becomes an ERROR frame, then the connection closes with code.
+type protocolError struct {
+	message string              // the ERROR frame's message header: short, no client data
+	detail  string              // the ERROR frame's body: what exactly was wrong
+	receipt string              // the offending frame's receipt header, echoed as receipt-id
+	code    transport.CloseCode // WebSocket close status after the ERROR
+}
+
+func (e *protocolError) Error() string {
+	if e.detail != "" {
+		return e.message + ": " + e.detail
+	}
+	return e.message
+}
+
+// protoErr builds a protocolError closing with policy violation, the status for STOMP-level errors.
+func protoErr(message, detailFormat string, args ...any) *protocolError {
+	return &protocolError{message: message, detail: fmt.Sprintf(detailFormat, args...), code: transport.ClosePolicyViolation}
+}
+
+// withReceipt returns a copy of e that echoes receipt, if the offending frame asked for one.
+func (e *protocolError) withReceipt(receipt []byte) *protocolError {
+	if len(receipt) == 0 {
+		return e
+	}
+	c := *e
+	c.receipt = string(receipt)
+	return &c
+}
+
+// asProtocolError maps any error met while handling a frame to the ERROR it deserves.
+func asProtocolError(err error) *protocolError {
+	var pe *protocolError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	var parseErr *frame.ParseError
+	if errors.As(err, &parseErr) {
+		code := transport.ClosePolicyViolation
+		if errors.Is(err, frame.ErrFrameTooLarge) {
+			code = transport.CloseMessageTooBig
+		}
+		return &protocolError{message: parseErr.Err.Error(), detail: parseErr.Detail, code: code}
+	}
+	switch {
+	case errors.Is(err, broker.ErrUnknownDestination):
+		return &protocolError{message: "unknown destination", detail: err.Error(), code: transport.ClosePolicyViolation}
+	case errors.Is(err, broker.ErrInvalidDestination):
+		return &protocolError{message: "invalid destination", detail: err.Error(), code: transport.ClosePolicyViolation}
+	case errors.Is(err, broker.ErrQueueFull):
+		// The broker's text names the queue and its bound; clients need it in the message header.
+		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater}
+	case errors.Is(err, broker.ErrUnknownTag):
+		return &protocolError{message: "unknown ack id", detail: err.Error(), code: transport.ClosePolicyViolation}
+	}
+	return &protocolError{message: "internal error", detail: err.Error(), code: transport.CloseProtocolError}
+}

@@ -1,0 +1,154 @@
+package stompws
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/transport"
+)
+
+// memConn is an in-memory transport.Conn: Read plays a script and then blocks until Close; Enqueue
+// counts what a socket would have been handed, without copying it.
+type memConn struct {
+	script     []byte
+	closed     chan struct{}
+	once       sync.Once
+	frames     atomic.Int64
+	bytes      atomic.Int64
+	tails      sync.Map // distinct tail base pointers seen, to prove the shared part is not copied per delivery
+	trackTails bool
+}
+
+func newMemConn(script string) *memConn {
+	return &memConn{script: []byte(script), closed: make(chan struct{})}
+}
+
+func (c *memConn) Read(p []byte) (int, error) {
+	if len(c.script) > 0 {
+		n := copy(p, c.script)
+		c.script = c.script[n:]
+		return n, nil
+	}
+	<-c.closed
+	return 0, io.EOF
+}
+
+func (c *memConn) Enqueue(head, tail []byte, binary bool) error {
+	select {
+	case <-c.closed:
+		return transport.ErrClosed
+	default:
+	}
+	c.frames.Add(1)
+	c.bytes.Add(int64(len(head) + len(tail)))
+	if c.trackTails && len(tail) > 0 {
+		c.tails.Store(unsafe.SliceData(tail), true)
+	}
+	return nil
+}
+
+func (c *memConn) Queued() int          { return 0 }
+func (c *memConn) LastWrite() time.Time { return time.Now() }
+func (c *memConn) Close(context.Context, transport.CloseCode, string) error {
+	c.Abort()
+	return nil
+}
+func (c *memConn) Abort()              { c.once.Do(func() { close(c.closed) }) }
+func (c *memConn) Transport() string   { return "mem" }
+func (c *memConn) Subprotocol() string { return "" }
+func (c *memConn) RemoteAddr() string  { return "memory" }
+
+// startMemSessions serves n sessions, each subscribed to dest, and returns their connections.
+func startMemSessions(tb testing.TB, srv *Server, b *broker.Broker, n int, dest string) []*memConn {
+	tb.Helper()
+	conns := make([]*memConn, n)
+	for i := range conns {
+		conns[i] = newMemConn("CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:" + strconv.Itoa(i) + "\ndestination:" + dest + "\n\n\x00")
+		go func(c *memConn) { _ = srv.ServeConn(context.Background(), c) }(conns[i])
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for b.Stats().Subscriptions < n {
+		if time.Now().After(deadline) {
+			tb.Fatalf("%d of %d subscriptions", b.Stats().Subscriptions, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return conns
+}
+
+func stopMemSessions(tb testing.TB, srv *Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkFanout1000 publishes one 128-byte message to a topic with 1,000 subscribed sessions: the
+// broker's fan-out plus each session's MESSAGE encoding and enqueue, i.e. everything but the socket.
+func BenchmarkFanout1000(b *testing.B) {
+	const subscribers = 1000
+	br := broker.New(broker.Options{})
+	srv := NewServer(br, Options{HeartBeatSend: -1, HeartBeatReceive: -1})
+	conns := startMemSessions(b, srv, br, subscribers, "/topic/bench")
+	defer stopMemSessions(b, srv)
+	body := make([]byte, 128)
+	header := []broker.Header{{Name: "content-type", Value: "application/json"}}
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := br.Publish(&broker.Message{Destination: "/topic/bench", Header: header, Body: body}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	deliveries := float64(b.N) * subscribers
+	b.ReportMetric(b.Elapsed().Seconds()*1e9/deliveries, "ns/delivery")
+	b.ReportMetric(deliveries/b.Elapsed().Seconds(), "deliveries/s")
+	if got := conns[0].frames.Load(); got < int64(b.N) {
+		b.Fatalf("subscriber 0 got %d of %d", got, b.N)
+	}
+}
+
+// TestFanoutSharesEncodedMessage checks the invariant the benchmark relies on: every delivery of one
+// message hands the connection the same encoded bytes (the shared part is encoded once and the body is
+// not copied per subscriber), and deliveries do not allocate.
+func TestFanoutSharesEncodedMessage(t *testing.T) {
+	br := broker.New(broker.Options{})
+	srv := NewServer(br, Options{HeartBeatSend: -1, HeartBeatReceive: -1})
+	conns := startMemSessions(t, srv, br, 50, "/topic/shared")
+	defer stopMemSessions(t, srv)
+	for _, c := range conns {
+		c.trackTails = true
+	}
+	if err := br.Publish(&broker.Message{Destination: "/topic/shared", Body: []byte("hello")}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[*byte]bool{}
+	for _, c := range conns {
+		c.tails.Range(func(k, _ any) bool { seen[k.(*byte)] = true; return true })
+	}
+	if len(seen) != 1 {
+		t.Fatalf("%d distinct encodings for one message delivered to 50 sessions, want 1", len(seen))
+	}
+	for _, c := range conns {
+		c.trackTails = false
+	}
+	m := &broker.Message{Destination: "/topic/shared", Body: make([]byte, 128)}
+	_ = br.Publish(m) // warm the per-version encoding path
+	allocs := testing.AllocsPerRun(100, func() {
+		_ = br.Publish(&broker.Message{Destination: "/topic/shared", Body: m.Body})
+	})
+	// Per publish: the message, its id, and its one encoding; nothing per delivery (50 here).
+	if allocs > 6 {
+		t.Fatalf("%.0f allocations per publish to 50 sessions: deliveries allocate", allocs)
+	}
+}

@@ -1,0 +1,247 @@
+package stompws
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/frame"
+)
+
+// Destination prefixes the session resolves itself; the broker knows the others.
+const (
+	tempQueuePrefix  = "/temp-queue/"
+	replyQueuePrefix = "/reply-queue/"
+)
+
+// reservedHeaders are SEND headers the server consumes or sets itself; they are not forwarded as user
+// headers (a client cannot forge message-id, subscription, ack or redelivered on a MESSAGE).
+var reservedHeaders = map[string]bool{
+	"destination": true, "content-length": true, "transaction": true, "receipt": true,
+	"message-id": true, "subscription": true, "ack": true, "redelivered": true,
+}
+
+// handleSend publishes a SEND, or holds it in its transaction until COMMIT.
+func (s *session) handleSend(f *frame.Frame) error {
+	dest, ok := f.Get("destination")
+	if !ok || len(dest) == 0 {
+		return protoErr("missing destination header", "SEND requires a destination")
+	}
+	resolved, err := s.resolveDestination(string(dest))
+	if err != nil {
+		return err
+	}
+	m, err := s.buildMessage(f, resolved)
+	if err != nil {
+		return err
+	}
+	if txID, ok := f.Get("transaction"); ok {
+		tx, err := s.transaction(txID)
+		if err != nil {
+			return err
+		}
+		return tx.add(txOp{message: m})
+	}
+	return s.publish(m)
+}
+
+// publish hands m to the broker and maps its refusals to ERRORs. A reply whose temporary queue has
+// gone with its session is dropped, as a topic message nobody listens to is.
+func (s *session) publish(m *broker.Message) error {
+	err := s.broker.Publish(m)
+	if err == nil || errors.Is(err, broker.ErrNoRoute) {
+		return nil
+	}
+	return destinationError(m.Destination, err)
+}
+
+// destinationError names dest in the ERROR for a broker refusal.
+func destinationError(dest string, err error) error {
+	switch {
+	case errors.Is(err, broker.ErrUnknownDestination):
+		return protoErr("unknown destination", "%q: destinations are /topic/NAME, /queue/NAME and /temp-queue/NAME", dest)
+	case errors.Is(err, broker.ErrInvalidDestination):
+		return protoErr("invalid destination", "%q: %v", dest, err)
+	}
+	return err
+}
+
+// resolveDestination maps /temp-queue/NAME to this session's private reply queue, creating it and its
+// implicit subscription on first use. Other destinations pass through.
+func (s *session) resolveDestination(dest string) (string, error) {
+	name, ok := strings.CutPrefix(dest, tempQueuePrefix)
+	if !ok {
+		return dest, nil
+	}
+	if name == "" {
+		return "", protoErr("invalid destination", "%q: a temporary queue needs a name", dest)
+	}
+	if resolved, ok := s.tempQueues[name]; ok {
+		return resolved, nil
+	}
+	resolved := replyQueuePrefix + randomToken()
+	if err := s.broker.DeclareReplyQueue(resolved); err != nil {
+		return "", destinationError(dest, err)
+	}
+	s.tempQueues[name] = resolved
+	return resolved, nil
+}
+
+// ensureTempSubscription makes sure replies to the temporary queue resolved reach the client: unless
+// the client subscribed to it explicitly, the session subscribes with id /temp-queue/NAME.
+func (s *session) ensureTempSubscription(tempDest, resolved string) error {
+	for _, sub := range s.subs {
+		if sub.dest == resolved {
+			return nil
+		}
+	}
+	if _, taken := s.subs[tempDest]; taken {
+		return protoErr("subscription id already in use", "id %q is needed for replies to %s", tempDest, tempDest)
+	}
+	_, err := s.subscribe(tempDest, resolved, broker.SubscribeOptions{AckMode: broker.AckAuto})
+	return err
+}
+
+// randomToken returns 16 random bytes in hex: reply queue names must not be guessable.
+func randomToken() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// buildMessage copies a SEND into an immutable broker message: user headers in order, the first of
+// each repeated name only, all in one allocation; the body in another. reply-to:/temp-queue/NAME is
+// rewritten to the session's reply queue.
+func (s *session) buildMessage(f *frame.Frame, dest string) (*broker.Message, error) {
+	var replyTo string
+	if rt, ok := f.Get("reply-to"); ok && strings.HasPrefix(string(rt), tempQueuePrefix) {
+		resolved, err := s.resolveDestination(string(rt))
+		if err != nil {
+			return nil, err
+		}
+		if err := s.ensureTempSubscription(string(rt), resolved); err != nil {
+			return nil, err
+		}
+		replyTo = resolved
+	}
+
+	keep := s.userHeaders(f)
+	size := 0
+	for _, i := range keep {
+		h := &f.Headers[i]
+		size += len(h.Name) + len(h.Value)
+		if replyTo != "" && string(h.Name) == "reply-to" {
+			size += len(replyTo) - len(h.Value)
+		}
+	}
+	var text strings.Builder
+	text.Grow(size)
+	type span struct{ name, value [2]int }
+	spans := make([]span, 0, len(keep))
+	for _, i := range keep {
+		h := &f.Headers[i]
+		var sp span
+		sp.name[0] = text.Len()
+		text.Write(h.Name)
+		sp.name[1] = text.Len()
+		if replyTo != "" && string(h.Name) == "reply-to" {
+			text.WriteString(replyTo)
+		} else {
+			text.Write(h.Value)
+		}
+		sp.value = [2]int{sp.name[1], text.Len()}
+		spans = append(spans, sp)
+	}
+	all := text.String()
+	m := &broker.Message{Destination: dest, Body: append([]byte(nil), f.Body...)}
+	if len(spans) > 0 {
+		m.Header = make([]broker.Header, len(spans))
+		for i, sp := range spans {
+			m.Header[i] = broker.Header{Name: all[sp.name[0]:sp.name[1]], Value: all[sp.value[0]:sp.value[1]]}
+		}
+	}
+	return m, nil
+}
+
+// userHeaders returns the indexes of f's headers to forward: not reserved, first occurrence of each name.
+func (s *session) userHeaders(f *frame.Frame) []int {
+	keep := make([]int, 0, len(f.Headers))
+	if len(f.Headers) > 16 {
+		if s.headerIndex == nil {
+			s.headerIndex = make(map[string]struct{})
+		}
+		clear(s.headerIndex)
+	}
+	for i := range f.Headers {
+		name := f.Headers[i].Name
+		if reservedHeaders[string(name)] {
+			continue
+		}
+		if s.headerIndex != nil && len(f.Headers) > 16 {
+			if _, seen := s.headerIndex[string(name)]; seen {
+				continue
+			}
+			s.headerIndex[string(name)] = struct{}{}
+		} else if seenBefore(f, keep, name) {
+			continue
+		}
+		keep = append(keep, i)
+	}
+	return keep
+}
+
+func seenBefore(f *frame.Frame, keep []int, name []byte) bool {
+	for _, j := range keep {
+		if string(f.Headers[j].Name) == string(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// encodedMessage returns the part of a MESSAGE frame after the per-subscription head, encoded for the
+// session's version once per message and shared by every delivery, and whether it is valid UTF-8.
+func (s *session) encodedMessage(m *broker.Message) (tail []byte, isUTF8 bool) {
+	b := m.Encoded(int(s.version), tailEncoders[s.version])
+	return b[1:], b[0] == 1
+}
+
+// tailEncoders are encodeMessageTail bound to each version, as values that capture nothing, so that
+// looking up a cached encoding does not allocate.
+var tailEncoders = [...]func(*broker.Message) []byte{
+	frame.V10: func(m *broker.Message) []byte { return encodeMessageTail(m, frame.V10) },
+	frame.V11: func(m *broker.Message) []byte { return encodeMessageTail(m, frame.V11) },
+	frame.V12: func(m *broker.Message) []byte { return encodeMessageTail(m, frame.V12) },
+}
+
+// encodeMessageTail encodes destination, message-id, user headers, content-length and the body. The
+// first byte is a flag (1 if the rest is valid UTF-8) so the check runs once per message, not per delivery.
+func encodeMessageTail(m *broker.Message, v frame.Version) []byte {
+	size := 1 + 64 + len(m.Destination) + len(m.ID) + len(m.Body)
+	for _, h := range m.Header {
+		size += len(h.Name) + len(h.Value) + 2
+	}
+	b := make([]byte, 1, size)
+	b = frame.AppendHeader(b, v, "destination", m.Destination)
+	b = frame.AppendHeader(b, v, "message-id", m.ID)
+	for _, h := range m.Header {
+		b = frame.AppendHeader(b, v, h.Name, h.Value)
+	}
+	b = append(b, "content-length:"...)
+	b = strconv.AppendInt(b, int64(len(m.Body)), 10)
+	b = append(b, '\n')
+	b = frame.AppendBody(b, m.Body)
+	if utf8.Valid(b[1:]) {
+		b[0] = 1
+	}
+	return b
+}
+
+// isUTF8 reports whether a server frame may travel in a WebSocket text message.
+func isUTF8(b []byte) bool { return utf8.Valid(b) }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,222 @@
+package stompws
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/transport"
+)
+
+// Subprotocols are the WebSocket subprotocols the server speaks, in preference order: a client offering
+// several gets the highest version; a client offering none is served too (the version is then
+// negotiated by CONNECT's accept-version alone).
+var Subprotocols = []string{"v12.stomp", "v11.stomp", "v10.stomp"}
+
+// shutdownRetryAfter is the Retry-After, in seconds, on WebSocket upgrades refused during Shutdown.
+const shutdownRetryAfter = 5
+
+// Server serves STOMP sessions over WebSocket (ServeHTTP) and TCP (ServeTCP) on one broker. Its methods
+// are safe for concurrent use. Create it with NewServer; stop it with Shutdown.
+type Server struct {
+	broker *broker.Broker
+	opts   Options
+
+	mu        sync.Mutex
+	closing   bool
+	sessions  map[*session]struct{}
+	listeners map[net.Listener]struct{}
+	conns     sync.WaitGroup // ServeConn calls in progress, including TCP connection goroutines
+}
+
+// NewServer returns a Server for b configured by opts (zero fields take their defaults).
+func NewServer(b *broker.Broker, opts Options) *Server {
+	return &Server{
+		broker:    b,
+		opts:      opts.withDefaults(),
+		sessions:  make(map[*session]struct{}),
+		listeners: make(map[net.Listener]struct{}),
+	}
+}
+
+// ServeHTTP upgrades the request to a WebSocket and serves one STOMP session on it until it ends.
+// A request that is not a valid upgrade, comes from a disallowed Origin, or arrives during Shutdown
+// gets a 4xx or 503 response.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if srv.isClosing() {
+		w.Header().Set("Retry-After", strconv.Itoa(shutdownRetryAfter))
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	s := newSession(srv)
+	opts := transport.WebSocketOptions{
+		Options:        srv.opts.transportOptions(),
+		Subprotocols:   Subprotocols,
+		OriginPatterns: srv.opts.OriginPatterns,
+		ReadLimit:      int64(srv.opts.Limits.MaxFrameBytes) + 64<<10,
+	}
+	opts.OnDrain = s.onDrain
+	conn, err := transport.AcceptWebSocket(w, r, opts)
+	if err != nil {
+		srv.opts.Logger.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "error", err)
+		return
+	}
+	// The request context ends with the hijacked connection's handler; the session has its own lifetime.
+	_ = srv.serveSession(context.WithoutCancel(r.Context()), s, conn)
+}
+
+// ServeTCP accepts STOMP connections from l until Shutdown, serving each on its own goroutine. It always
+// returns a non-nil error: ErrServerClosed after Shutdown.
+func (srv *Server) ServeTCP(l net.Listener) error {
+	if !srv.trackListener(l, true) {
+		_ = l.Close()
+		return ErrServerClosed
+	}
+	defer srv.trackListener(l, false)
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if srv.isClosing() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors or similar: wait instead of spinning.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s := newSession(srv)
+		topts := srv.opts.transportOptions()
+		topts.OnDrain = s.onDrain
+		conn := transport.NewTCPConn(c, topts)
+		if !srv.addConn() {
+			conn.Abort()
+			continue
+		}
+		go func() {
+			defer srv.conns.Done()
+			_ = srv.runSession(context.Background(), s, conn)
+		}()
+	}
+}
+
+// ServeConn serves one STOMP session on c until it ends. Cancelling ctx ends the session as Shutdown
+// does. c should have been created with an OnDrain callback-free configuration: queue deliveries held
+// back for lack of room resume when the connection drains only for connections created by the Server
+// itself (ServeHTTP, ServeTCP); use those for production traffic.
+func (srv *Server) ServeConn(ctx context.Context, c transport.Conn) error {
+	return srv.serveSession(ctx, newSession(srv), c)
+}
+
+func (srv *Server) serveSession(ctx context.Context, s *session, c transport.Conn) error {
+	if !srv.addConn() {
+		c.Abort()
+		return ErrServerClosed
+	}
+	defer srv.conns.Done()
+	return srv.runSession(ctx, s, c)
+}
+
+// runSession registers s, runs it, and unregisters it. The caller has counted it in srv.conns.
+func (srv *Server) runSession(ctx context.Context, s *session, c transport.Conn) error {
+	srv.mu.Lock()
+	if srv.closing {
+		srv.mu.Unlock()
+		c.Abort()
+		return ErrServerClosed
+	}
+	s.conn = c
+	srv.sessions[s] = struct{}{}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.sessions, s)
+		srv.mu.Unlock()
+	}()
+	s.serve(ctx)
+	return nil
+}
+
+// addConn counts a connection about to be served, unless the server is closing.
+func (srv *Server) addConn() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closing {
+		return false
+	}
+	srv.conns.Add(1)
+	return true
+}
+
+func (srv *Server) trackListener(l net.Listener, add bool) bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if add {
+		if srv.closing {
+			return false
+		}
+		srv.listeners[l] = struct{}{}
+	} else {
+		delete(srv.listeners, l)
+	}
+	return true
+}
+
+func (srv *Server) isClosing() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.closing
+}
+
+// Shutdown stops accepting connections, sends every session an ERROR "server shutting down", flushes
+// and closes them, and waits until every session has ended. If ctx ends first, the remaining connections
+// are closed at once and ctx's error is returned after they have ended. Calling Shutdown more than
+// once is safe.
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.mu.Lock()
+	srv.closing = true
+	for l := range srv.listeners {
+		_ = l.Close()
+	}
+	sessions := make([]*session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+
+	for _, s := range sessions {
+		s.terminate(errShuttingDown)
+	}
+	done := make(chan struct{})
+	go func() {
+		srv.conns.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, s := range sessions {
+			s.conn.Abort()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// SessionCount reports the sessions currently being served.
+func (srv *Server) SessionCount() int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
+}

@@ -1,0 +1,326 @@
+package stompws
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/frame"
+	"github.com/stompd/stompd/transport"
+)
+
+// readBufferSize is the session's read buffer. Frames larger than it are reassembled by the parser.
+const readBufferSize = 4 << 10
+
+// session is one STOMP connection. The goroutine running serve owns every field not marked otherwise;
+// Deliver and Evict (broker goroutines), the transport's drain callback, heart-beat timers and
+// Server.Shutdown touch only the fields marked "shared".
+type session struct {
+	srv    *Server
+	opts   *Options
+	broker *broker.Broker
+	conn   transport.Conn
+	log    *slog.Logger
+	id     string // server-assigned session id, sent in CONNECTED
+	start  time.Time
+
+	parser    *frame.Parser
+	version   frame.Version // negotiated; immutable once connected is set
+	connected bool
+	// errVersion is version for goroutines other than serve's (the close path): 0 before CONNECT.
+	errVersion atomic.Uint32
+	done       bool // DISCONNECT handled: stop reading
+
+	subs        map[string]*subscription // by STOMP subscription id
+	subsByID    map[uint64]*subscription // by broker subscription id (STOMP 1.2 ack ids carry it)
+	txs         map[string]*transaction
+	tempQueues  map[string]string // /temp-queue/NAME → /reply-queue/… owned by this session
+	headerIndex map[string]struct{}
+
+	// heart-beats, negotiated at CONNECT
+	hbOut, hbIn    time.Duration
+	lastRead       atomic.Int64 // shared: UnixNano of the last inbound bytes
+	hbOutTimer     *time.Timer
+	hbInTimer      *time.Timer
+	hbMu           sync.Mutex  // shared: serializes timer callbacks with stopTimers
+	timersStopped  bool        // guarded by hbMu
+	closing        atomic.Bool // shared: set once the session is ending; deliveries are refused
+	closeOnce      sync.Once   // shared
+	closeErr       atomic.Pointer[protocolError]
+	closers        sync.WaitGroup // shared: close goroutines started by terminate
+	drained        chan struct{}  // shared: signalled (non-blocking) each time the outbound queue empties
+	fullMu         sync.Mutex     // shared: guards full
+	full           []*subscription
+	cancelCtxWatch func() bool
+}
+
+func newSession(srv *Server) *session {
+	return &session{
+		srv:        srv,
+		opts:       &srv.opts,
+		broker:     srv.broker,
+		log:        srv.opts.Logger,
+		id:         uuid.NewString(),
+		start:      time.Now(),
+		parser:     frame.NewParser(srv.opts.Limits),
+		subs:       make(map[string]*subscription),
+		subsByID:   make(map[uint64]*subscription),
+		tempQueues: make(map[string]string),
+		drained:    make(chan struct{}, 1),
+	}
+}
+
+// serve runs the session on conn until the peer goes away, a protocol error or DISCONNECT ends it, or
+// the server shuts it down. It returns once every goroutine of the session has stopped.
+func (s *session) serve(ctx context.Context) {
+	conn := s.conn
+	s.lastRead.Store(time.Now().UnixNano())
+	s.cancelCtxWatch = context.AfterFunc(ctx, func() { s.terminate(errShuttingDown) })
+	s.log.Debug("connection opened", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(), "subprotocol", conn.Subprotocol())
+
+	reason := s.readLoop()
+
+	s.cancelCtxWatch()
+	// From here on terminate starts nothing: closers can be waited for without racing its Add.
+	s.closeOnce.Do(func() { s.closing.Store(true) })
+	s.cleanup()
+	s.log.Debug("connection closed", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(),
+		"duration", time.Since(s.start).Round(time.Millisecond), "reason", reason)
+}
+
+// readLoop reads and dispatches frames. It returns why the session ended, for the log.
+func (s *session) readLoop() string {
+	buf := make([]byte, readBufferSize)
+	for {
+		n, err := s.conn.Read(buf)
+		if n > 0 {
+			s.lastRead.Store(time.Now().UnixNano())
+			if ferr := s.parser.Feed(buf[:n], s.dispatch); ferr != nil {
+				pe := asProtocolError(ferr)
+				s.closeWithError(pe)
+				return pe.Error()
+			}
+			if s.done {
+				return "client disconnect"
+			}
+		}
+		if err != nil {
+			if pe := s.closeErr.Load(); pe != nil {
+				return pe.Error()
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return "peer closed"
+			}
+			return err.Error()
+		}
+	}
+}
+
+// dispatch handles one parsed frame; nil is a heart-beat. Called by the parser on the serve goroutine.
+// A returned error ends the session with an ERROR frame.
+func (s *session) dispatch(f *frame.Frame) error {
+	if f == nil || s.done {
+		return nil // heart-beat: liveness already recorded by the read loop
+	}
+	if !s.connected {
+		switch f.Command {
+		case frame.CONNECT, frame.STOMP:
+			return s.handleConnect(f)
+		}
+		return protoErr("expected CONNECT or STOMP frame", "received %s before CONNECT", f.Command)
+	}
+	receipt, _ := f.Get("receipt")
+	var err error
+	switch f.Command {
+	case frame.SEND:
+		err = s.handleSend(f)
+	case frame.SUBSCRIBE:
+		err = s.handleSubscribe(f)
+	case frame.UNSUBSCRIBE:
+		err = s.handleUnsubscribe(f)
+	case frame.ACK:
+		err = s.handleAck(f, false)
+	case frame.NACK:
+		err = s.handleAck(f, true)
+	case frame.BEGIN:
+		err = s.handleBegin(f)
+	case frame.COMMIT:
+		err = s.handleCommit(f)
+	case frame.ABORT:
+		err = s.handleAbort(f)
+	case frame.DISCONNECT:
+		return s.handleDisconnect(receipt)
+	case frame.CONNECT, frame.STOMP:
+		err = protoErr("already connected", "%s received on a connected session", f.Command)
+	default:
+		err = protoErr("unexpected frame", "clients may not send %s", f.Command)
+	}
+	if err != nil {
+		return asProtocolError(err).withReceipt(receipt)
+	}
+	if receipt != nil {
+		s.sendReceipt(receipt)
+	}
+	return nil
+}
+
+// handleDisconnect answers DISCONNECT: the receipt, if asked for, is flushed before the close.
+func (s *session) handleDisconnect(receipt []byte) error {
+	if receipt != nil {
+		s.sendReceipt(receipt)
+	}
+	s.done = true
+	s.closing.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
+	defer cancel()
+	_ = s.conn.Close(ctx, transport.CloseNormal, "disconnect")
+	return nil
+}
+
+// sendReceipt queues a RECEIPT frame for receipt.
+func (s *session) sendReceipt(receipt []byte) {
+	b := frame.AppendCommand(nil, frame.RECEIPT)
+	b = frame.AppendHeader(b, s.version, "receipt-id", string(receipt))
+	b = frame.AppendBody(b, nil)
+	s.enqueueControl(b)
+}
+
+// enqueueControl queues a frame the server owes the client (CONNECTED, RECEIPT). It is not subject to the
+// slow-consumer bound the way deliveries are: if the queue is full, the client is too slow to stay.
+func (s *session) enqueueControl(b []byte) {
+	if err := s.conn.Enqueue(nil, b, !isUTF8(b)); errors.Is(err, transport.ErrSlowConsumer) {
+		s.terminate(errSlowConsumer)
+	}
+}
+
+// terminate ends the session from any goroutine: the first call wins, queues ERROR for pe and closes
+// the connection on a goroutine the session waits for. Safe to call concurrently and repeatedly.
+func (s *session) terminate(pe *protocolError) {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		s.closeErr.Store(pe)
+		s.closers.Add(1)
+		go func() {
+			defer s.closers.Done()
+			s.sendErrorAndClose(pe)
+		}()
+	})
+}
+
+// closeWithError ends the session from the serve goroutine, synchronously.
+func (s *session) closeWithError(pe *protocolError) {
+	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		s.closeErr.Store(pe)
+		s.sendErrorAndClose(pe)
+	})
+}
+
+// sendErrorAndClose queues the ERROR frame for pe behind whatever is already queued, waiting for the
+// queue to make room if it is full, flushes, and closes; all within CloseTimeout.
+func (s *session) sendErrorAndClose(pe *protocolError) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
+	defer cancel()
+	b := s.encodeError(pe)
+	for {
+		err := s.conn.Enqueue(nil, b, !isUTF8(b))
+		if !errors.Is(err, transport.ErrSlowConsumer) {
+			break
+		}
+		select {
+		case <-s.drained:
+		case <-ctx.Done():
+			s.conn.Abort()
+			return
+		}
+	}
+	if err := s.conn.Close(ctx, pe.code, pe.message); err != nil {
+		s.conn.Abort()
+	}
+}
+
+// encodeError builds the ERROR frame for pe.
+func (s *session) encodeError(pe *protocolError) []byte {
+	v := frame.Version(s.errVersion.Load())
+	if v == 0 {
+		v = frame.V10 // nothing negotiated yet: write no escapes a 1.0 client could not read
+	}
+	b := frame.AppendCommand(nil, frame.ERROR)
+	b = frame.AppendHeader(b, v, "message", pe.message)
+	if pe.receipt != "" {
+		b = frame.AppendHeader(b, v, "receipt-id", pe.receipt)
+	}
+	body := pe.message
+	if pe.detail != "" {
+		body = pe.Error()
+	}
+	b = frame.AppendHeader(b, v, "content-type", "text/plain")
+	b = frame.AppendHeader(b, v, "content-length", itoa(len(body)))
+	b = frame.AppendBody(b, []byte(body))
+	return b
+}
+
+// onDrain runs on the transport's writer when the outbound queue has emptied: queue subscriptions that
+// were refused for lack of room get their held messages now, and a pending ERROR may be queued.
+func (s *session) onDrain() {
+	select {
+	case s.drained <- struct{}{}:
+	default:
+	}
+	s.fullMu.Lock()
+	full := s.full
+	s.full = nil
+	s.fullMu.Unlock()
+	for _, sub := range full {
+		sub.full.Store(false)
+		if bs := sub.brokerSub.Load(); bs != nil && !s.closing.Load() {
+			s.broker.Resume(bs)
+		}
+	}
+}
+
+// markFull records that sub refused a delivery for lack of room. Called from Deliver.
+func (s *session) markFull(sub *subscription) {
+	if sub.full.Swap(true) {
+		return
+	}
+	s.fullMu.Lock()
+	s.full = append(s.full, sub)
+	s.fullMu.Unlock()
+	// The queue may have drained between the refusal and now; make sure the subscription is resumed.
+	if s.conn.Queued() == 0 {
+		s.onDrain()
+	}
+}
+
+// cleanup releases everything the session holds in the broker, so unacked queue messages go back to
+// their queues, and stops timers. Runs on the serve goroutine after the read loop ends.
+func (s *session) cleanup() {
+	s.closing.Store(true)
+	s.stopTimers()
+	for _, sub := range s.subs {
+		s.broker.Unsubscribe(sub.brokerSub.Load())
+	}
+	clear(s.subs)
+	clear(s.subsByID)
+	for _, dest := range s.tempQueues {
+		_ = s.broker.DeleteQueue(dest)
+	}
+	clear(s.txs)
+	// A session that ended because the peer went away still owns a connection to close.
+	s.closers.Wait()
+	if s.closeErr.Load() == nil && !s.done {
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
+		defer cancel()
+		_ = s.conn.Close(ctx, transport.CloseNormal, "")
+	}
+	s.conn.Abort()
+}

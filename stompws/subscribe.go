@@ -1,0 +1,221 @@
+package stompws
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/frame"
+	"github.com/stompd/stompd/transport"
+)
+
+// subscription is one STOMP subscription; it is the broker.Subscriber for it. Its fields are immutable
+// after handleSubscribe, except the atomics.
+type subscription struct {
+	s       *session
+	id      string // STOMP subscription id
+	dest    string // as resolved for the broker (temp queues become their /reply-queue/ name)
+	ackMode broker.AckMode
+
+	// head is "MESSAGE\nsubscription:<id>\n", encoded once; redeliveredHead adds redelivered:true.
+	head, redeliveredHead []byte
+	headIsUTF8            bool
+
+	brokerSub atomic.Pointer[broker.Subscription]
+	full      atomic.Bool // a delivery was refused for lack of room; waiting for onDrain
+}
+
+// headPool holds scratch buffers for heads that vary per delivery (STOMP 1.2 ack ids).
+var headPool = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
+// Deliver encodes a MESSAGE for d and queues it on the connection. Called by the broker with its locks
+// held, possibly concurrently; it never blocks and never calls back into the broker.
+func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) broker.DeliverResult {
+	s := sub.s
+	if s.closing.Load() {
+		return broker.Closed
+	}
+	tail, tailIsUTF8 := s.encodedMessage(d.Message)
+	binary := !tailIsUTF8 || !sub.headIsUTF8
+
+	var err error
+	switch {
+	case d.Tag != 0 && s.version == frame.V12:
+		bp := headPool.Get().(*[]byte)
+		h := append((*bp)[:0], sub.head...)
+		h = append(h, "ack:"...)
+		h = appendAckID(h, bs.ID(), d.Tag)
+		h = append(h, '\n')
+		if d.Redelivered {
+			h = append(h, "redelivered:true\n"...)
+		}
+		err = s.conn.Enqueue(h, tail, binary)
+		*bp = h
+		headPool.Put(bp)
+	case d.Redelivered:
+		err = s.conn.Enqueue(sub.redeliveredHead, tail, binary)
+	default:
+		err = s.conn.Enqueue(sub.head, tail, binary)
+	}
+	switch err {
+	case nil:
+		return broker.Delivered
+	case transport.ErrSlowConsumer:
+		s.markFull(sub)
+		return broker.Full
+	default:
+		return broker.Closed
+	}
+}
+
+// Evict ends the session when a policy cut the subscription off (the default policy for a topic
+// subscriber that fell behind). Called with broker locks held: the close runs on its own goroutine.
+func (sub *subscription) Evict(_ *broker.Subscription, err error) {
+	sub.s.log.Info("slow consumer disconnected", "session", sub.s.id, "remote", sub.s.conn.RemoteAddr(),
+		"subscription", sub.id, "destination", sub.dest, "queued_bytes", sub.s.conn.Queued())
+	sub.s.terminate(errSlowConsumer)
+}
+
+// appendAckID appends the STOMP 1.2 ack id of a delivery: "<broker subscription id>-<tag>".
+func appendAckID(b []byte, subID, tag uint64) []byte {
+	b = strconv.AppendUint(b, subID, 10)
+	b = append(b, '-')
+	return strconv.AppendUint(b, tag, 10)
+}
+
+// parseAckID is appendAckID's inverse.
+func parseAckID(id []byte) (subID, tag uint64, ok bool) {
+	for i, c := range id {
+		if c != '-' {
+			continue
+		}
+		var err1, err2 error
+		subID, err1 = strconv.ParseUint(string(id[:i]), 10, 64)
+		tag, err2 = strconv.ParseUint(string(id[i+1:]), 10, 64)
+		return subID, tag, err1 == nil && err2 == nil && tag != 0
+	}
+	return 0, 0, false
+}
+
+// handleSubscribe registers a subscription.
+func (s *session) handleSubscribe(f *frame.Frame) error {
+	if err := noBody(f); err != nil {
+		return err
+	}
+	dest, ok := f.Get("destination")
+	if !ok || len(dest) == 0 {
+		return protoErr("missing destination header", "SUBSCRIBE requires a destination")
+	}
+	id, ok := f.Get("id")
+	if !ok {
+		if s.version != frame.V10 {
+			return protoErr("missing id header", "SUBSCRIBE requires an id in STOMP %s", s.version)
+		}
+		id = dest // STOMP 1.0: the destination identifies the subscription
+	}
+	if _, dup := s.subs[string(id)]; dup {
+		return protoErr("subscription id already in use", "id %q", id)
+	}
+	if len(s.subs) >= s.opts.MaxSubscriptions {
+		return protoErr("too many subscriptions", "limit is %d per connection", s.opts.MaxSubscriptions)
+	}
+	mode, err := parseAckMode(f)
+	if err != nil {
+		return err
+	}
+	prefetch := 0
+	if p, ok := f.Get("prefetch-count"); ok {
+		n, err := strconv.ParseUint(string(p), 10, 31)
+		if err != nil {
+			return protoErr("invalid prefetch-count header", "%q", p)
+		}
+		prefetch = int(n)
+	}
+	resolved, err := s.resolveDestination(string(dest))
+	if err != nil {
+		return err
+	}
+	if implicit, ok := s.subs[string(dest)]; ok && implicit.dest == resolved && string(id) != string(dest) {
+		// An explicit subscription to a temporary queue replaces the one made for its replies.
+		s.removeSubscription(implicit)
+	}
+	_, err = s.subscribe(string(id), resolved, broker.SubscribeOptions{AckMode: mode, Prefetch: prefetch})
+	return err
+}
+
+// subscribe creates the subscription id on the broker destination dest.
+func (s *session) subscribe(id, dest string, opts broker.SubscribeOptions) (*subscription, error) {
+	sub := &subscription{s: s, id: id, dest: dest, ackMode: opts.AckMode}
+	sub.head = frame.AppendCommand(nil, frame.MESSAGE)
+	sub.head = frame.AppendHeader(sub.head, s.version, "subscription", id)
+	sub.redeliveredHead = append(append([]byte(nil), sub.head...), "redelivered:true\n"...)
+	sub.headIsUTF8 = utf8.Valid(sub.head)
+	// Register before subscribing: a queue hands held messages to Deliver during Subscribe.
+	bs, err := s.broker.Subscribe(dest, sub, opts)
+	if err != nil {
+		return nil, destinationError(dest, err)
+	}
+	sub.brokerSub.Store(bs)
+	if sub.full.Load() {
+		// Refused a held message during Subscribe, before onDrain could see the subscription.
+		s.broker.Resume(bs)
+	}
+	s.subs[id] = sub
+	s.subsByID[bs.ID()] = sub
+	return sub, nil
+}
+
+// handleUnsubscribe removes a subscription; its unacked queue messages return to the queue.
+func (s *session) handleUnsubscribe(f *frame.Frame) error {
+	if err := noBody(f); err != nil {
+		return err
+	}
+	id, ok := f.Get("id")
+	if !ok && s.version == frame.V10 {
+		id, ok = f.Get("destination")
+	}
+	if !ok {
+		return protoErr("missing id header", "UNSUBSCRIBE requires an id")
+	}
+	sub, ok := s.subs[string(id)]
+	if !ok {
+		return protoErr("subscription not found", "no subscription with id %q", id)
+	}
+	s.removeSubscription(sub)
+	return nil
+}
+
+// removeSubscription ends sub in the broker and forgets it.
+func (s *session) removeSubscription(sub *subscription) {
+	bs := sub.brokerSub.Load()
+	s.broker.Unsubscribe(bs)
+	delete(s.subs, sub.id)
+	delete(s.subsByID, bs.ID())
+}
+
+// parseAckMode reads SUBSCRIBE's ack header.
+func parseAckMode(f *frame.Frame) (broker.AckMode, error) {
+	v, ok := f.Get("ack")
+	if !ok {
+		return broker.AckAuto, nil
+	}
+	switch string(v) {
+	case "auto":
+		return broker.AckAuto, nil
+	case "client":
+		return broker.AckClient, nil
+	case "client-individual":
+		return broker.AckClientIndividual, nil
+	}
+	return 0, protoErr("invalid ack mode", "%q is not auto, client or client-individual", v)
+}
+
+// noBody enforces the spec's rule that only SEND (and server frames) carry a body.
+func noBody(f *frame.Frame) error {
+	if len(f.Body) > 0 {
+		return protoErr("frame must not have a body", "%s with a %d-byte body", f.Command, len(f.Body))
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package stompws
+
+import (
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/frame"
+)
+
+// transaction holds the SENDs, ACKs and NACKs framed by BEGIN … COMMIT; they take effect at COMMIT,
+// in order, and are discarded by ABORT or the end of the session.
+type transaction struct {
+	id        string
+	ops       []txOp
+	maxFrames int
+}
+
+// txOp is one held frame: a message to publish, or an ACK/NACK.
+type txOp struct {
+	message *broker.Message
+	ack     ackTarget
+}
+
+func (tx *transaction) add(op txOp) error {
+	if len(tx.ops) >= tx.maxFrames {
+		return protoErr("transaction too large", "transaction %q exceeds %d frames", tx.id, tx.maxFrames)
+	}
+	tx.ops = append(tx.ops, op)
+	return nil
+}
+
+// transaction finds an open transaction by id.
+func (s *session) transaction(id []byte) (*transaction, error) {
+	tx, ok := s.txs[string(id)]
+	if !ok {
+		return nil, protoErr("unknown transaction", "no open transaction %q", id)
+	}
+	return tx, nil
+}
+
+func (s *session) handleBegin(f *frame.Frame) error {
+	id, err := transactionHeader(f)
+	if err != nil {
+		return err
+	}
+	if _, dup := s.txs[string(id)]; dup {
+		return protoErr("transaction already open", "transaction %q", id)
+	}
+	if len(s.txs) >= s.opts.MaxTransactions {
+		return protoErr("too many transactions", "limit is %d open transactions per connection", s.opts.MaxTransactions)
+	}
+	if s.txs == nil {
+		s.txs = make(map[string]*transaction)
+	}
+	s.txs[string(id)] = &transaction{id: string(id), maxFrames: s.opts.MaxTxFrames}
+	return nil
+}
+
+// handleCommit applies a transaction's frames in order. The first refusal (a full queue, an ACK for a
+// delivery that is no longer pending) stops the commit with an ERROR; frames before it took effect.
+func (s *session) handleCommit(f *frame.Frame) error {
+	id, err := transactionHeader(f)
+	if err != nil {
+		return err
+	}
+	tx, err := s.transaction(id)
+	if err != nil {
+		return err
+	}
+	delete(s.txs, tx.id)
+	for _, op := range tx.ops {
+		if op.message != nil {
+			err = s.publish(op.message)
+		} else {
+			err = s.applyAck(op.ack)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *session) handleAbort(f *frame.Frame) error {
+	id, err := transactionHeader(f)
+	if err != nil {
+		return err
+	}
+	if _, err := s.transaction(id); err != nil {
+		return err
+	}
+	delete(s.txs, string(id))
+	return nil
+}
+
+// transactionHeader reads the transaction header BEGIN, COMMIT and ABORT require.
+func transactionHeader(f *frame.Frame) ([]byte, error) {
+	if err := noBody(f); err != nil {
+		return nil, err
+	}
+	id, ok := f.Get("transaction")
+	if !ok || len(id) == 0 {
+		return nil, protoErr("missing transaction header", "%s requires a transaction", f.Command)
+	}
+	return id, nil
+}

@@ -1,0 +1,306 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompd/stompd/stompws/frame"
+)
+
+func TestSubprotocolNegotiation(t *testing.T) {
+	ts := startServer(t)
+	cases := []struct {
+		offer []string
+		want  string
+	}{
+		{[]string{"v10.stomp", "v12.stomp"}, "v12.stomp"},
+		{[]string{"v11.stomp", "v10.stomp"}, "v11.stomp"},
+		{[]string{"v10.stomp"}, "v10.stomp"},
+		{nil, ""},
+		{[]string{"mqtt"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.offer, ","), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+			defer cancel()
+			c, _, err := websocket.Dial(ctx, ts.WSURL, &websocket.DialOptions{Subprotocols: tc.offer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if got := c.Subprotocol(); got != tc.want {
+				t.Fatalf("subprotocol %q, want %q", got, tc.want)
+			}
+			// Served either way; the version comes from accept-version.
+			_ = c.Write(ctx, websocket.MessageText, []byte("CONNECT\naccept-version:1.1,1.2\n\n\x00"))
+			_, p, err := c.Read(ctx)
+			if err != nil || !bytes.HasPrefix(p, []byte("CONNECTED\n")) || !bytes.Contains(p, []byte("version:1.2\n")) {
+				t.Fatalf("CONNECT answered %q, %v", p, err)
+			}
+		})
+	}
+	t.Run("plain GET", func(t *testing.T) {
+		resp, err := http.Get(ts.HTTPURL + "/ws")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 400 || resp.StatusCode > 499 {
+			t.Fatalf("plain GET /ws: %d, want 4xx", resp.StatusCode)
+		}
+	})
+}
+
+func TestVersionsAndHeaderEscaping(t *testing.T) {
+	ts := startServer(t)
+	// The value carries every character that needs escaping in some version.
+	const value = "a:b\\c\nd\re"
+	pub := ts.rawTCP(t)
+	pub.connect("1.2")
+	subs := map[string]*rawClient{}
+	for _, v := range []string{"1.0", "1.1", "1.2"} {
+		c := ts.rawWS(t)
+		connected := c.connect(v)
+		if got := connected.Get("version"); got != v {
+			t.Fatalf("CONNECT accept-version:%s got version %q", v, got)
+		}
+		c.send("SUBSCRIBE\nid:s\ndestination:/topic/esc\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT")
+		subs[v] = c
+	}
+	pub.send("SEND\ndestination:/topic/esc\nx-v:a\\cb\\\\c\\nd\\re\nreceipt:sent\n\nbody\x00")
+	pub.expect("RECEIPT")
+	want := map[string]string{
+		"1.0": "a:b\\c d e", // 1.0 cannot carry CR or LF: they become spaces; no escaping
+		"1.1": "a:b\\c\nd\re",
+		"1.2": value,
+	}
+	for v, c := range subs {
+		m := c.expect("MESSAGE")
+		if got := m.Get("x-v"); got != want[v] {
+			t.Errorf("STOMP %s subscriber got x-v %q, want %q", v, got, want[v])
+		}
+	}
+	// CONNECT headers are never unescaped: a backslash in a 1.2 CONNECT login is literal, not an error.
+	c := ts.rawTCP(t)
+	c.connect("1.2", `login:dom\user`)
+	// STOMP 1.0: no accept-version at all, and SUBSCRIBE without id.
+	old := ts.rawTCP(t)
+	old.send("CONNECT\n\n\x00")
+	if v := old.expect("CONNECTED").Get("version"); v != "1.0" {
+		t.Fatalf("CONNECT without accept-version negotiated %q, want 1.0", v)
+	}
+	old.send("SUBSCRIBE\ndestination:/topic/v10\nreceipt:r\n\n\x00")
+	old.expect("RECEIPT")
+	pub.send("SEND\ndestination:/topic/v10\n\nhello\x00")
+	if m := old.expect("MESSAGE"); m.Get("subscription") != "/topic/v10" || string(m.Body) != "hello" {
+		t.Fatalf("1.0 MESSAGE %s", m)
+	}
+}
+
+func TestFramesSplitAcrossMessagesAndBatched(t *testing.T) {
+	ts := startServer(t)
+	c := ts.rawWS(t, "v12.stomp")
+	connect := "CONNECT\r\naccept-version:1.2\r\nhost:/\r\n\r\n\x00"
+	for i := 0; i < len(connect); i += 3 { // CONNECT in 3-byte messages, CRLF line endings
+		c.send(connect[i:min(i+3, len(connect))])
+	}
+	c.expect("CONNECTED")
+	// Several frames, heart-beat EOLs between them, text and binary messages, in one and in split messages.
+	batch := "\n\nSUBSCRIBE\nid:1\ndestination:/topic/split\n\n\x00\n" +
+		"SEND\ndestination:/topic/split\ncontent-length:5\n\nab\x00cd\x00\r\n" +
+		"SEND\ndestination:/topic/split\n\nsecond\x00"
+	c.sendBinary([]byte(batch[:20]))
+	c.send(batch[20:])
+	if m := c.expect("MESSAGE"); !bytes.Equal(m.Body, []byte("ab\x00cd")) {
+		t.Fatalf("content-length body %q", m.Body)
+	}
+	if m := c.expect("MESSAGE"); string(m.Body) != "second" {
+		t.Fatalf("second body %q", m.Body)
+	}
+}
+
+func TestTextAndBinaryMessages(t *testing.T) {
+	ts := startServer(t)
+	c := ts.rawWS(t, "v12.stomp")
+	c.connect("1.2")
+	c.send("SUBSCRIBE\nid:1\ndestination:/topic/tb\nreceipt:r\n\n\x00")
+	c.expect("RECEIPT")
+	c.send("SEND\ndestination:/topic/tb\n\nplain text ✓\x00")
+	c.expect("MESSAGE")
+	c.sendBinary([]byte("SEND\ndestination:/topic/tb\ncontent-length:3\n\n\xff\x00\xfe\x00"))
+	if m := c.expect("MESSAGE"); !bytes.Equal(m.Body, []byte{0xff, 0, 0xfe}) {
+		t.Fatalf("binary body %q", m.Body)
+	}
+	c.mu.Lock()
+	types := append([]websocket.MessageType(nil), c.msgTypes...)
+	c.mu.Unlock()
+	// CONNECTED, RECEIPT, text MESSAGE: text; the non-UTF-8 MESSAGE must be binary (RFC 6455 §5.6).
+	want := []websocket.MessageType{websocket.MessageText, websocket.MessageText, websocket.MessageText, websocket.MessageBinary}
+	if len(types) != len(want) {
+		t.Fatalf("message types %v, want %v", types, want)
+	}
+	for i := range want {
+		if types[i] != want[i] {
+			t.Fatalf("message types %v, want %v", types, want)
+		}
+	}
+}
+
+func TestLargeBodyEveryByteValue(t *testing.T) {
+	ts := startServer(t)
+	body := make([]byte, 1<<20)
+	for i := range body {
+		body[i] = byte(i)
+	}
+	t.Run("go-stomp tcp", func(t *testing.T) {
+		sub, _ := ts.dialTCP(t).Subscribe("/topic/big", stomp.AckAuto)
+		waitFor(t, "subscription", func() bool { return ts.Broker.Stats().Subscriptions == 1 })
+		if err := ts.dialTCP(t).Send("/topic/big", "application/octet-stream", body, stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+		if m := recv(t, sub); !bytes.Equal(m.Body, body) {
+			t.Fatalf("1 MiB body corrupted (got %d bytes)", len(m.Body))
+		}
+		_ = sub.Unsubscribe()
+		waitFor(t, "unsubscribed", func() bool { return ts.Broker.Stats().Subscriptions == 0 })
+	})
+	t.Run("websocket binary, split in 16 KiB messages", func(t *testing.T) {
+		c := ts.rawWS(t, "v12.stomp")
+		c.connect("1.2")
+		c.send("SUBSCRIBE\nid:1\ndestination:/topic/big\nreceipt:r\n\n\x00")
+		c.expect("RECEIPT")
+		f := frame.AppendFrame(nil, frame.V12, frame.SEND, []frame.Header{{Name: []byte("destination"), Value: []byte("/topic/big")}}, body)
+		for i := 0; i < len(f); i += 16 << 10 {
+			c.sendBinary(f[i:min(i+16<<10, len(f))])
+		}
+		if m := c.expect("MESSAGE"); !bytes.Equal(m.Body, body) || m.Get("content-length") != strconv.Itoa(len(body)) {
+			t.Fatalf("1 MiB body corrupted (got %d bytes, content-length %s)", len(m.Body), m.Get("content-length"))
+		}
+	})
+}
+
+func TestTenThousandInOrderToTwoSubscribers(t *testing.T) {
+	transports(t, func(t *testing.T, dial func(testing.TB, ...func(*stomp.Conn) error) *stomp.Conn, ts *testServer) {
+		const n = 10000
+		var subs []*stomp.Subscription
+		for i := 0; i < 2; i++ {
+			s, _ := dial(t).Subscribe("/topic/order", stomp.AckAuto)
+			subs = append(subs, s)
+		}
+		waitFor(t, "subscriptions", func() bool { return ts.Broker.Stats().Subscriptions == 2 })
+		pub := dial(t)
+		done := make(chan error, 1)
+		go func() {
+			for i := 0; i < n; i++ {
+				if err := pub.Send("/topic/order", "", []byte(strconv.Itoa(i))); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+		for i := 0; i < n; i++ {
+			for _, s := range subs {
+				if got := string(recv(t, s).Body); got != strconv.Itoa(i) {
+					t.Fatalf("message %d arrived as %q: out of order", i, got)
+				}
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestHeartBeats(t *testing.T) {
+	hb := func(c *serverConfig) {
+		c.opts.HeartBeatSend = 100 * time.Millisecond
+		c.opts.HeartBeatReceive = 100 * time.Millisecond
+		c.opts.HeartBeatMin = 50 * time.Millisecond
+	}
+	t.Run("server sends EOLs when idle", func(t *testing.T) {
+		ts := startServer(t, hb)
+		c := ts.rawWS(t, "v12.stomp")
+		connected := c.connect("1.2", "heart-beat:0,100")
+		if got := connected.Get("heart-beat"); got != "100,0" {
+			t.Fatalf("CONNECTED heart-beat %q, want 100,0", got)
+		}
+		waitFor(t, "5 heart-beats", func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.heartBeats >= 5
+		})
+	})
+	t.Run("silent client is closed with ERROR", func(t *testing.T) {
+		ts := startServer(t, hb)
+		c := ts.rawTCP(t)
+		start := time.Now() // the server's clock for the silence starts after this
+		connected := c.connect("1.2", "heart-beat:100,0")
+		if got := connected.Get("heart-beat"); got != "0,100" {
+			t.Fatalf("CONNECTED heart-beat %q, want 0,100", got)
+		}
+		c.expectError("heart-beat timeout")
+		if d := time.Since(start); d < 200*time.Millisecond {
+			t.Fatalf("closed after %s: the grace is 2 × 100ms", d)
+		}
+	})
+	t.Run("client beats keep it alive", func(t *testing.T) {
+		ts := startServer(t, hb)
+		c := ts.dialTCP(t, stomp.ConnOpt.HeartBeat(100*time.Millisecond, 100*time.Millisecond))
+		sub, _ := c.Subscribe("/topic/hb", stomp.AckAuto)
+		time.Sleep(time.Second) // ten intervals: go-stomp's beats must count as liveness
+		if err := ts.dialTCP(t).Send("/topic/hb", "", []byte("still here"), stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+		if m := recv(t, sub); string(m.Body) != "still here" {
+			t.Fatalf("got %q", m.Body)
+		}
+	})
+	t.Run("clamped to the server maximum", func(t *testing.T) {
+		ts := startServer(t, hb, func(c *serverConfig) { c.opts.HeartBeatMax = 200 * time.Millisecond })
+		c := ts.rawTCP(t)
+		if got := c.connect("1.2", "heart-beat:0,60000").Get("heart-beat"); got != "200,0" {
+			t.Fatalf("CONNECTED heart-beat %q, want 200,0", got)
+		}
+	})
+}
+
+func TestTempQueueRequestReply(t *testing.T) {
+	ts := startServer(t)
+	server := ts.dialTCP(t)
+	requests, _ := server.Subscribe("/queue/rpc", stomp.AckAuto)
+	waitFor(t, "rpc server", func() bool { return ts.Broker.Stats().Subscriptions == 1 })
+
+	client := ts.rawWS(t, "v12.stomp")
+	client.connect("1.2")
+	client.send("SEND\ndestination:/queue/rpc\nreply-to:/temp-queue/answers\nreceipt:r\n\nquestion\x00")
+	client.expect("RECEIPT")
+	req := recv(t, requests)
+	replyTo := req.Header.Get("reply-to")
+	if !strings.HasPrefix(replyTo, "/reply-queue/") {
+		t.Fatalf("reply-to rewritten to %q, want a /reply-queue/ destination", replyTo)
+	}
+	if err := server.Send(replyTo, "", []byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	m := client.expect("MESSAGE")
+	if string(m.Body) != "answer" || m.Get("subscription") != "/temp-queue/answers" {
+		t.Fatalf("reply %s", m)
+	}
+	// Gone with the session: a late reply is dropped, and does not break the replier.
+	client.send("DISCONNECT\nreceipt:bye\n\n\x00")
+	client.expect("RECEIPT")
+	waitFor(t, "reply queue deleted", func() bool { _, _, ok := ts.Broker.QueueDepth(replyTo); return !ok })
+	if err := server.Send(replyTo, "", []byte("late"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatalf("reply to a gone temp queue: %v", err)
+	}
+}

@@ -1,0 +1,137 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/go-stomp/stomp/v3"
+)
+
+// TestSlowConsumerDoesNotStallOthers is the failure the go-stomp server has, inverted: a subscriber that
+// stops reading must not delay a healthy subscriber on the same topic nor stall the publisher; it is
+// disconnected with ERROR "slow consumer" once its outbound queue is over the bound.
+func TestSlowConsumerDoesNotStallOthers(t *testing.T) {
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := startServer(t, func(c *serverConfig) {
+				c.opts.MaxQueuedBytes = 256 << 10
+				c.opts.CloseTimeout = time.Minute // the stuck client reads its ERROR at the end of the test
+			})
+			// The stuck subscriber subscribes, then reads nothing until the end.
+			handshake := []byte("CONNECT\naccept-version:1.2\nhost:/\n\n\x00SUBSCRIBE\nid:stuck\ndestination:/topic/feed\n\n\x00")
+			var stuckRead func() ([]byte, error)
+			if tr == "tcp" {
+				nc, err := net.Dial("tcp", ts.TCPAddr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				_, _ = nc.Write(handshake)
+				stuckRead = func() ([]byte, error) {
+					_ = nc.SetReadDeadline(time.Now().Add(waitTimeout))
+					return io.ReadAll(nc)
+				}
+			} else {
+				ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+				defer cancel()
+				c, _, err := websocket.Dial(ctx, ts.WSURL, &websocket.DialOptions{Subprotocols: []string{"v12.stomp"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.CloseNow()
+				c.SetReadLimit(-1)
+				_ = c.Write(ctx, websocket.MessageText, handshake)
+				stuckRead = func() ([]byte, error) {
+					var all []byte
+					for {
+						_, p, err := c.Read(ctx)
+						all = append(all, p...)
+						if err != nil {
+							return all, nil
+						}
+					}
+				}
+			}
+			healthyConn := ts.dialTCP(t)
+			healthy, _ := healthyConn.Subscribe("/topic/feed", stomp.AckAuto)
+			waitFor(t, "two subscribers", func() bool { return ts.Broker.Stats().Subscriptions == 2 })
+
+			// 4,000 × 4 KiB = 16 MiB: far beyond the stuck connection's socket buffers plus its 256 KiB
+			// queue. The publisher keeps at most a 64 KiB window ahead of the healthy subscriber, so that
+			// one never falls behind: only the stuck one may stall the publisher, and it must not.
+			const n, window = 4000, 16
+			body := bytes.Repeat([]byte("p"), 4<<10)
+			pub := ts.dialTCP(t)
+			var received atomic.Int64
+			published := make(chan error, 1)
+			go func() {
+				for i := 0; i < n; i++ {
+					for int64(i)-received.Load() >= window {
+						time.Sleep(100 * time.Microsecond)
+					}
+					if err := pub.Send("/topic/feed", "", append([]byte(strconv.Itoa(i)+":"), body...)); err != nil {
+						published <- err
+						return
+					}
+				}
+				published <- nil
+			}()
+			began := time.Now()
+			for i := 0; i < n; i++ {
+				m := recv(t, healthy)
+				if want := strconv.Itoa(i) + ":"; !bytes.HasPrefix(m.Body, []byte(want)) {
+					t.Fatalf("healthy subscriber: message %d is %.10q", i, m.Body)
+				}
+				received.Add(1)
+			}
+			select {
+			case err := <-published:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(waitTimeout):
+				t.Fatal("publisher stalled behind the stuck subscriber")
+			}
+			t.Logf("publish phase took %s", time.Since(began))
+			// What the stuck client finally reads ends with the ERROR frame, then the close.
+			all, err := stuckRead()
+			if err != nil && len(all) == 0 {
+				t.Fatal(err)
+			}
+			i := bytes.LastIndex(all, []byte("ERROR\n"))
+			if i < 0 || !bytes.Contains(all[i:], []byte("\nmessage:slow consumer\n")) {
+				t.Fatalf("stuck client did not get ERROR slow consumer (read %d bytes, tail %q)", len(all), all[max(0, len(all)-200):])
+			}
+			waitFor(t, "stuck subscription removed", func() bool { return ts.Broker.Stats().Subscriptions == 1 })
+		})
+	}
+}
+
+func TestShutdownNotifiesClients(t *testing.T) {
+	ts := startServer(t)
+	clients := []*rawClient{ts.rawTCP(t), ts.rawWS(t, "v12.stomp"), ts.rawWS(t, "v10.stomp")}
+	for _, c := range clients {
+		c.connect("1.2")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := ts.Server.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients {
+		c.expectError("server shutting down")
+	}
+	if code, _ := clients[1].closeInfo(); code != websocket.StatusGoingAway {
+		t.Fatalf("WebSocket close status %v, want going away", code)
+	}
+	if n := ts.Server.SessionCount(); n != 0 {
+		t.Fatalf("%d sessions left after Shutdown", n)
+	}
+}

@@ -1,0 +1,41 @@
+// Package transport carries bytes between the broker and its clients over WebSocket and TCP. It knows
+// connections and bytes, never STOMP or the broker, and imports nothing else from this module.
+//
+// A Conn is an inbound byte stream, read by the caller's goroutine, plus a bounded, non-blocking
+// outbound frame queue. AcceptWebSocket upgrades an HTTP request (subprotocol choice in the server's
+// order of preference, origin check, read limit); NewTCPConn wraps an accepted stream connection.
+//
+// # Invariants
+//
+//  1. Enqueue never blocks on the network. The queued bytes never exceed Options.MaxQueuedBytes, except
+//     for a single frame accepted into an empty queue; beyond that the caller gets ErrSlowConsumer and
+//     decides what a slow consumer costs.
+//  2. Frames are written in Enqueue order. A frame's head is copied at Enqueue; its tail is never copied
+//     at Enqueue and never modified, so one encoded body can be queued on many connections.
+//  3. A connection has a writer goroutine only while it has something to write: Enqueue starts it, it
+//     drains the queue in batches, calls OnDrain once the queue is empty, and exits. An idle connection
+//     holds no writer, no queue memory and no write buffer (they come from pools).
+//  4. Every write call is bounded by Options.WriteTimeout: a watchdog closes the network connection
+//     under a write that stays blocked longer, and the connection fails with ErrWriteTimeout.
+//  5. Close writes every frame queued before it, then the WebSocket close frame or the TCP FIN, so an
+//     ERROR frame queued just before Close reaches the peer. Close and Abort are bounded: by ctx for the
+//     flush, and by one second for the peer's side of the shutdown.
+//  6. When Close or Abort returns, no goroutine owned by the Conn is running, Read returns an error and
+//     Enqueue returns ErrClosed.
+//
+// # Locking
+//
+// Each connection has one mutex guarding its queue and its state. It is a leaf: it is never held while
+// calling into the network, the WebSocket library, or OnDrain. A TCP connection also serializes its
+// reads with a second mutex so that Close can take over the read side to drain it; the two are never
+// held together.
+//
+// # WebSocket close handshake
+//
+// The WebSocket library's Close writes a close frame and then waits up to 5 s for the peer's, and it
+// needs the read side to see the answer, which the caller's goroutine may be holding in Read at that
+// moment. Both cases work: a Read in progress receives the peer's close frame and releases the read side
+// (the caller then sees ErrClosed), or Close reads it itself. A peer that never answers is cut off after
+// one second by closing the network connection, which this package keeps for that purpose when the
+// request is hijacked.
+package transport

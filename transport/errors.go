@@ -1,0 +1,21 @@
+package transport
+
+import "errors"
+
+// ErrSlowConsumer is returned by Conn.Enqueue when queuing the frame would push the bytes waiting to be
+// written past Options.MaxQueuedBytes. The frame was not queued. The peer is not reading as fast as frames
+// are produced; the caller decides whether to drop, conflate or disconnect.
+var ErrSlowConsumer = errors.New("transport: slow consumer: outbound queue full")
+
+// ErrClosed is returned by Conn.Enqueue once Close or Abort has been called or the connection has failed,
+// by Conn.Read after the connection was closed locally, and by Conn.Close when Abort came first and
+// queued frames were discarded.
+var ErrClosed = errors.New("transport: connection closed")
+
+// ErrWriteTimeout is wrapped by the error that Conn.Read and Conn.Close report when one write stayed
+// blocked longer than Options.WriteTimeout and the connection was therefore torn down.
+var ErrWriteTimeout = errors.New("transport: write timed out")
+
+// ErrMessageTooBig is wrapped by the error that Conn.Read reports when an inbound WebSocket message
+// exceeded WebSocketOptions.ReadLimit. The peer has been sent close code 1009.
+var ErrMessageTooBig = errors.New("transport: inbound message too big")
