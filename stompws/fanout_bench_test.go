@@ -54,6 +54,7 @@ func (c *memConn) Enqueue(head, tail []byte, binary bool) error {
 	return nil
 }
 
+func (c *memConn) SetOnDrain(func())    {}
 func (c *memConn) Queued() int          { return 0 }
 func (c *memConn) LastWrite() time.Time { return time.Now() }
 func (c *memConn) Close(context.Context, transport.CloseCode, string) error {

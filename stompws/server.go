@@ -53,21 +53,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	s := newSession(srv)
 	opts := transport.WebSocketOptions{
 		Options:        srv.opts.transportOptions(),
 		Subprotocols:   Subprotocols,
 		OriginPatterns: srv.opts.OriginPatterns,
 		ReadLimit:      int64(srv.opts.Limits.MaxFrameBytes) + 64<<10,
 	}
-	opts.OnDrain = s.onDrain
 	conn, err := transport.AcceptWebSocket(w, r, opts)
 	if err != nil {
 		srv.opts.Logger.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "error", err)
 		return
 	}
 	// The request context ends with the hijacked connection's handler; the session has its own lifetime.
-	_ = srv.serveSession(context.WithoutCancel(r.Context()), s, conn)
+	_ = srv.ServeConn(context.WithoutCancel(r.Context()), conn)
 }
 
 // ServeTCP accepts STOMP connections from l until Shutdown, serving each on its own goroutine. It always
@@ -95,40 +93,35 @@ func (srv *Server) ServeTCP(l net.Listener) error {
 			return err
 		}
 		backoff = 0
-		s := newSession(srv)
-		topts := srv.opts.transportOptions()
-		topts.OnDrain = s.onDrain
-		conn := transport.NewTCPConn(c, topts)
+		conn := transport.NewTCPConn(c, srv.opts.transportOptions())
 		if !srv.addConn() {
 			conn.Abort()
 			continue
 		}
 		go func() {
 			defer srv.conns.Done()
-			_ = srv.runSession(context.Background(), s, conn)
+			_ = srv.runSession(context.Background(), conn)
 		}()
 	}
 }
 
-// ServeConn serves one STOMP session on c until it ends. Cancelling ctx ends the session as Shutdown
-// does. c should have been created with an OnDrain callback-free configuration: queue deliveries held
-// back for lack of room resume when the connection drains only for connections created by the Server
-// itself (ServeHTTP, ServeTCP); use those for production traffic.
+// ServeConn serves one STOMP session on c until it ends, then returns; it returns ErrServerClosed at
+// once (aborting c) during or after Shutdown. Cancelling ctx ends the session as Shutdown does. The
+// session owns c: it sets c's drain callback and closes c.
 func (srv *Server) ServeConn(ctx context.Context, c transport.Conn) error {
-	return srv.serveSession(ctx, newSession(srv), c)
-}
-
-func (srv *Server) serveSession(ctx context.Context, s *session, c transport.Conn) error {
 	if !srv.addConn() {
 		c.Abort()
 		return ErrServerClosed
 	}
 	defer srv.conns.Done()
-	return srv.runSession(ctx, s, c)
+	return srv.runSession(ctx, c)
 }
 
-// runSession registers s, runs it, and unregisters it. The caller has counted it in srv.conns.
-func (srv *Server) runSession(ctx context.Context, s *session, c transport.Conn) error {
+// runSession registers a session on c, runs it, and unregisters it. The caller has counted it in
+// srv.conns.
+func (srv *Server) runSession(ctx context.Context, c transport.Conn) error {
+	s := newSession(srv)
+	c.SetOnDrain(s.onDrain)
 	srv.mu.Lock()
 	if srv.closing {
 		srv.mu.Unlock()

@@ -218,11 +218,18 @@ type rawClient struct {
 	msgTypes   []websocket.MessageType // WebSocket: type of every message received
 	closeCode  websocket.StatusCode
 	closeText  string
+	gate       *readGate // pause stops reading, so the server sees a consumer that stopped reading
 }
 
 func newRawClient(t testing.TB) *rawClient {
-	return &rawClient{t: t, frames: make(chan *rawFrame, 1<<14), readErr: make(chan error, 1)}
+	return &rawClient{t: t, frames: make(chan *rawFrame, 1<<14), readErr: make(chan error, 1), gate: newReadGate()}
 }
+
+// pause stops the client from reading its connection until resume.
+func (rc *rawClient) pause() { rc.gate.pause() }
+
+// resume restarts reading after pause.
+func (rc *rawClient) resume() { rc.gate.resume() }
 
 // rawTCP opens a byte-level client over TCP.
 func (ts *testServer) rawTCP(t testing.TB) *rawClient {
@@ -238,6 +245,31 @@ func (ts *testServer) rawTCP(t testing.TB) *rawClient {
 	t.Cleanup(rc.close)
 	return rc
 }
+
+// readGate lets a test stop and restart a client's reading.
+type readGate struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	paused bool
+}
+
+func newReadGate() *readGate {
+	g := &readGate{}
+	g.cond = sync.NewCond(&g.mu)
+	return g
+}
+
+func (g *readGate) wait() {
+	g.mu.Lock()
+	for g.paused {
+		g.cond.Wait()
+	}
+	g.mu.Unlock()
+}
+
+func (g *readGate) pause() { g.mu.Lock(); g.paused = true; g.mu.Unlock() }
+
+func (g *readGate) resume() { g.mu.Lock(); g.paused = false; g.cond.Broadcast(); g.mu.Unlock() }
 
 // rawWS opens a byte-level client over WebSocket offering subprotocols; each write is one message.
 func (ts *testServer) rawWS(t testing.TB, subprotocols ...string) *rawClient {
@@ -285,6 +317,7 @@ func (rc *rawClient) readLoop(read func([]byte) (int, error)) {
 	p := frame.NewParser(frame.Limits{MaxFrameBytes: 64 << 20})
 	buf := make([]byte, 8<<20)
 	for {
+		rc.gate.wait()
 		n, err := read(buf)
 		if n > 0 {
 			perr := p.Feed(buf[:n], func(f *frame.Frame) error {

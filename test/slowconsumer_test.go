@@ -135,3 +135,51 @@ func TestShutdownNotifiesClients(t *testing.T) {
 		t.Fatalf("%d sessions left after Shutdown", n)
 	}
 }
+
+// TestQueueDeliveriesWaitForRoom: a queue consumer that stops reading is not disconnected; what does
+// not fit in its outbound queue waits in the broker's queue and is delivered, in order, once it reads.
+func TestQueueDeliveriesWaitForRoom(t *testing.T) {
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := startServer(t, func(c *serverConfig) { c.opts.MaxQueuedBytes = 64 << 10 })
+			c := ts.rawTCP(t)
+			if tr == "ws" {
+				c = ts.rawWS(t, "v12.stomp")
+			}
+			c.connect("1.2")
+			c.send("SUBSCRIBE\nid:q\ndestination:/queue/backlog\nreceipt:r\n\n\x00")
+			c.expect("RECEIPT")
+			c.pause()
+
+			const n = 2000 // 2000 × 8 KiB = 16 MiB: loopback socket buffers and the 64 KiB queue hold a fraction
+			body := bytes.Repeat([]byte("q"), 8<<10)
+			pub := ts.dialTCP(t)
+			for i := 0; i < n; i++ {
+				if err := pub.Send("/queue/backlog", "", append([]byte(strconv.Itoa(i)+":"), body...)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_ = pub.Send("/queue/backlog", "", []byte("end"), stomp.SendOpt.Receipt)
+			waitFor(t, "messages held in the queue", func() bool {
+				ready, _, _ := ts.Broker.QueueDepth("/queue/backlog")
+				return ready > 0
+			})
+			ready, _, _ := ts.Broker.QueueDepth("/queue/backlog")
+			t.Logf("%d of %d messages held in the broker while the consumer was not reading", ready, n+1)
+
+			c.resume()
+			for i := 0; i < n; i++ {
+				m := c.expect("MESSAGE")
+				if !bytes.HasPrefix(m.Body, []byte(strconv.Itoa(i)+":")) {
+					t.Fatalf("message %d is %.10q", i, m.Body)
+				}
+			}
+			if m := c.expect("MESSAGE"); string(m.Body) != "end" {
+				t.Fatalf("last message %q", m.Body)
+			}
+			if ready, _, _ := ts.Broker.QueueDepth("/queue/backlog"); ready != 0 {
+				t.Fatalf("%d messages left in the queue", ready)
+			}
+		})
+	}
+}

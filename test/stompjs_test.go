@@ -83,7 +83,7 @@ func TestStompJSNode(t *testing.T) {
 	if len(res.Passed) < 10 {
 		t.Fatalf("only %d checks passed: %v", len(res.Passed), res.Passed)
 	}
-	t.Logf("STOMP.js in Node: %d checks passed", len(res.Passed))
+	t.Logf("STOMP.js in Node: %d checks passed: %s", len(res.Passed), strings.Join(res.Passed, "; "))
 }
 
 // browserTestPage serves the STOMP.js bundle, the shared scenario and a page that runs it against the
@@ -116,5 +116,5 @@ func TestStompJSChromium(t *testing.T) {
 	if len(res.Passed) < 10 {
 		t.Fatalf("only %d checks passed: %v", len(res.Passed), res.Passed)
 	}
-	t.Logf("STOMP.js in Chromium: %d checks passed", len(res.Passed))
+	t.Logf("STOMP.js in Chromium: %d checks passed: %s", len(res.Passed), strings.Join(res.Passed, "; "))
 }

@@ -131,7 +131,8 @@ func BenchmarkTCPEnqueueOneAtATime(b *testing.B) {
 		b.Fatal(err)
 	}
 	drained := make(chan struct{}, 1)
-	c := NewTCPConn(sc, Options{OnDrain: func() { drained <- struct{}{} }})
+	c := NewTCPConn(sc, Options{})
+	c.SetOnDrain(func() { drained <- struct{}{} })
 	o := &c.(*tcpConn).outbound
 	discarded := make(chan struct{})
 	go func() {

@@ -24,6 +24,12 @@ type Conn interface {
 	// frame larger than the limit cannot wedge a connection. After Close or Abort, or once a write has
 	// failed, it returns ErrClosed. An empty frame is accepted and ignored.
 	Enqueue(head, tail []byte, binary bool) error
+	// SetOnDrain sets f to be called from the writer goroutine each time the queue has been written out
+	// completely (it is empty at that moment), with no transport lock held; nil removes it. f must not
+	// block and must not call Close or Abort (they wait for the writer, which is the caller); it may call
+	// Enqueue. It is not called once Close or Abort has started. A session uses it to resume deliveries
+	// it had to hold back while the queue was full.
+	SetOnDrain(f func())
 	// Queued reports the bytes queued and not yet handed to the operating system.
 	Queued() int
 	// LastWrite reports when bytes were last handed to the operating system (zero before the first

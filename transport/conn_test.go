@@ -241,11 +241,8 @@ func TestOnDrainAndLastWrite(t *testing.T) {
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
 			drained := make(chan int, 16)
-			var conn atomic.Pointer[Conn]
-			p := tr.open(t, Options{OnDrain: func() {
-				drained <- (*conn.Load()).Queued()
-			}})
-			conn.Store(&p.server)
+			p := tr.open(t, Options{})
+			p.server.SetOnDrain(func() { drained <- p.server.Queued() })
 			if lw := p.server.LastWrite(); !lw.IsZero() {
 				t.Fatalf("LastWrite() before any write = %v, want zero", lw)
 			}
@@ -274,14 +271,13 @@ func TestOnDrainAndLastWrite(t *testing.T) {
 
 // TestOnDrainMayEnqueue: frames queued from OnDrain are written by the same writer.
 func TestOnDrainMayEnqueue(t *testing.T) {
-	var conn atomic.Pointer[Conn]
 	var resumed atomic.Int32
-	p := transports[1].open(t, Options{OnDrain: func() {
+	p := transports[1].open(t, Options{})
+	p.server.SetOnDrain(func() {
 		if resumed.Add(1) <= 3 {
-			(*conn.Load()).Enqueue([]byte("more\n"), nil, false)
+			p.server.Enqueue([]byte("more\n"), nil, false)
 		}
-	}})
-	conn.Store(&p.server)
+	})
 	if err := p.server.Enqueue([]byte("first\n"), nil, false); err != nil {
 		t.Fatal(err)
 	}

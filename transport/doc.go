@@ -13,7 +13,7 @@
 //  2. Frames are written in Enqueue order. A frame's head is copied at Enqueue; its tail is never copied
 //     at Enqueue and never modified, so one encoded body can be queued on many connections.
 //  3. A connection has a writer goroutine only while it has something to write: Enqueue starts it, it
-//     drains the queue in batches, calls OnDrain once the queue is empty, and exits. An idle connection
+//     drains the queue in batches, calls the drain callback (SetOnDrain) once the queue is empty, and exits. An idle connection
 //     holds no writer, no queue memory and no write buffer (they come from pools).
 //  4. Every write call is bounded by Options.WriteTimeout: a watchdog closes the network connection
 //     under a write that stays blocked longer, and the connection fails with ErrWriteTimeout.
@@ -26,7 +26,7 @@
 // # Locking
 //
 // Each connection has one mutex guarding its queue and its state. It is a leaf: it is never held while
-// calling into the network, the WebSocket library, or OnDrain. A TCP connection also serializes its
+// calling into the network, the WebSocket library, or the drain callback. A TCP connection also serializes its
 // reads with a second mutex so that Close can take over the read side to drain it; the two are never
 // held together.
 //

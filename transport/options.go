@@ -33,11 +33,6 @@ type Options struct {
 	// MaxBatchBytes bounds one coalesced write. A single frame larger than this is still written whole,
 	// and over WebSocket still as one message. Zero or negative means DefaultMaxBatchBytes.
 	MaxBatchBytes int
-	// OnDrain, if set, is called from the writer goroutine after the queue has been written out
-	// completely (it is empty at that moment), with no transport lock held. It must not block and must not
-	// call Close or Abort (they wait for the writer, which is the caller); it may call Enqueue. It is not
-	// called once Close or Abort has started.
-	OnDrain func()
 }
 
 func (o Options) withDefaults() Options {

@@ -34,10 +34,10 @@ type outbound struct {
 	maxQueued    int
 	maxBatch     int
 	writeTimeout time.Duration
-	onDrain      func()
 	writeLoopFn  func() // writeLoop bound once, so that starting the writer does not allocate
 
 	mu        sync.Mutex
+	onDrain   func()        // see Conn.SetOnDrain
 	pending   *frameBatch   // frames not yet taken by the writer; nil when none (idle connections hold none)
 	spare     *frameBatch   // the writer's previous batch, kept for reuse while the writer runs
 	queued    int           // bytes in pending plus the unwritten rest of the batch being written
@@ -69,7 +69,6 @@ func (o *outbound) init(opts Options, sink frameSink) {
 	o.maxQueued = opts.MaxQueuedBytes
 	o.maxBatch = opts.MaxBatchBytes
 	o.writeTimeout = opts.WriteTimeout
-	o.onDrain = opts.OnDrain
 	o.writeLoopFn = o.writeLoop
 }
 
@@ -104,6 +103,13 @@ func (o *outbound) Enqueue(head, tail []byte, binary bool) error {
 		go o.writeLoopFn()
 	}
 	return nil
+}
+
+// SetOnDrain implements Conn.SetOnDrain.
+func (o *outbound) SetOnDrain(f func()) {
+	o.mu.Lock()
+	o.onDrain = f
+	o.mu.Unlock()
 }
 
 // Queued implements Conn.Queued.
@@ -153,10 +159,10 @@ func (o *outbound) writeLoop() {
 			}
 			continue
 		}
-		if o.drainDue && o.onDrain != nil && !o.closing && o.stopErr == nil {
+		if f := o.onDrain; o.drainDue && f != nil && !o.closing && o.stopErr == nil {
 			o.drainDue = false
 			o.mu.Unlock()
-			o.onDrain()
+			f()
 			o.mu.Lock()
 			continue
 		}

@@ -70,7 +70,7 @@ func TestTCPCloseKeepsFramesDespiteUnreadInput(t *testing.T) {
 	}
 }
 
-// TestTCPCoalescing holds the writer inside OnDrain, queues a backlog, and counts the write calls that
+// TestTCPCoalescing holds the writer inside the drain callback, queues a backlog, and counts the write calls that
 // carry it.
 func TestTCPCoalescing(t *testing.T) {
 	const maxBatch = 1000
@@ -78,11 +78,12 @@ func TestTCPCoalescing(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			release := make(chan struct{})
 			var drains atomic.Int32
-			p := tr.open(t, Options{MaxBatchBytes: maxBatch, OnDrain: func() {
+			p := tr.open(t, Options{MaxBatchBytes: maxBatch})
+			p.server.SetOnDrain(func() {
 				if drains.Add(1) == 1 {
 					<-release
 				}
-			}})
+			})
 			go func() {
 				p.readToEnd()
 			}()

@@ -295,12 +295,13 @@ func TestWebSocketCoalescing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			release := make(chan struct{})
 			var drains atomic.Int32
-			opts := WebSocketOptions{Options: Options{MaxBatchBytes: maxBatch, OnDrain: func() {
+			opts := WebSocketOptions{Options: Options{MaxBatchBytes: maxBatch}}
+			client, server := newWSServer(t, opts).dial(t)
+			server.SetOnDrain(func() {
 				if drains.Add(1) == 1 {
 					<-release
 				}
-			}}}
-			client, server := newWSServer(t, opts).dial(t)
+			})
 			first := testFrame{head: "CONNECTED\n\n", tail: "\x00"}
 			if err := server.Enqueue([]byte(first.head), []byte(first.tail), false); err != nil {
 				t.Fatal(err)

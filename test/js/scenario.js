@@ -29,9 +29,16 @@ globalThis.runStompScenario = async function runStompScenario(StompJs, brokerURL
         reconnectDelay: 0,
         heartbeatIncoming: 0,
         heartbeatOutgoing: 0,
-        webSocketFactory: options.webSocketFactory,
       }, extra || {}));
-      if (!options.webSocketFactory) delete client.webSocketFactory;
+      client.webSocketFactory = () => {
+        // Count the WebSocket messages each connection receives, to see coalescing.
+        const ws = options.webSocketFactory
+          ? options.webSocketFactory()
+          : new WebSocket(brokerURL, ['v12.stomp', 'v11.stomp', 'v10.stomp']);
+        ws.stompdMessages = 0;
+        ws.addEventListener('message', () => { ws.stompdMessages++; });
+        return ws;
+      };
       client.onConnect = (frame) => resolve({ client, frame });
       client.onStompError = (frame) => reject(new Error(name + ': ERROR ' + frame.headers.message));
       client.onWebSocketError = () => reject(new Error(name + ': WebSocket error'));
@@ -121,6 +128,23 @@ globalThis.runStompScenario = async function runStompScenario(StompJs, brokerURL
     const redelivered = jobs.filter((m) => m.headers.redelivered === 'true');
     check(redelivered.length === 1 && redelivered[0].body === 'job 1', 'NACKed queue message redelivered');
     check(jobs.every((m) => (m.headers.ack || '').length > 0), 'ack header on client-individual MESSAGE');
+
+    // Coalescing: one publish fanned out to 50 subscriptions of one connection reaches the socket as
+    // fewer WebSocket messages than frames, and STOMP.js must split them back into 50 MESSAGEs.
+    const ws = sub.client.webSocket;
+    const fanLive = receipt(sub.client, 'sub-fan');
+    const fan = receiveN(50, (cb) => {
+      for (let i = 0; i < 50; i++) {
+        sub.client.subscribe('/topic/js.fan', cb, i === 49 ? { receipt: 'sub-fan' } : {});
+      }
+    });
+    await fanLive;
+    const before = ws.stompdMessages;
+    pub.client.publish({ destination: '/topic/js.fan', body: 'to fifty' });
+    const fanned = await fan.done;
+    const messages = ws.stompdMessages - before;
+    check(fanned.every((m) => m.body === 'to fifty'), '50 MESSAGE frames parsed');
+    check(messages < 50, '50 frames arrived coalesced in ' + messages + ' WebSocket messages');
 
     // Receipt for a SEND, and an ERROR for a bad destination on a separate connection.
     const sr = receipt(pub.client, 'send-1');
