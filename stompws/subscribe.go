@@ -39,6 +39,14 @@ func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) bro
 	}
 	tail, tailIsUTF8 := s.encodedMessage(d.Message)
 	binary := !tailIsUTF8 || !sub.headIsUTF8
+	if bs.Kind() != broker.KindTopic {
+		// Queue messages wait in the broker rather than fill the connection: they stop at half the
+		// bound, which leaves the rest for receipts and topic traffic on the same connection.
+		if q := s.conn.Queued(); q > 0 && q+len(tail)+len(sub.head)+32 > s.opts.MaxQueuedBytes/2 {
+			s.markFull(sub)
+			return broker.Full
+		}
+	}
 
 	var err error
 	switch {
