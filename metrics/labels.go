@@ -1,0 +1,254 @@
+package metrics
+
+import "strconv"
+
+// Transport is the kind of connection a session runs on; it is the "transport" label.
+type Transport uint8
+
+// Transports.
+const (
+	// TransportWS is STOMP over WebSocket (ws and wss alike: TLS is terminated in front of stompd
+	// or not, which the server cannot always tell).
+	TransportWS Transport = iota
+	// TransportTCP is STOMP over a plain TCP stream.
+	TransportTCP
+	numTransports
+)
+
+var transportNames = [numTransports]string{"ws", "tcp"}
+
+// String returns the label value: "ws" or "tcp".
+func (t Transport) String() string { return enumName(transportNames[:], uint8(t), "Transport") }
+
+// CloseReason says why a connection ended; it is the "reason" label of
+// stompd_connections_closed_total.
+type CloseReason uint8
+
+// Close reasons.
+const (
+	// CloseClientDisconnect is a client that sent DISCONNECT.
+	CloseClientDisconnect CloseReason = iota
+	// ClosePeerClosed is a client that closed the socket without DISCONNECT.
+	ClosePeerClosed
+	// CloseProtocolError is a connection closed after an ERROR frame for a malformed or illegal frame.
+	CloseProtocolError
+	// CloseHeartbeatTimeout is a client silent for longer than the negotiated heart-beat allows.
+	CloseHeartbeatTimeout
+	// CloseSlowConsumer is a client whose outbound queue went over its byte limit.
+	CloseSlowConsumer
+	// CloseWriteTimeout is a socket write that stayed blocked past the write timeout.
+	CloseWriteTimeout
+	// CloseServerShutdown is a connection ended by a graceful shutdown.
+	CloseServerShutdown
+	// CloseAuthFailed is a CONNECT whose credentials were refused.
+	CloseAuthFailed
+	// CloseIOError is any other read or write failure of the socket.
+	CloseIOError
+	numCloseReasons
+)
+
+var closeReasonNames = [numCloseReasons]string{
+	"client_disconnect", "peer_closed", "protocol_error", "heartbeat_timeout", "slow_consumer",
+	"write_timeout", "server_shutdown", "auth_failed", "io_error",
+}
+
+// String returns the label value, such as "slow_consumer".
+func (r CloseReason) String() string { return enumName(closeReasonNames[:], uint8(r), "CloseReason") }
+
+// HandshakeFailure says why a connection attempt was refused before a session began (at the
+// WebSocket upgrade or the TCP accept); it is the "reason" label of stompd_handshake_failures_total.
+type HandshakeFailure uint8
+
+// Handshake failures.
+const (
+	// HandshakeOrigin is a WebSocket upgrade from an Origin not on the allow-list.
+	HandshakeOrigin HandshakeFailure = iota
+	// HandshakeSubprotocol is a WebSocket upgrade offering none of the STOMP subprotocols.
+	HandshakeSubprotocol
+	// HandshakeAuth is an upgrade whose credentials were refused.
+	HandshakeAuth
+	// HandshakeLimit is a connection refused by a connection limit or rate limit.
+	HandshakeLimit
+	// HandshakeBadRequest is any other malformed upgrade request.
+	HandshakeBadRequest
+	// HandshakeShuttingDown is a connection refused because the server is draining.
+	HandshakeShuttingDown
+	numHandshakeFailures
+)
+
+var handshakeFailureNames = [numHandshakeFailures]string{
+	"origin", "subprotocol", "auth", "limit", "bad_request", "shutting_down",
+}
+
+// String returns the label value, such as "origin".
+func (f HandshakeFailure) String() string {
+	return enumName(handshakeFailureNames[:], uint8(f), "HandshakeFailure")
+}
+
+// Command is a STOMP frame command, or a heart-beat; it is the "command" label of the frame counters.
+type Command uint8
+
+// Commands: the fifteen of STOMP 1.2, then heart-beats.
+const (
+	// CommandConnect is CONNECT (client to server).
+	CommandConnect Command = iota
+	// CommandStomp is STOMP, the 1.1+ spelling of CONNECT (client to server).
+	CommandStomp
+	// CommandConnected is CONNECTED (server to client).
+	CommandConnected
+	// CommandSend is SEND (client to server).
+	CommandSend
+	// CommandSubscribe is SUBSCRIBE (client to server).
+	CommandSubscribe
+	// CommandUnsubscribe is UNSUBSCRIBE (client to server).
+	CommandUnsubscribe
+	// CommandAck is ACK (client to server).
+	CommandAck
+	// CommandNack is NACK (client to server, STOMP 1.1+).
+	CommandNack
+	// CommandBegin is BEGIN (client to server).
+	CommandBegin
+	// CommandCommit is COMMIT (client to server).
+	CommandCommit
+	// CommandAbort is ABORT (client to server).
+	CommandAbort
+	// CommandDisconnect is DISCONNECT (client to server).
+	CommandDisconnect
+	// CommandMessage is MESSAGE (server to client).
+	CommandMessage
+	// CommandReceipt is RECEIPT (server to client).
+	CommandReceipt
+	// CommandError is ERROR (server to client).
+	CommandError
+	// CommandHeartbeat is a heart-beat EOL, counted as a frame so that idle traffic shows up.
+	CommandHeartbeat
+	numCommands
+)
+
+var commandNames = [numCommands]string{
+	"CONNECT", "STOMP", "CONNECTED", "SEND", "SUBSCRIBE", "UNSUBSCRIBE", "ACK", "NACK", "BEGIN",
+	"COMMIT", "ABORT", "DISCONNECT", "MESSAGE", "RECEIPT", "ERROR", "HEARTBEAT",
+}
+
+// String returns the label value: the command as spelled on the wire, or "HEARTBEAT".
+func (c Command) String() string { return enumName(commandNames[:], uint8(c), "Command") }
+
+// ParseCommand returns the Command spelled name (a STOMP command as on the wire, or "HEARTBEAT");
+// ok is false for anything else. It does not allocate.
+func ParseCommand(name string) (c Command, ok bool) {
+	for i, n := range commandNames {
+		if n == name {
+			return Command(i), true
+		}
+	}
+	return 0, false
+}
+
+// Kind is the class of a destination; it is the "kind" label.
+type Kind uint8
+
+// Destination kinds.
+const (
+	// KindTopic is /topic/NAME.
+	KindTopic Kind = iota
+	// KindQueue is /queue/NAME.
+	KindQueue
+	// KindReplyQueue is /reply-queue/NAME.
+	KindReplyQueue
+	// KindApp is /app/NAME, handled in the server rather than routed.
+	KindApp
+	numKinds
+)
+
+var kindNames = [numKinds]string{"topic", "queue", "reply_queue", "app"}
+
+// String returns the label value, such as "reply_queue".
+func (k Kind) String() string { return enumName(kindNames[:], uint8(k), "Kind") }
+
+// DropReason says why a message was not delivered to a subscriber; it is the "reason" label of
+// stompd_messages_dropped_total.
+type DropReason uint8
+
+// Drop reasons.
+const (
+	// DropNoRoute is a topic message that matched no subscription.
+	DropNoRoute DropReason = iota
+	// DropSlowConsumer is a message lost with a subscriber cut off as a slow consumer.
+	DropSlowConsumer
+	// DropConflated is a pending message replaced by a newer one for the same destination.
+	DropConflated
+	// DropDroppedOldest is the oldest pending message discarded to make room under drop-oldest.
+	DropDroppedOldest
+	// DropExpired is a message whose expiry passed before it could be delivered.
+	DropExpired
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{
+	"no_route", "slow_consumer", "conflated", "dropped_oldest", "expired",
+}
+
+// String returns the label value, such as "conflated".
+func (r DropReason) String() string { return enumName(dropReasonNames[:], uint8(r), "DropReason") }
+
+// ErrorReason classifies an ERROR frame sent to a client; it is the "reason" label of
+// stompd_errors_sent_total.
+type ErrorReason uint8
+
+// Error reasons.
+const (
+	// ErrorProtocol is a malformed frame or a frame not allowed in the session's state.
+	ErrorProtocol ErrorReason = iota
+	// ErrorUnknownDestination is a SEND to a destination that does not exist.
+	ErrorUnknownDestination
+	// ErrorInvalidDestination is a destination name the server does not accept.
+	ErrorInvalidDestination
+	// ErrorReadOnly is a SEND to a destination only the server publishes to.
+	ErrorReadOnly
+	// ErrorQueueFull is a SEND to a queue at its depth limit.
+	ErrorQueueFull
+	// ErrorFrameTooLarge is a frame over a size, header-count or header-length limit.
+	ErrorFrameTooLarge
+	// ErrorHeartbeatTimeout is the ERROR sent before closing a silent client.
+	ErrorHeartbeatTimeout
+	// ErrorSlowConsumer is the ERROR sent before closing a slow consumer.
+	ErrorSlowConsumer
+	// ErrorShutdown is the ERROR sent to every client when the server drains.
+	ErrorShutdown
+	// ErrorAccessDenied is a frame the authenticated user may not send.
+	ErrorAccessDenied
+	// ErrorAuthFailed is a CONNECT whose credentials were refused.
+	ErrorAuthFailed
+	// ErrorRateLimited is a frame refused by a rate limit.
+	ErrorRateLimited
+	numErrorReasons
+)
+
+var errorReasonNames = [numErrorReasons]string{
+	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
+	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
+	"auth_failed", "rate_limited",
+}
+
+// String returns the label value, such as "queue_full".
+func (r ErrorReason) String() string { return enumName(errorReasonNames[:], uint8(r), "ErrorReason") }
+
+// queueState is the "state" label of the queue message gauges.
+type queueState uint8
+
+const (
+	stateReady queueState = iota
+	stateUnacked
+	numQueueStates
+)
+
+var queueStateNames = [numQueueStates]string{"ready", "unacked"}
+
+// enumName returns names[v], or "Type(v)" for a value outside the enum so that a bad conversion
+// shows up in logs instead of panicking.
+func enumName(names []string, v uint8, typ string) string {
+	if int(v) < len(names) {
+		return names[v]
+	}
+	return typ + "(" + strconv.Itoa(int(v)) + ")"
+}

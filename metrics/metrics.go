@@ -1,0 +1,173 @@
+package metrics
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+const namespace = "stompd"
+
+// deliveryLatencyBuckets spans 50µs (a delivery on an idle node) to 5s (a node in trouble) in
+// 1-2.5-5 steps, so dashboards can read quantiles off classic buckets when native histograms are off.
+var deliveryLatencyBuckets = []float64{
+	0.00005, 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1, 2.5, 5,
+}
+
+// outboundQueueBuckets spans 256 B to 16 MiB in factors of 4, which brackets the default 4 MiB
+// per-connection limit with room for operators who raise it.
+var outboundQueueBuckets = prometheus.ExponentialBuckets(256, 4, 9)
+
+// BuildInfo identifies the running binary in stompd_build_info. Empty fields are exported as
+// "unknown"; the Go version is taken from the runtime.
+type BuildInfo struct {
+	Version  string // release version, e.g. "v1.2.0"
+	Revision string // VCS revision the binary was built from
+}
+
+// Metrics holds every stompd collector, with each labelled child resolved once by [New]. The
+// recording methods are safe for concurrent use and cost a few nanoseconds; all of them, including
+// [Metrics.ObserveBroker] and [Metrics.ObserveQueueDepth], do nothing on a nil *Metrics, which is
+// how tests and embedders turn metrics off.
+type Metrics struct {
+	connectionsCurrent [numTransports]prometheus.Gauge
+	connectionsOpened  [numTransports]prometheus.Counter
+	connectionsClosed  [numTransports][numCloseReasons]prometheus.Counter
+	handshakeFailures  [numHandshakeFailures]prometheus.Counter
+	bytesReceived      [numTransports]prometheus.Counter
+	bytesSent          [numTransports]prometheus.Counter
+
+	framesReceived    [numCommands]prometheus.Counter
+	framesSent        [numCommands]prometheus.Counter
+	errorsSent        [numErrorReasons]prometheus.Counter
+	heartbeatTimeouts prometheus.Counter
+
+	published               [numKinds]prometheus.Counter
+	delivered               [numKinds]prometheus.Counter
+	redelivered             prometheus.Counter
+	dropped                 [numDropReasons]prometheus.Counter
+	slowConsumerDisconnects prometheus.Counter
+	deliveryLatency         prometheus.Histogram
+	outboundQueue           prometheus.Histogram
+
+	broker     *brokerCollector
+	queueDepth *queueDepthCollector
+}
+
+// New creates stompd's collectors and registers them on reg, together with the Go runtime and
+// process collectors and stompd_build_info. It never touches prometheus.DefaultRegisterer, so
+// separate registries give independent instances in one process. Every labelled child is created
+// here, so each series is exported (at zero) from the first scrape, before anything happens.
+//
+// reg must not be nil: to turn metrics off, use a nil *Metrics instead. New panics if a
+// registration fails, for example when reg already holds stompd's collectors or a Go or process
+// collector; that is a wiring mistake, not a run-time condition.
+func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
+	f := promauto.With(reg)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	f.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Name:      "build_info",
+		Help:      "Always 1; the labels identify the running stompd binary.",
+		ConstLabels: prometheus.Labels{
+			"version":   orUnknown(info.Version),
+			"revision":  orUnknown(info.Revision),
+			"goversion": runtime.Version(),
+		},
+	}).Set(1)
+
+	m := &Metrics{
+		broker:     newBrokerCollector(),
+		queueDepth: newQueueDepthCollector(),
+	}
+	reg.MustRegister(m.broker, m.queueDepth)
+
+	current := f.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "connections_current",
+		Help: "Open client connections (after the WebSocket upgrade or TCP accept).",
+	}, []string{"transport"})
+	opened := newCounterVec(f, "connections_opened_total",
+		"Client connections accepted since start.", "transport")
+	closed := newCounterVec(f, "connections_closed_total",
+		"Client connections ended since start, by why they ended.", "transport", "reason")
+	bytesIn := newCounterVec(f, "received_bytes_total",
+		"Bytes read from client connections, framing included.", "transport")
+	bytesOut := newCounterVec(f, "sent_bytes_total",
+		"Bytes written to client connections, framing included.", "transport")
+	for t, tn := range transportNames {
+		m.connectionsCurrent[t] = current.WithLabelValues(tn)
+		m.connectionsOpened[t] = opened.WithLabelValues(tn)
+		m.bytesReceived[t] = bytesIn.WithLabelValues(tn)
+		m.bytesSent[t] = bytesOut.WithLabelValues(tn)
+		for r, rn := range closeReasonNames {
+			m.connectionsClosed[t][r] = closed.WithLabelValues(tn, rn)
+		}
+	}
+	resolve(m.handshakeFailures[:], handshakeFailureNames[:], newCounterVec(f, "handshake_failures_total",
+		"Connection attempts refused before a STOMP session began.", "reason"))
+
+	resolve(m.framesReceived[:], commandNames[:], newCounterVec(f, "frames_received_total",
+		"STOMP frames and heart-beats read from clients.", "command"))
+	resolve(m.framesSent[:], commandNames[:], newCounterVec(f, "frames_sent_total",
+		"STOMP frames and heart-beats written to clients.", "command"))
+	resolve(m.errorsSent[:], errorReasonNames[:], newCounterVec(f, "errors_sent_total",
+		"ERROR frames sent to clients.", "reason"))
+	m.heartbeatTimeouts = newCounter(f, "heartbeat_timeouts_total",
+		"Connections found silent for longer than their negotiated heart-beat allows.")
+
+	resolve(m.published[:], kindNames[:], newCounterVec(f, "messages_published_total",
+		"Messages accepted for routing, by destination kind.", "kind"))
+	resolve(m.delivered[:], kindNames[:], newCounterVec(f, "messages_delivered_total",
+		"MESSAGE frames handed to subscribers' connections, by destination kind.", "kind"))
+	m.redelivered = newCounter(f, "messages_redelivered_total",
+		"Queue messages delivered again after a NACK or after their consumer went away.")
+	resolve(m.dropped[:], dropReasonNames[:], newCounterVec(f, "messages_dropped_total",
+		"Messages not delivered to a subscriber, by why.", "reason"))
+	m.slowConsumerDisconnects = newCounter(f, "slow_consumer_disconnects_total",
+		"Connections closed because their outbound queue went over its byte limit.")
+
+	m.deliveryLatency = f.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "delivery_latency_seconds",
+		Help:                            "Time from a publish being accepted to its MESSAGE frame being queued on a subscriber's connection.",
+		Buckets:                         deliveryLatencyBuckets,
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  160,
+		NativeHistogramMinResetDuration: time.Hour,
+	})
+	m.outboundQueue = f.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "outbound_queue_bytes",
+		Help:    "Bytes already queued on a connection when another frame is queued behind them.",
+		Buckets: outboundQueueBuckets,
+	})
+	return m
+}
+
+func newCounter(f promauto.Factory, name, help string) prometheus.Counter {
+	return f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func newCounterVec(f promauto.Factory, name, help string, labels ...string) *prometheus.CounterVec {
+	return f.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}, labels)
+}
+
+// resolve fills dst[i] with vec's child for the label value names[i].
+func resolve(dst []prometheus.Counter, names []string, vec *prometheus.CounterVec) {
+	for i, n := range names {
+		dst[i] = vec.WithLabelValues(n)
+	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}

@@ -1,0 +1,109 @@
+package metrics
+
+import (
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestObserveBroker(t *testing.T) {
+	m, reg := newTestMetrics(t)
+	if n, err := testutil.GatherAndCount(reg, "stompd_subscriptions_current", "stompd_queue_messages"); err != nil || n != 0 {
+		t.Fatalf("before ObserveBroker: %d series (err %v), want none", n, err)
+	}
+
+	var calls atomic.Int32
+	m.ObserveBroker(func() BrokerStats {
+		calls.Add(1)
+		var st BrokerStats
+		st.Subscriptions[KindTopic] = 7
+		st.Subscriptions[KindQueue] = 2
+		st.Destinations[KindTopic] = 3
+		st.Destinations[KindApp] = 1
+		st.ReadyMessages = 40
+		st.UnackedMessages = 5
+		return st
+	})
+	const want = `
+# HELP stompd_destinations_current Destinations that currently exist, by kind.
+# TYPE stompd_destinations_current gauge
+stompd_destinations_current{kind="app"} 1
+stompd_destinations_current{kind="queue"} 0
+stompd_destinations_current{kind="reply_queue"} 0
+stompd_destinations_current{kind="topic"} 3
+# HELP stompd_queue_messages Messages held by queues: ready to deliver, or delivered and awaiting ACK/NACK. Totals over all queues.
+# TYPE stompd_queue_messages gauge
+stompd_queue_messages{state="ready"} 40
+stompd_queue_messages{state="unacked"} 5
+# HELP stompd_subscriptions_current Current subscriptions, by destination kind.
+# TYPE stompd_subscriptions_current gauge
+stompd_subscriptions_current{kind="app"} 0
+stompd_subscriptions_current{kind="queue"} 2
+stompd_subscriptions_current{kind="reply_queue"} 0
+stompd_subscriptions_current{kind="topic"} 7
+`
+	calls.Store(0)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
+		"stompd_subscriptions_current", "stompd_destinations_current", "stompd_queue_messages"); err != nil {
+		t.Error(err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("one scrape called the stats function %d times, want 1", n)
+	}
+
+	m.ObserveBroker(nil)
+	if n, err := testutil.GatherAndCount(reg, "stompd_subscriptions_current"); err != nil || n != 0 {
+		t.Errorf("after ObserveBroker(nil): %d series (err %v), want none", n, err)
+	}
+}
+
+func TestObserveQueueDepth(t *testing.T) {
+	depths := map[string][2]int{"/queue/orders": {12, 3}, "/queue/audit": {0, 0}}
+	depth := func(q string) (ready, unacked int, ok bool) {
+		d, ok := depths[q]
+		return d[0], d[1], ok
+	}
+	tests := []struct {
+		name   string
+		queues []string
+		depth  func(string) (int, int, bool)
+		want   string
+	}{
+		{
+			name:   "listed queues that exist",
+			queues: []string{"/queue/orders", "/queue/missing", "/queue/audit", "/queue/orders"},
+			depth:  depth,
+			want: `
+# HELP stompd_queue_depth Messages held by one operator-listed queue: ready to deliver, or delivered and awaiting ACK/NACK.
+# TYPE stompd_queue_depth gauge
+stompd_queue_depth{queue="/queue/audit",state="ready"} 0
+stompd_queue_depth{queue="/queue/audit",state="unacked"} 0
+stompd_queue_depth{queue="/queue/orders",state="ready"} 12
+stompd_queue_depth{queue="/queue/orders",state="unacked"} 3
+`,
+		},
+		{name: "empty list", queues: nil, depth: depth},
+		{name: "nil function", queues: []string{"/queue/orders"}, depth: nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, reg := newTestMetrics(t)
+			m.ObserveQueueDepth(tt.queues, tt.depth)
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(tt.want), "stompd_queue_depth"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestObserveQueueDepthKeepsItsOwnList(t *testing.T) {
+	m, reg := newTestMetrics(t)
+	queues := []string{"/queue/a"}
+	m.ObserveQueueDepth(queues, func(string) (int, int, bool) { return 1, 0, true })
+	queues[0] = "/queue/changed-later"
+	if got := value(t, reg, "stompd_queue_depth", "queue", "/queue/a", "state", "ready"); got != 1 {
+		t.Errorf("depth of /queue/a = %v, want 1", got)
+	}
+}
