@@ -132,6 +132,67 @@ func (c *atomicCounter) Deliver(*Subscription, Delivery) DeliverResult {
 
 func (c *atomicCounter) Evict(*Subscription, error) {}
 
+// BenchmarkPublishLastValue publishes to a destination that retains its
+// last value, with nobody subscribed (the cost of retaining) and with 1,000
+// exact subscriptions.
+func BenchmarkPublishLastValue(b *testing.B) {
+	for _, n := range []int{0, 1000} {
+		b.Run(strconv.Itoa(n)+"subs", func(b *testing.B) {
+			br := New(Options{Policies: []DestinationPolicy{{Pattern: "/topic/stocks.#", LastValue: true, ReadOnly: true}}})
+			subs := make([]countingSubscriber, n)
+			for i := range subs {
+				if _, err := br.Subscribe("/topic/stocks.eur", &subs[i], SubscribeOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			body := make([]byte, 128)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Publish(&Message{Destination: "/topic/stocks.eur", Body: body}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if st := br.Stats(); st.RetainedMessages != 1 {
+				b.Fatalf("%d retained messages", st.RetainedMessages)
+			}
+		})
+	}
+}
+
+// refusingSubscriber never has room.
+type refusingSubscriber struct{}
+
+func (refusingSubscriber) Deliver(*Subscription, Delivery) DeliverResult { return Full }
+func (refusingSubscriber) Evict(*Subscription, error)                    {}
+
+// BenchmarkPublishConflated publishes to 10 destinations whose 1,000
+// wildcard subscriptions are all lagging, so that every delivery replaces a
+// held message.
+func BenchmarkPublishConflated(b *testing.B) {
+	br := New(Options{Policies: []DestinationPolicy{{Pattern: "/topic/stocks.#", SlowConsumer: PolicyConflate}}})
+	for range 1000 {
+		if _, err := br.Subscribe("/topic/stocks.*", refusingSubscriber{}, SubscribeOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var dests [10]string
+	for i := range dests {
+		dests[i] = "/topic/stocks." + strconv.Itoa(i)
+		if err := br.Publish(&Message{Destination: dests[i]}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if err := br.Publish(&Message{Destination: dests[i%len(dests)]}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/1000, "ns/delivery")
+}
+
 func BenchmarkMatchTopic(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {

@@ -15,16 +15,27 @@ type Broker struct {
 	opts Options
 	log  *slog.Logger
 
-	shards   [shardCount]shard
-	patterns patternIndex
+	// policies holds one resolved policy per Options.Policies entry, and
+	// defaultPolicy the one for destinations matching none; destinations
+	// point at them. Immutable after New.
+	policies      []resolvedPolicy
+	defaultPolicy resolvedPolicy
+
+	shards    [shardCount]shard
+	patterns  patternIndex
+	apps      appRoutes
+	observers observerList
 
 	msgSeq atomic.Uint64
 	subSeq atomic.Uint64
 
-	subCount   atomic.Int64
-	topicCount atomic.Int64 // exact topic destinations with subscriptions
-	queueCount atomic.Int64
-	evictions  atomic.Uint64
+	subCount      atomic.Int64
+	topicCount    atomic.Int64 // exact topic destinations with subscriptions
+	queueCount    atomic.Int64
+	retainedDests atomic.Int64 // topic destinations that have retained a message
+	evictions     atomic.Uint64
+	conflated     atomic.Uint64
+	droppedOldest atomic.Uint64
 }
 
 // New returns a Broker configured by opts, with defaults filled in for zero
@@ -32,6 +43,7 @@ type Broker struct {
 func New(opts Options) *Broker {
 	b := &Broker{opts: opts.withDefaults()}
 	b.log = b.opts.Logger
+	b.policies, b.defaultPolicy = newResolvedPolicies(b.opts)
 	for i := range b.shards {
 		b.shards[i].topics = make(map[string]*topicEntry)
 		b.shards[i].queues = make(map[string]*queue)
@@ -48,12 +60,19 @@ func (b *Broker) NodeID() string { return b.opts.NodeID }
 // left for later (queues).
 //
 // Publish sets m.Kind, and m.ID and m.Published when they are empty; after
-// that m must not be modified. To a topic nobody subscribed to, the message
-// is dropped and counted; that is not an error. Errors, with the destination
-// in the text: ErrUnknownDestination, ErrInvalidDestination (including a
-// wildcard in a topic name), ErrQueueFull as a *QueueFullError when a queue
-// holds MaxQueueDepth ready messages, ErrNoRoute for a reply queue that does
-// not exist. On error the message was not accepted.
+// that m must not be modified. A destination whose policy is ReadOnly is
+// checked against m.Sender first. A topic message is retained if its
+// destination's policy says so; to a topic nobody subscribed to, a message
+// that is not retained is dropped and counted; that is not an error. To an
+// /app/ destination, Publish calls its handler (see HandleApp) on the
+// calling goroutine and returns the handler's error unchanged.
+//
+// Other errors, with the destination in the text: ErrUnknownDestination
+// (including an /app/ destination with no handler), ErrInvalidDestination
+// (including a wildcard in a topic name), ErrReadOnly, ErrQueueFull as a
+// *QueueFullError when a queue holds MaxQueueDepth ready messages,
+// ErrNoRoute for a reply queue that does not exist. On error the message was
+// not accepted.
 func (b *Broker) Publish(m *Message) error {
 	kind, err := ParseDestination(m.Destination)
 	if err != nil {
@@ -62,25 +81,45 @@ func (b *Broker) Publish(m *Message) error {
 	if m.Kind != kind {
 		m.Kind = kind
 	}
+	switch kind {
+	case KindTopic:
+		return b.publishTopic(m)
+	case KindApp:
+		return b.publishApp(m)
+	default:
+		return b.publishQueue(m, kind)
+	}
+}
+
+// stamp fills the fields Publish promises to set, once the message has been
+// accepted.
+func (b *Broker) stamp(m *Message) {
 	if m.ID == "" {
 		m.ID = b.nextMessageID()
 	}
 	if m.Published.IsZero() {
 		m.Published = time.Now()
 	}
-	switch kind {
-	case KindTopic:
-		b.publishTopic(m)
-		return nil
-	case KindQueue:
-		return b.queueFor(m.Destination, true).publish(m)
-	default:
-		q := b.queueFor(m.Destination, false)
-		if q == nil {
+}
+
+func (b *Broker) publishQueue(m *Message, kind Kind) error {
+	q := b.queueFor(m.Destination, false)
+	if q == nil {
+		if kind == KindReplyQueue {
 			return errNoRoute(m.Destination)
 		}
-		return q.publish(m)
+		// Refuse before creating the queue, so that refused publishes
+		// leave nothing behind.
+		if err := b.resolvePolicy(m.Destination).checkWritable(m); err != nil {
+			return err
+		}
+		q = b.queueFor(m.Destination, true)
 	}
+	if err := q.policy.checkWritable(m); err != nil {
+		return err
+	}
+	b.stamp(m)
+	return q.publish(m)
 }
 
 // nextMessageID returns "<node>-<seq>", built in a stack buffer so that the
@@ -95,12 +134,16 @@ func (b *Broker) nextMessageID() string {
 
 // Subscribe registers s for dest: a topic or topic pattern ('*' and '#'
 // words allowed), a queue (created if new; its name is literal), or a reply
-// queue that has been declared. A queue subscription is offered the messages
-// already held before Subscribe returns, so s must be ready for Deliver
-// calls before calling it. s must not be nil.
+// queue that has been declared. Before Subscribe returns, a queue
+// subscription is offered the messages the queue holds, and a topic
+// subscription gets the retained messages (last value or history) of every
+// destination it covers, then the live stream with no gap and no duplicate;
+// so s must be ready for Deliver calls before calling it. Then observers
+// (see Observe) are told, on the calling goroutine. s must not be nil.
 //
 // Errors: ErrUnknownDestination, ErrInvalidDestination (empty name, empty
-// topic word), ErrNoRoute (reply queue not declared), ErrInvalidAckMode.
+// topic word, an /app/ destination), ErrNoRoute (reply queue not declared),
+// ErrInvalidAckMode.
 func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*Subscription, error) {
 	if s == nil {
 		panic("broker: Subscribe with nil Subscriber")
@@ -108,6 +151,9 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 	kind, name, err := splitDestination(dest)
 	if err != nil {
 		return nil, err
+	}
+	if kind == KindApp {
+		return nil, fmt.Errorf("%w %q: app destinations take SEND only", ErrInvalidDestination, dest)
 	}
 	if opts.AckMode > AckClientIndividual {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidAckMode, opts.AckMode)
@@ -119,12 +165,13 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 		ackMode:    opts.AckMode,
 		subscriber: s,
 		window:     b.window(kind, opts),
+		owner:      opts.Owner,
 	}
 	switch kind {
 	case KindTopic:
 		if hasWildcardWord(name) {
 			sub.pattern = normalizePattern(name)
-			b.patterns.add(sub)
+			b.subscribePattern(sub)
 		} else {
 			b.subscribeExactTopic(sub)
 		}
@@ -138,6 +185,7 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 		}
 	}
 	b.subCount.Add(1)
+	b.notify(sub, true)
 	return sub, nil
 }
 
@@ -160,7 +208,8 @@ func (b *Broker) window(kind Kind, opts SubscribeOptions) int {
 // Unsubscribe ends sub. When it returns, no Deliver or Evict for sub is
 // running or will run. Unacknowledged queue messages go back to the front of
 // their queue, marked redelivered, and are offered to the other consumers;
-// unacknowledged topic messages are discarded. Unsubscribing again, or after
+// unacknowledged and held topic messages are discarded. Then observers (see
+// Observe) are told, on the calling goroutine. Unsubscribing again, or after
 // DeleteQueue ended sub, does nothing.
 func (b *Broker) Unsubscribe(sub *Subscription) {
 	var removed bool
@@ -174,6 +223,7 @@ func (b *Broker) Unsubscribe(sub *Subscription) {
 	}
 	if removed {
 		b.subCount.Add(-1)
+		b.notify(sub, false)
 	}
 }
 
@@ -181,7 +231,9 @@ func (b *Broker) Unsubscribe(sub *Subscription) {
 // mode) it acknowledges every unacknowledged delivery of sub with a tag up to
 // tag; otherwise that one only. It returns ErrUnknownTag, changing nothing,
 // if tag is not an unacknowledged delivery of sub. For a queue, the freed
-// prefetch room is filled at once from held messages.
+// prefetch room is filled at once from held messages, and for a topic
+// subscription that holds messages under a lagging policy, the freed window
+// is filled from those.
 func (b *Broker) Ack(sub *Subscription, tag uint64, cumulative bool) error {
 	return b.settle(sub, tag, cumulative, false)
 }
@@ -201,6 +253,9 @@ func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack bool) er
 	} else {
 		sub.mu.Lock()
 		ok = sub.unacked.take(tag, cumulative, nil)
+		if ok && !sub.removed && !sub.evicted.Load() {
+			sub.drainNow()
+		}
 		sub.mu.Unlock()
 	}
 	if !ok {
@@ -210,12 +265,15 @@ func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack bool) er
 }
 
 // Resume tells the broker that sub's subscriber has room again after
-// answering Full (or Closed); held queue messages are offered to it. It costs
-// two atomic operations when sub is not waiting, so it is fine to call after
-// every write, from any goroutine. For topic subscriptions it does nothing:
-// a topic never holds messages back.
+// answering Full (or Closed); held messages are offered to it: a queue's, or
+// for a topic subscription those its lagging policy kept (conflate,
+// drop-oldest), oldest first, until the subscriber refuses one again. It
+// costs two atomic operations when sub is not waiting, so it is fine to call
+// after every write, from any goroutine; a Deliver that has just answered
+// Full may call it for its own subscription.
 func (b *Broker) Resume(sub *Subscription) {
 	if sub.queue == nil {
+		sub.resumeTopic()
 		return
 	}
 	sub.resumes.Add(1)
@@ -227,14 +285,19 @@ func (b *Broker) Resume(sub *Subscription) {
 // Stats is a snapshot of the broker's size. Each figure is read
 // consistently, but they are not read at one instant.
 type Stats struct {
-	Topics          int // topic destinations and patterns with subscriptions
-	Queues          int // queues and reply queues
-	Subscriptions   int
-	QueuedMessages  int // ready messages in all queues
-	UnackedMessages int // delivered, awaiting Ack or Nack, all subscriptions
+	Topics           int // topic destinations and patterns with subscriptions
+	Retained         int // topic destinations holding retained messages, subscribed or not
+	RetainedMessages int // messages those destinations retain (last values and histories)
+	Queues           int // queues and reply queues
+	Subscriptions    int
+	QueuedMessages   int // ready messages in all queues
+	UnackedMessages  int // delivered, awaiting Ack or Nack, all subscriptions
+	HeldMessages     int // topic messages held for lagging subscriptions (conflate, drop-oldest)
 
-	DroppedMessages uint64 // topic messages that reached no subscription, since New
+	DroppedMessages uint64 // topic messages that reached no subscription and were not retained, since New
 	Evictions       uint64 // subscriptions cut off by a slow-consumer policy, since New
+	Conflated       uint64 // held messages replaced by a newer one of the same destination, since New
+	DroppedOldest   uint64 // held messages discarded because MaxPending was reached, since New
 }
 
 // Stats returns a snapshot for tests and metrics. It walks every
@@ -243,9 +306,12 @@ type Stats struct {
 func (b *Broker) Stats() Stats {
 	st := Stats{
 		Topics:        int(b.topicCount.Load()),
+		Retained:      int(b.retainedDests.Load()),
 		Queues:        int(b.queueCount.Load()),
 		Subscriptions: int(b.subCount.Load()),
 		Evictions:     b.evictions.Load(),
+		Conflated:     b.conflated.Load(),
+		DroppedOldest: b.droppedOldest.Load(),
 	}
 	var queues []*queue
 	for i := range b.shards {
@@ -254,8 +320,13 @@ func (b *Broker) Stats() Stats {
 		sh.mu.RLock()
 		for _, e := range sh.topics {
 			for _, s := range e.subs {
-				st.UnackedMessages += s.Unacked()
+				s.addStats(&st)
 			}
+		}
+		for _, e := range sh.retaining {
+			e.retainMu.Lock()
+			st.RetainedMessages += e.retained.n
+			e.retainMu.Unlock()
 		}
 		for _, q := range sh.queues {
 			queues = append(queues, q)
@@ -267,10 +338,16 @@ func (b *Broker) Stats() Stats {
 		st.QueuedMessages += ready
 		st.UnackedMessages += unacked
 	}
-	patterns, unacked := b.patterns.stats()
-	st.Topics += patterns
-	st.UnackedMessages += unacked
+	st.Topics += b.patterns.stats(&st)
 	return st
+}
+
+// addStats adds s's unacknowledged and held deliveries to st.
+func (s *Subscription) addStats(st *Stats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st.UnackedMessages += s.unacked.live
+	st.HeldMessages += s.held()
 }
 
 // QueueDepth returns the number of ready and unacknowledged messages of the

@@ -18,15 +18,19 @@ const (
 	// KindReplyQueue is /reply-queue/NAME: a queue that exists only while
 	// declared.
 	KindReplyQueue
+	// KindApp is /app/NAME: an in-process handler registered with
+	// HandleApp; it takes SEND only.
+	KindApp
 )
 
 const (
 	topicPrefix      = "/topic/"
 	queuePrefix      = "/queue/"
 	replyQueuePrefix = "/reply-queue/"
+	appPrefix        = "/app/"
 )
 
-// String returns "topic", "queue" or "reply-queue".
+// String returns "topic", "queue", "reply-queue" or "app".
 func (k Kind) String() string {
 	switch k {
 	case KindTopic:
@@ -35,13 +39,15 @@ func (k Kind) String() string {
 		return "queue"
 	case KindReplyQueue:
 		return "reply-queue"
+	case KindApp:
+		return "app"
 	}
 	return "Kind(" + strconv.Itoa(int(k)) + ")"
 }
 
 // ParseDestination classifies dest for publishing. Topic names must be
 // non-empty words separated by '.', and no word may be a '*' or '#' wildcard;
-// queue and reply-queue names are taken literally and must be non-empty.
+// queue, reply-queue and app names are taken literally and must be non-empty.
 // It returns ErrUnknownDestination for an unknown prefix and
 // ErrInvalidDestination for a bad name, wrapped with the destination. It does
 // not allocate on success.
@@ -68,8 +74,10 @@ func splitDestination(dest string) (Kind, string, error) {
 		kind, name = KindQueue, dest[len(queuePrefix):]
 	case strings.HasPrefix(dest, replyQueuePrefix):
 		kind, name = KindReplyQueue, dest[len(replyQueuePrefix):]
+	case strings.HasPrefix(dest, appPrefix):
+		kind, name = KindApp, dest[len(appPrefix):]
 	default:
-		return 0, "", fmt.Errorf("%w %q: want /topic/, /queue/ or /reply-queue/", ErrUnknownDestination, dest)
+		return 0, "", fmt.Errorf("%w %q: want /topic/, /queue/, /reply-queue/ or /app/", ErrUnknownDestination, dest)
 	}
 	if name == "" {
 		return 0, "", fmt.Errorf("%w %q: empty name", ErrInvalidDestination, dest)

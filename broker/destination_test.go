@@ -30,6 +30,10 @@ func TestParseDestination(t *testing.T) {
 		{"/queue/", 0, ErrInvalidDestination},
 		{"/reply-queue/r1", KindReplyQueue, nil},
 		{"/reply-queue/", 0, ErrInvalidDestination},
+		{"/app/chat.send", KindApp, nil},
+		{"/app/a..b", KindApp, nil},
+		{"/app/", 0, ErrInvalidDestination},
+		{"/app", 0, ErrUnknownDestination},
 		{"", 0, ErrUnknownDestination},
 		{"/topic", 0, ErrUnknownDestination},
 		{"/exchange/x", 0, ErrUnknownDestination},
@@ -62,6 +66,7 @@ func TestEnumStrings(t *testing.T) {
 		{KindTopic.String(), "topic"},
 		{KindQueue.String(), "queue"},
 		{KindReplyQueue.String(), "reply-queue"},
+		{KindApp.String(), "app"},
 		{Kind(0).String(), "Kind(0)"},
 		{AckAuto.String(), "auto"},
 		{AckClient.String(), "client"},
@@ -71,6 +76,8 @@ func TestEnumStrings(t *testing.T) {
 		{Full.String(), "full"},
 		{Closed.String(), "closed"},
 		{PolicyDisconnect.String(), "disconnect"},
+		{PolicyConflate.String(), "conflate"},
+		{PolicyDropOldest.String(), "drop-oldest"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {

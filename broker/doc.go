@@ -1,21 +1,33 @@
 // Package broker routes messages between publishers and subscribers: topic
-// fan-out, queues with competing consumers, reply queues, acknowledgements and
-// slow-consumer policies. It knows nothing of STOMP, WebSocket or any network;
-// a protocol layer drives it through [Broker] and receives messages through
-// the [Subscriber] interface.
+// fan-out, queues with competing consumers, reply queues, in-process app
+// handlers, acknowledgements, retained messages and slow-consumer policies.
+// It knows nothing of STOMP, WebSocket or any network; a protocol layer
+// drives it through [Broker] and receives messages through the [Subscriber]
+// interface, and in-process publishers use the same API.
 //
 // # Destinations
 //
 // Names follow RabbitMQ's conventions:
 //
 //   - /topic/NAME: every current subscriber gets a copy; a message nobody
-//     subscribed to is dropped and counted in [Stats].DroppedMessages. NAME is
-//     non-empty words separated by '.'; subscriptions may use the whole-word
-//     wildcards '*' (exactly one word) and '#' (zero or more words).
+//     subscribed to is dropped and counted in [Stats].DroppedMessages,
+//     unless its destination retains it. NAME is non-empty words separated
+//     by '.'; subscriptions may use the whole-word wildcards '*' (exactly one
+//     word) and '#' (zero or more words).
 //   - /queue/NAME: competing consumers; messages wait while nobody consumes.
 //     The queue is created by the first publish or subscribe and then kept.
 //   - /reply-queue/NAME: a queue that exists only between
 //     [Broker.DeclareReplyQueue] and [Broker.DeleteQueue].
+//   - /app/NAME: a handler registered with [Broker.HandleApp], called by
+//     Publish on the publisher's goroutine. It takes SEND only.
+//
+// # Policies
+//
+// [DestinationPolicy] values, matched by pattern, configure destinations:
+// what a topic does with a lagging subscription (disconnect, conflate,
+// drop-oldest), last-value and history retention, read-only destinations
+// that only the server ([Identity] zero value) may publish to, and queue
+// depth. A destination's policy is resolved once and cached with it.
 //
 // # Invariants
 //
@@ -27,32 +39,69 @@
 //  2. A message is immutable once published. Every delivery shares the same
 //     *[Message]; the body is never copied, and [Message.Encoded] lets a
 //     protocol layer encode the part of a frame all subscribers share once.
+//     Retained and held messages are the same shared *Message.
 //  3. Per publisher and destination, every subscription sees messages in
 //     publish order: Publish delivers before it returns, and deliveries to one
 //     subscription are serialised by its lock, so delivery tags also rise in
-//     delivery order.
+//     delivery order. A lagging subscription under conflate or drop-oldest
+//     never has a message overtake a held one: while it holds any, new
+//     messages of those policies join the held ones, and Resume delivers them
+//     oldest first (conflation replaces a held message in place, so its
+//     destination keeps its turn).
 //  4. Queue messages are never silently dropped. They are delivered, held
 //     (up to a bounded depth, beyond which Publish fails with [ErrQueueFull]),
 //     or returned to the front of the queue when NACKed or when their consumer
 //     unsubscribes. Requeued messages are never refused for depth. Only
 //     deleting a reply queue discards messages, and that is explicit.
 //  5. No allocation per delivery: fan-out walks subscriber slices in place
-//     while holding read locks.
+//     while holding read locks. Lag state is allocated only for a
+//     subscription that falls behind, and freed once it catches up.
+//  6. A new topic subscription gets the retained messages (last value or
+//     history) of each destination it covers, then the live stream, with no
+//     gap and no duplicate, even while those destinations are being
+//     published to. An exact subscription is added and served its retained
+//     messages under the shard write lock, which publishers of the
+//     destination hold for reading while they retain and deliver. A wildcard
+//     subscription is added and served under the trie write lock, from a
+//     snapshot that records each destination's retention sequence number, so
+//     that a publisher that retained before the snapshot but reaches the
+//     trie after it skips the subscription.
+//  7. Retained state is bounded per destination (1 or History messages), and
+//     only destinations whose policy retains keep any. A destination that
+//     has retained a message keeps it for the life of the broker.
+//  8. The broker starts no goroutines. App handlers and observers run on
+//     the goroutine of the Publish, Subscribe or Unsubscribe that triggers
+//     them, with no broker lock held, so they may call back into the broker.
 //
 // # Lock order
 //
 // Locks are taken in this order and never the other way round:
 //
-//	shard (topic map and queue map of one hash shard)
-//	  → pattern trie (only after the shard lock has been released)
+//	pattern trie (write, by a wildcard Subscribe reading retained messages)
+//	  → shard (topic map, retained index, policy cache and queue map of one hash shard)
+//	    → topic entry retention lock (a leaf)
 //	  → queue
 //	    → subscription
 //	      → the subscriber's own locks, inside Deliver or Evict
 //
-// Deliver and Evict run with the shard or trie read lock (topics) or the queue
-// lock (queues) held, plus the subscription's lock. Unsubscribe takes the
-// matching write lock or queue lock, which is how it waits for deliveries in
-// progress. A subscriber must therefore not call back into the Broker from
-// Deliver or Evict, and must not hold a lock its Deliver needs while it calls
-// Unsubscribe, Ack or Nack.
+// Publishers take a shard lock and release it before taking the trie lock;
+// queue operations release the shard lock before taking the queue lock. The
+// app handler registry and the observer list are leaves, never held while
+// calling out.
+//
+// Deliver and Evict run with the subscription's lock held, and usually the
+// shard or trie lock (topics) or the queue lock (queues) as well; Resume,
+// DeliverTo and Ack on a topic subscription hold only the subscription's
+// lock. Unsubscribe takes the matching write lock or queue lock, and then the
+// subscription's lock, which is how it waits for deliveries in progress. A
+// subscriber must therefore not call back into the Broker from Deliver or
+// Evict, and must not hold a lock its Deliver needs while it calls
+// Unsubscribe, Ack or Nack. The one call tolerated from Deliver is Resume,
+// because room can appear as soon as Deliver answers Full: of the
+// subscription being delivered to (a queue subscription is not yet marked
+// blocked then, so Resume only counts), or of any topic subscription (while
+// a Deliver runs for a lagging topic subscription, its draining flag makes
+// Resume return at once and leaves the catching up to the goroutine that
+// holds its lock). Resuming another queue subscription from Deliver can
+// deadlock on the queue lock.
 package broker

@@ -6,12 +6,14 @@ import (
 )
 
 // ErrUnknownDestination means a destination does not start with /topic/,
-// /queue/ or /reply-queue/.
+// /queue/, /reply-queue/ or /app/, or is an /app/ destination with no
+// handler registered.
 var ErrUnknownDestination = errors.New("unknown destination")
 
-// ErrInvalidDestination means a destination has a known prefix but a bad name:
-// empty, an empty word in a topic name, or a wildcard word in a topic that is
-// being published to.
+// ErrInvalidDestination means a destination has a known prefix but a bad name
+// (empty, an empty word in a topic name, a wildcard word in a topic that is
+// being published to), or is used in a way its kind does not allow:
+// subscribing to an /app/ destination, DeliverTo a queue subscription.
 var ErrInvalidDestination = errors.New("invalid destination")
 
 // ErrQueueFull means a queue already holds its maximum number of ready
@@ -38,6 +40,15 @@ var ErrSlowConsumer = errors.New("slow consumer")
 // constants.
 var ErrInvalidAckMode = errors.New("invalid ack mode")
 
+// ErrReadOnly means a publish to a destination whose policy is ReadOnly came
+// from a sender other than the server. Publish returns it wrapped so that the
+// text names the destination: `destination "/topic/chat" is read-only`.
+var ErrReadOnly = errors.New("destination is read-only")
+
+// ErrInvalidPolicy means a slow-consumer policy name or value is not one of
+// the SlowConsumerPolicy constants.
+var ErrInvalidPolicy = errors.New("invalid slow-consumer policy")
+
 // QueueFullError is the error Publish returns when a queue is at its depth
 // limit. It matches [ErrQueueFull] with errors.Is, and its text names the
 // queue, e.g. `queue "/queue/x" is full (100000 messages)`.
@@ -57,3 +68,10 @@ func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 func errNoRoute(dest string) error {
 	return fmt.Errorf("%w: %q", ErrNoRoute, dest)
 }
+
+// readOnlyError names the read-only destination a publish was refused for.
+type readOnlyError struct{ dest string }
+
+func (e *readOnlyError) Error() string { return fmt.Sprintf("destination %q is read-only", e.dest) }
+
+func (e *readOnlyError) Unwrap() error { return ErrReadOnly }

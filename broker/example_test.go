@@ -41,3 +41,37 @@ func Example() {
 	// unacked: 1
 	// unacked: 0
 }
+
+// Example_policies shows destination policies: a read-only price feed that
+// keeps its last value and conflates for lagging subscribers, and a chat room
+// whose new members get the recent history.
+func Example_policies() {
+	b := broker.New(broker.Options{
+		NodeID: "node1",
+		Policies: []broker.DestinationPolicy{
+			{Pattern: "/topic/stocks.#", ReadOnly: true, LastValue: true, SlowConsumer: broker.PolicyConflate},
+			{Pattern: "/topic/chat.*", History: 2},
+		},
+	})
+
+	// In-process publishers are the server (zero Identity); clients are not.
+	b.Publish(&broker.Message{Destination: "/topic/stocks.eur", Body: []byte("1.08")})
+	err := b.Publish(&broker.Message{Destination: "/topic/stocks.eur", Body: []byte("9.99"),
+		Sender: broker.Identity{Session: "s1", Name: "mallory"}})
+	fmt.Println(err)
+
+	for _, line := range []string{"hi", "hello", "anyone?"} {
+		b.Publish(&broker.Message{Destination: "/topic/chat.lobby", Body: []byte(line),
+			Sender: broker.Identity{Session: "s2", Name: "bob"}})
+	}
+
+	// New subscriptions get the last value and the history first.
+	b.Subscribe("/topic/stocks.*", printer{"prices"}, broker.SubscribeOptions{})
+	b.Subscribe("/topic/chat.lobby", printer{"alice"}, broker.SubscribeOptions{})
+
+	// Output:
+	// destination "/topic/stocks.eur" is read-only
+	// prices got "1.08" from /topic/stocks.eur (tag 0)
+	// alice got "hello" from /topic/chat.lobby (tag 0)
+	// alice got "anyone?" from /topic/chat.lobby (tag 0)
+}

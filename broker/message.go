@@ -32,6 +32,10 @@ type Message struct {
 	Body []byte
 	// Published is set by Publish to the current time when zero.
 	Published time.Time
+	// Sender is who published the message; the zero Identity is the
+	// server. Publish checks it against ReadOnly policies; the broker does
+	// not otherwise look at it.
+	Sender Identity
 
 	encoded [EncodedSlots]atomic.Pointer[[]byte]
 }

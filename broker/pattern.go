@@ -59,9 +59,8 @@ func normalizePattern(name string) string {
 	return b.String()
 }
 
-func (x *patternIndex) add(s *Subscription) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
+// addLocked puts s in the trie. The caller holds x.mu for writing.
+func (x *patternIndex) addLocked(s *Subscription) {
 	n := &x.root
 	hashes := 0
 	for pos := firstWord(s.pattern); pos <= len(s.pattern); {
@@ -187,27 +186,26 @@ func (n *patternNode) match(name string, pos int, st *topicPublish) {
 	}
 }
 
-// stats counts the wildcard patterns and their subscriptions' unacknowledged
-// deliveries.
-func (x *patternIndex) stats() (patterns, unacked int) {
+// stats counts the wildcard patterns and adds their subscriptions'
+// unacknowledged and held deliveries to st.
+func (x *patternIndex) stats(st *Stats) (patterns int) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
-	return x.patterns, x.root.unacked()
+	x.root.addStats(st)
+	return x.patterns
 }
 
-func (n *patternNode) unacked() int {
-	total := 0
+func (n *patternNode) addStats(st *Stats) {
 	for _, s := range n.subs {
-		total += s.Unacked()
+		s.addStats(st)
 	}
 	for _, c := range n.children {
-		total += c.unacked()
+		c.addStats(st)
 	}
 	if n.star != nil {
-		total += n.star.unacked()
+		n.star.addStats(st)
 	}
 	if n.hash != nil {
-		total += n.hash.unacked()
+		n.hash.addStats(st)
 	}
-	return total
 }

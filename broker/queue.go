@@ -16,6 +16,7 @@ type queuedMessage struct {
 type queue struct {
 	dest     string
 	maxDepth int
+	policy   *resolvedPolicy
 
 	mu        sync.Mutex
 	ready     ring[queuedMessage]
@@ -40,7 +41,8 @@ func (b *Broker) queueFor(dest string, create bool) *queue {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if q = sh.queues[dest]; q == nil {
-		q = &queue{dest: dest, maxDepth: b.resolvePolicy(dest).maxQueueDepth}
+		p := b.resolvePolicy(dest)
+		q = &queue{dest: dest, maxDepth: p.maxQueueDepth, policy: p}
 		sh.queues[dest] = q
 		b.queueCount.Add(1)
 	}
@@ -193,24 +195,24 @@ func (q *queue) resume(s *Subscription) {
 }
 
 // remove deletes the queue: its messages are discarded and its subscriptions
-// ended without Evict. It returns how many subscriptions ended.
-func (q *queue) remove() int {
+// ended without Evict. It returns the subscriptions it ended.
+func (q *queue) remove() []*Subscription {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.deleted = true
-	n := 0
+	var ended []*Subscription
 	for _, s := range q.consumers {
 		s.mu.Lock()
 		if !s.removed {
 			s.removed = true
 			s.unacked.drain(nil)
-			n++
+			ended = append(ended, s)
 		}
 		s.mu.Unlock()
 	}
 	q.consumers = nil
 	q.ready.reset()
-	return n
+	return ended
 }
 
 // depth returns the ready and unacknowledged message counts.
@@ -241,7 +243,8 @@ func (b *Broker) DeclareReplyQueue(dest string) error {
 
 // DeleteQueue removes the reply queue dest and discards its messages, ready
 // and unacknowledged. Its subscriptions end without Evict, as if
-// unsubscribed; their owners may still call Unsubscribe, which does nothing.
+// unsubscribed, and observers are told of each on the calling goroutine;
+// their owners may still call Unsubscribe, which does nothing.
 // Publishing to it afterwards fails with ErrNoRoute until it is declared
 // again. It returns ErrNoRoute if dest is not declared, and
 // ErrInvalidDestination for a plain queue, which holds messages that must
@@ -264,6 +267,9 @@ func (b *Broker) DeleteQueue(dest string) error {
 	}
 	b.queueCount.Add(-1)
 	ended := q.remove()
-	b.subCount.Add(int64(-ended))
+	b.subCount.Add(int64(-len(ended)))
+	for _, s := range ended {
+		b.notify(s, false)
+	}
 	return nil
 }

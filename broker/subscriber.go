@@ -32,9 +32,13 @@ func (a AckMode) String() string {
 }
 
 // SubscribeOptions configures one subscription. The zero value is auto
-// acknowledgement with the broker's default prefetch.
+// acknowledgement with the broker's default prefetch, owned by the server.
 type SubscribeOptions struct {
 	AckMode AckMode
+	// Owner is who holds the subscription, reported by Subscription.Owner
+	// (for presence, through Observe). The broker does not otherwise look
+	// at it. The zero Identity is the server.
+	Owner Identity
 	// Prefetch bounds the unacknowledged deliveries of this subscription in
 	// the client modes; once reached, a queue holds further messages back and
 	// a topic applies its slow-consumer policy. 0 (or negative) means
@@ -81,17 +85,28 @@ type Delivery struct {
 	// Redelivered is true for a queue message that was delivered before and
 	// came back: NACKed, or its consumer unsubscribed without acknowledging.
 	Redelivered bool
+	// Retained is true for a topic destination's last value, delivered
+	// because the subscription is new rather than because it was just
+	// published (DestinationPolicy.LastValue).
+	Retained bool
+	// History is true for a message from a topic destination's history,
+	// delivered, oldest first, because the subscription is new
+	// (DestinationPolicy.History).
+	History bool
 }
 
 // Subscriber receives the deliveries of a subscription; a protocol session
 // implements it.
 //
-// The broker calls Deliver and Evict from publishers' goroutines (and from
-// whichever goroutine calls Subscribe, Ack, Nack, Resume or Unsubscribe for a
-// queue) with internal locks held. Calls for one subscription never overlap,
-// but calls for different subscriptions of the same Subscriber may run
-// concurrently. Neither method may block, and neither may call back into the
-// Broker.
+// The broker calls Deliver and Evict from publishers' goroutines, and from
+// whichever goroutine calls Subscribe (queue backlog, retained messages),
+// DeliverTo, Ack, Nack, Resume or Unsubscribe, with internal locks held.
+// Calls for one subscription never overlap, but calls for different
+// subscriptions of the same Subscriber may run concurrently. Neither method
+// may block, and neither may call back into the Broker, with one exception
+// for Deliver: it may call Resume for its own subscription or for any topic
+// subscription, because room can appear as soon as it answers Full (see the
+// package doc's lock order).
 type Subscriber interface {
 	// Deliver offers d to sub. See DeliverResult for the answers.
 	Deliver(sub *Subscription, d Delivery) DeliverResult

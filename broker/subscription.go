@@ -9,31 +9,58 @@ import (
 // pattern. It is created by [Broker.Subscribe] and ended by
 // [Broker.Unsubscribe]. Its accessors are safe for concurrent use.
 type Subscription struct {
-	// Immutable after Subscribe.
-	id         uint64
-	dest       string
-	kind       Kind
-	ackMode    AckMode
-	window     int // max unacknowledged deliveries; 0 = unlimited (queues in auto mode or without prefetch)
-	subscriber Subscriber
-	pattern    string // normalised trie key of a wildcard topic subscription; "" for an exact one
-	queue      *queue // the queue of a queue or reply-queue subscription
+	// The fields a topic delivery touches come first, so that it reads one
+	// or two cache lines of the subscription rather than four.
 
+	subscriber Subscriber // immutable
+	mu         sync.Mutex
 	// evicted is set, under mu, when a slow-consumer policy cuts the
 	// subscription off. Publishers read it without the lock to skip evicted
 	// subscriptions cheaply.
 	evicted atomic.Bool
+	kind    Kind    // immutable
+	ackMode AckMode // immutable
+	removed bool    // guarded by mu, set while also holding the index or queue lock
+	// lag holds topic messages for a lagging subscription under
+	// PolicyConflate or PolicyDropOldest (see lag.go). Guarded by mu; nil
+	// until the subscription first falls behind, and again once it has
+	// caught up.
+	lag *lagState
+	// retainedUpTo maps each retained destination whose messages a wildcard
+	// subscription got at Subscribe to the retention sequence number of the
+	// newest of them. A publisher that retained a message before that
+	// snapshot may reach the trie after the subscription was added; the
+	// map lets it skip what was already delivered. Written under the trie
+	// write lock before the subscription becomes visible, read-only after.
+	retainedUpTo map[string]uint64
+	// resumes counts Resume calls so that a Resume that races with a Full
+	// answer is not lost (see queue.dispatch and Subscription.catchUp).
+	resumes atomic.Uint64
+	window  int // immutable; max unacknowledged deliveries; 0 = unlimited (queues in auto mode or without prefetch)
 
-	mu      sync.Mutex
-	removed bool       // guarded by mu, set while also holding the index or queue lock
 	lastTag uint64     // guarded by mu
 	unacked unackedSet // guarded by mu; for queue subscriptions changed only under the queue lock too
 
-	// Queue dispatch state. blocked is written under the queue lock and read
-	// without it by Resume; resumes counts Resume calls so that a Resume that
-	// races with a Full answer is not lost (see queue.dispatch).
+	// Immutable after Subscribe.
+	id      uint64
+	dest    string
+	pattern string // normalised trie key of a wildcard topic subscription; "" for an exact one
+	queue   *queue // the queue of a queue or reply-queue subscription
+	owner   Identity
+
+	// blocked is queue dispatch state, written under the queue lock and
+	// read without it by Resume.
 	blocked atomic.Bool
-	resumes atomic.Uint64
+
+	// More topic lag state. fullAt is the resumes count read just before
+	// the Deliver that last answered Full: a Resume is owed while resumes
+	// differs from it. lagging mirrors lag != nil for Resume, which reads it
+	// without the lock; draining is set while a Deliver runs for a lagging
+	// subscription, so that a Resume made from inside that Deliver returns
+	// instead of waiting for mu.
+	fullAt   uint64 // guarded by mu
+	lagging  atomic.Bool
+	draining atomic.Bool
 }
 
 // ID returns the subscription's identifier, unique per Broker.
@@ -48,6 +75,10 @@ func (s *Subscription) Kind() Kind { return s.kind }
 
 // AckMode returns the subscription's acknowledgement mode.
 func (s *Subscription) AckMode() AckMode { return s.ackMode }
+
+// Owner returns who holds the subscription, as given in
+// SubscribeOptions.Owner.
+func (s *Subscription) Owner() Identity { return s.owner }
 
 // TagOf returns the tag of the unacknowledged delivery of message messageID,
 // for protocols (STOMP 1.0 and 1.1) that acknowledge by message id. If the

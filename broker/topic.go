@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -11,22 +12,40 @@ import (
 // to different destinations rarely share a shard lock.
 const shardCount = 64
 
-// shard holds the exact topic subscriptions and the queues whose destinations
-// hash to it.
+// shard holds the exact topic subscriptions, the retained topic messages and
+// the queues whose destinations hash to it.
 type shard struct {
 	mu     sync.RWMutex
-	topics map[string]*topicEntry // exact destination → subscriptions; removed with the last one
+	topics map[string]*topicEntry // exact destination → entry; see topicEntry for its lifetime
 	queues map[string]*queue      // queues and reply queues; queues are never removed
 
-	dropped atomic.Uint64 // topic messages of this shard that reached no subscription
+	// retaining lists the entries whose policy retains messages (a subset
+	// of topics), so that a wildcard Subscribe looks for retained messages
+	// without walking every topic. Allocated on first use.
+	retaining map[string]*topicEntry
+	// policies caches the policy of topic destinations that have no entry;
+	// bounded by policyCacheLimit. Allocated on first use, and only when
+	// Options.Policies is not empty.
+	policies map[string]*resolvedPolicy
+
+	dropped atomic.Uint64 // topic messages of this shard that reached no subscription and were not retained
 
 	_ [64]byte // keeps neighbouring shards' hot fields off each other's cache line
 }
 
-// topicEntry lists the exact subscriptions of one topic destination.
+// topicEntry is one exact topic destination: its exact subscriptions and,
+// if its policy retains messages, the retained ones. It exists while it has
+// subscriptions or retained messages; a destination that has retained a
+// message keeps its entry for the life of the broker.
 type topicEntry struct {
 	subs   []*Subscription // guarded by the shard lock; read in place by publishers
-	policy resolvedPolicy
+	policy *resolvedPolicy // immutable
+
+	// retainMu guards retained. Publishers retain under the shard read lock,
+	// so they need it among themselves; holders of the shard write lock
+	// may read retained without it.
+	retainMu sync.Mutex
+	retained retention
 }
 
 func shardIndex(dest string) int {
@@ -41,14 +60,27 @@ func shardIndex(dest string) int {
 
 func (b *Broker) shardFor(dest string) *shard { return &b.shards[shardIndex(dest)] }
 
-// topicPublish is the state of one topic publish. It lives on the publisher's
-// stack and is passed down by pointer so that fan-out does not allocate.
+// origin says why a message is delivered: published just now, or caught up
+// from retained state for a new subscription.
+type origin uint8
+
+const (
+	originLive origin = iota
+	originRetained
+	originHistory
+)
+
+// topicPublish is the state of one topic delivery run: a publish, a
+// DeliverTo, or a new subscription's retained messages. It lives on the
+// caller's stack and is passed down by pointer so that fan-out does not
+// allocate; nothing may keep the pointer.
 type topicPublish struct {
 	b         *Broker
 	msg       *Message
-	policy    resolvedPolicy
-	hasPolicy bool // policy was resolved (only needed when someone falls behind)
-	delivered int
+	policy    *resolvedPolicy // of msg's destination; never nil
+	origin    origin
+	seq       uint64 // msg's retention sequence number in its destination; 0 if not retained or not live
+	delivered int    // subscriptions that took or hold the message
 
 	// seen records trie nodes already delivered to, for the rare patterns
 	// that one destination can reach by several paths (see patternNode).
@@ -57,67 +89,184 @@ type topicPublish struct {
 	seenMore []*patternNode
 }
 
-func (b *Broker) publishTopic(m *Message) {
-	st := topicPublish{b: b, msg: m}
+// publishTopic routes m to the exact subscriptions of its destination under
+// the shard read lock, retaining it first if the policy says so, and then to
+// the wildcard subscriptions under the trie read lock.
+func (b *Broker) publishTopic(m *Message) error {
 	sh := b.shardFor(m.Destination)
 	sh.mu.RLock()
-	if e := sh.topics[m.Destination]; e != nil {
-		st.policy, st.hasPolicy = e.policy, true
+	e := sh.topics[m.Destination]
+	policy := &b.defaultPolicy
+	switch {
+	case e != nil:
+		policy = e.policy
+	case len(b.policies) > 0:
+		policy = sh.policies[m.Destination]
+	}
+	if policy == nil || (e == nil && policy.retain > 0) {
+		sh.mu.RUnlock()
+		return b.publishTopicSlow(sh, m)
+	}
+	if err := policy.checkWritable(m); err != nil {
+		sh.mu.RUnlock()
+		return err
+	}
+	b.stamp(m)
+	st := topicPublish{b: b, msg: m, policy: policy}
+	if e != nil {
+		if policy.retain > 0 {
+			st.seq = e.retain(b, m)
+		}
 		for _, s := range e.subs {
 			st.deliver(s)
 		}
 	}
 	sh.mu.RUnlock()
-	if b.patterns.count.Load() > 0 {
-		b.patterns.match(m.Destination[len(topicPrefix):], &st)
+	st.finish(sh)
+	return nil
+}
+
+// publishTopicSlow handles the publishes the read-locked path cannot: the
+// destination's policy is not cached yet, or it retains messages and has no
+// entry to keep them in.
+func (b *Broker) publishTopicSlow(sh *shard, m *Message) error {
+	policy := b.resolvePolicy(m.Destination)
+	err := policy.checkWritable(m)
+	if err == nil {
+		b.stamp(m)
 	}
-	if st.delivered == 0 {
+	st := topicPublish{b: b, msg: m, policy: policy}
+	sh.mu.Lock()
+	e := sh.topics[m.Destination]
+	if e == nil && policy.retain > 0 && err == nil {
+		e = b.newTopicEntry(sh, strings.Clone(m.Destination), policy)
+	}
+	if e == nil {
+		sh.cachePolicy(m.Destination, policy)
+	} else if err == nil {
+		// The entry may have appeared meanwhile; its policy is the same.
+		if policy.retain > 0 {
+			st.seq = e.retain(b, m)
+		}
+		for _, s := range e.subs {
+			st.deliver(s)
+		}
+	}
+	sh.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	st.finish(sh)
+	return nil
+}
+
+// finish delivers to wildcard subscriptions and counts a message that
+// reached nobody.
+func (st *topicPublish) finish(sh *shard) {
+	if st.b.patterns.count.Load() > 0 {
+		st.b.patterns.match(st.msg.Destination[len(topicPrefix):], st)
+	}
+	if st.delivered == 0 && st.seq == 0 {
 		sh.dropped.Add(1)
 	}
 }
 
+// newTopicEntry adds an entry for dest. The caller holds the shard write
+// lock.
+func (b *Broker) newTopicEntry(sh *shard, dest string, policy *resolvedPolicy) *topicEntry {
+	e := &topicEntry{policy: policy}
+	sh.topics[dest] = e
+	delete(sh.policies, dest) // the entry now carries the policy
+	if policy.retain > 0 {
+		if sh.retaining == nil {
+			sh.retaining = make(map[string]*topicEntry)
+		}
+		sh.retaining[dest] = e
+	}
+	return e
+}
+
 // deliver offers the message to one topic subscription. The caller holds the
-// shard or trie read lock, so the subscription cannot be removed meanwhile.
+// shard or trie lock, or for DeliverTo nothing: s.mu and s.removed keep an
+// ended subscription from being served. The common case, a live message to
+// an auto-ack subscription that is keeping up, is kept short; everything
+// else is in deliverSlow.
 func (st *topicPublish) deliver(s *Subscription) {
 	if s.evicted.Load() {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.evicted.Load() || s.removed {
+	if st.seq != 0 && s.retainedUpTo != nil && st.seq <= s.retainedUpTo[st.msg.Destination] {
+		st.delivered++ // this subscription got it as a retained message at Subscribe
 		return
 	}
-	var res DeliverResult
+	s.mu.Lock()
 	switch {
-	case s.ackMode == AckAuto:
-		res = s.subscriber.Deliver(s, Delivery{Message: st.msg})
-	case s.unacked.live >= s.window:
-		res = Full
+	case s.evicted.Load() || s.removed:
+	case s.lag != nil || s.ackMode != AckAuto || st.origin != originLive:
+		st.deliverSlow(s)
 	default:
-		tag := s.lastTag + 1
-		res = s.subscriber.Deliver(s, Delivery{Message: st.msg, Tag: tag})
-		if res == Delivered {
-			s.lastTag = tag
-			s.unacked.push(tag, st.msg)
+		before := s.resumes.Load()
+		switch s.subscriber.Deliver(s, Delivery{Message: st.msg}) {
+		case Delivered:
+			st.delivered++
+		case Full:
+			st.fellBehind(s, before)
 		}
 	}
-	switch res {
+	// Not deferred, like the shard and trie locks around this call: a
+	// panicking Subscriber leaves those held anyway, and this is the
+	// innermost loop of every publish.
+	s.mu.Unlock()
+}
+
+// deliverSlow is deliver for a lagging subscription, a client-ack one, or
+// a retained message. The caller holds s.mu.
+func (st *topicPublish) deliverSlow(s *Subscription) {
+	if s.lag != nil {
+		st.deliverLagging(s)
+		return
+	}
+	before := s.resumes.Load()
+	switch s.offerTopic(st.msg, st.origin) {
 	case Delivered:
 		st.delivered++
 	case Full:
-		st.fellBehind(s)
+		st.fellBehind(s, before)
 	}
 }
 
-// fellBehind applies the destination's slow-consumer policy to s. The caller
-// holds s.mu. The policy is resolved here, not on every publish, because
-// subscriptions that only match by pattern have no cached entry.
-func (st *topicPublish) fellBehind(s *Subscription) {
-	if !st.hasPolicy {
-		st.policy, st.hasPolicy = st.b.resolvePolicy(st.msg.Destination), true
+// offerTopic hands m to the subscriber and, in the client modes, records it
+// as unacknowledged. A full client-ack window answers Full without asking
+// the subscriber. The caller holds s.mu.
+func (s *Subscription) offerTopic(m *Message, o origin) DeliverResult {
+	d := Delivery{Message: m, Retained: o == originRetained, History: o == originHistory}
+	if s.ackMode == AckAuto {
+		return s.subscriber.Deliver(s, d)
 	}
+	if s.unacked.live >= s.window {
+		return Full
+	}
+	d.Tag = s.lastTag + 1
+	res := s.subscriber.Deliver(s, d)
+	if res == Delivered {
+		s.lastTag = d.Tag
+		s.unacked.push(d.Tag, m)
+	}
+	return res
+}
+
+// fellBehind applies the destination's slow-consumer policy to s, which has
+// just refused the message. before is s.resumes as read before the refused
+// offer. The caller holds s.mu.
+func (st *topicPublish) fellBehind(s *Subscription, before uint64) {
 	switch st.policy.slowConsumer {
+	case PolicyConflate, PolicyDropOldest:
+		s.hold(st)
+		st.delivered++
+		s.fullAt = before
+		s.catchUp()
 	default: // PolicyDisconnect
+		s.dropLag()
 		s.evicted.Store(true)
 		st.b.evictions.Add(1)
 		if st.b.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -151,17 +300,37 @@ func (st *topicPublish) markSeen(n *patternNode) bool {
 	return false
 }
 
+// subscribeExactTopic adds s and delivers the destination's retained
+// messages to it, all under the shard write lock: no publisher of the
+// destination runs meanwhile, so s gets each message either as retained or
+// live, exactly once, and the retained ones first.
 func (b *Broker) subscribeExactTopic(s *Subscription) {
 	sh := b.shardFor(s.dest)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.topics[s.dest]
 	if e == nil {
-		e = &topicEntry{policy: b.resolvePolicy(s.dest)}
-		sh.topics[s.dest] = e
+		policy := sh.policies[s.dest]
+		if policy == nil {
+			policy = b.resolvePolicy(s.dest)
+		}
+		e = b.newTopicEntry(sh, s.dest, policy)
+	}
+	if len(e.subs) == 0 {
 		b.topicCount.Add(1)
 	}
 	e.subs = append(e.subs, s)
+	if e.retained.n == 0 {
+		return
+	}
+	var buf [16]*Message
+	msgs, _ := e.retained.snapshot(buf[:0])
+	st := topicPublish{b: b, policy: e.policy, origin: e.policy.retainedOrigin()}
+	for _, m := range msgs {
+		st.msg = m
+		st.deliver(s)
+	}
+	clear(buf[:])
 }
 
 // unsubscribeExactTopic removes s under the shard write lock, which waits for
@@ -170,17 +339,18 @@ func (b *Broker) unsubscribeExactTopic(s *Subscription) bool {
 	sh := b.shardFor(s.dest)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e := sh.topics[s.dest]; e != nil {
-		if removeSubscription(&e.subs, s) && len(e.subs) == 0 {
+	if e := sh.topics[s.dest]; e != nil && removeSubscription(&e.subs, s) && len(e.subs) == 0 {
+		b.topicCount.Add(-1)
+		if e.retained.n == 0 {
 			delete(sh.topics, s.dest)
-			b.topicCount.Add(-1)
+			delete(sh.retaining, s.dest)
 		}
 	}
 	return s.markRemoved()
 }
 
-// markRemoved ends s and discards its unacknowledged topic deliveries. It
-// reports false if s had already been removed.
+// markRemoved ends s and discards its unacknowledged and held topic
+// deliveries. It reports false if s had already been removed.
 func (s *Subscription) markRemoved() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -189,6 +359,7 @@ func (s *Subscription) markRemoved() bool {
 	}
 	s.removed = true
 	s.unacked.drain(nil)
+	s.dropLag()
 	return true
 }
 

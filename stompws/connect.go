@@ -3,7 +3,9 @@ package stompws
 import (
 	"bytes"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/stompd/stompd/stompws/frame"
 )
@@ -31,6 +33,7 @@ func (s *session) handleConnect(f *frame.Frame) error {
 	s.version = v
 	s.errVersion.Store(uint32(v))
 	s.connected = true
+	s.name = displayName(f, s.id)
 	s.parser.SetVersion(v)
 	s.hbOut, s.hbIn = negotiateHeartBeats(s.opts, cx, cy)
 
@@ -44,6 +47,33 @@ func (s *session) handleConnect(f *frame.Frame) error {
 	s.enqueueControl(b)
 	s.startTimers()
 	return nil
+}
+
+// maxDisplayName bounds a client-chosen display name, in characters.
+const maxDisplayName = 64
+
+// displayName picks the name others see for this client: CONNECT's name header, else its login, else
+// the first 8 characters of the session id. Control characters are dropped and the length bounded.
+func displayName(f *frame.Frame, sessionID string) string {
+	for _, header := range []string{"name", "login"} {
+		v, ok := f.Get(header)
+		if !ok {
+			continue
+		}
+		name := strings.TrimSpace(strings.Map(func(c rune) rune {
+			if unicode.IsControl(c) {
+				return -1
+			}
+			return c
+		}, string(bytes.ToValidUTF8(v, []byte("\uFFFD")))))
+		if r := []rune(name); len(r) > maxDisplayName {
+			name = string(r[:maxDisplayName])
+		}
+		if name != "" {
+			return name
+		}
+	}
+	return sessionID[:8]
 }
 
 // negotiateVersion picks the highest version both sides support. A CONNECT without accept-version is

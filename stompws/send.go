@@ -10,6 +10,7 @@ import (
 
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/stompws/frame"
+	"github.com/stompd/stompd/transport"
 )
 
 // Destination prefixes the session resolves itself; the broker knows the others.
@@ -50,13 +51,29 @@ func (s *session) handleSend(f *frame.Frame) error {
 }
 
 // publish hands m to the broker and maps its refusals to ERRORs. A reply whose temporary queue has
-// gone with its session is dropped, as a topic message nobody listens to is.
+// gone with its session is dropped, as a topic message nobody listens to is. An application handler's
+// refusal (an /app/ destination) is shown to the client as the handler worded it.
 func (s *session) publish(m *broker.Message) error {
 	err := s.broker.Publish(m)
-	if err == nil || errors.Is(err, broker.ErrNoRoute) {
+	switch {
+	case err == nil || errors.Is(err, broker.ErrNoRoute):
 		return nil
+	case m.Kind == broker.KindApp && !isBrokerError(err):
+		return &protocolError{message: err.Error(), code: transport.ClosePolicyViolation}
 	}
 	return destinationError(m.Destination, err)
+}
+
+// isBrokerError reports whether err is one of the broker's own refusals rather than an application
+// handler's.
+func isBrokerError(err error) bool {
+	for _, target := range []error{broker.ErrUnknownDestination, broker.ErrInvalidDestination, broker.ErrQueueFull,
+		broker.ErrReadOnly, broker.ErrNoRoute} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // destinationError names dest in the ERROR for a broker refusal.
@@ -66,6 +83,8 @@ func destinationError(dest string, err error) error {
 		return protoErr("unknown destination", "%q: destinations are /topic/NAME, /queue/NAME and /temp-queue/NAME", dest)
 	case errors.Is(err, broker.ErrInvalidDestination):
 		return protoErr("invalid destination", "%q: %v", dest, err)
+	case errors.Is(err, broker.ErrReadOnly):
+		return protoErr("destination is read-only", "%q: only the server publishes there", dest)
 	}
 	return err
 }
@@ -157,7 +176,7 @@ func (s *session) buildMessage(f *frame.Frame, dest string) (*broker.Message, er
 		spans = append(spans, sp)
 	}
 	all := text.String()
-	m := &broker.Message{Destination: dest, Body: append([]byte(nil), f.Body...)}
+	m := &broker.Message{Destination: dest, Sender: s.identity(), Body: append([]byte(nil), f.Body...)}
 	if len(spans) > 0 {
 		m.Header = make([]broker.Header, len(spans))
 		for i, sp := range spans {

@@ -30,6 +30,7 @@ type session struct {
 	conn   transport.Conn
 	log    *slog.Logger
 	id     string // server-assigned session id, sent in CONNECTED
+	name   string // display name, from CONNECT's name or login header, else a short form of id
 	start  time.Time
 
 	parser    *frame.Parser
@@ -57,8 +58,10 @@ type session struct {
 	closeErr       atomic.Pointer[protocolError]
 	closers        sync.WaitGroup // shared: close goroutines started by terminate
 	drained        chan struct{}  // shared: signalled (non-blocking) each time the outbound queue empties
-	fullMu         sync.Mutex     // shared: guards full
+	fullMu         sync.Mutex     // shared: guards full, resumersDone and resumers.Add
 	full           []*subscription
+	resumers       sync.WaitGroup // shared: onDrain calls started by markFull
+	resumersDone   bool           // cleanup waits for resumers: start no more
 	cancelCtxWatch func() bool
 }
 
@@ -76,6 +79,12 @@ func newSession(srv *Server) *session {
 		tempQueues: make(map[string]string),
 		drained:    make(chan struct{}, 1),
 	}
+}
+
+// identity is who this session is to the broker: the sender of its messages, the owner of its
+// subscriptions.
+func (s *session) identity() broker.Identity {
+	return broker.Identity{Session: s.id, Name: s.name}
 }
 
 // serve runs the session on conn until the peer goes away, a protocol error or DISCONNECT ends it, or
@@ -287,17 +296,23 @@ func (s *session) onDrain() {
 	}
 }
 
-// markFull records that sub refused a delivery for lack of room. Called from Deliver.
+// markFull records that sub refused a delivery for lack of room. Called from Deliver, with broker locks
+// held: it must not resume anything itself.
 func (s *session) markFull(sub *subscription) {
 	if sub.full.Swap(true) {
 		return
 	}
 	s.fullMu.Lock()
+	defer s.fullMu.Unlock()
 	s.full = append(s.full, sub)
-	s.fullMu.Unlock()
-	// The queue may have drained between the refusal and now; make sure the subscription is resumed.
-	if s.conn.Queued() == 0 {
-		s.onDrain()
+	// The queue may have drained between the refusal and now, and its drain callback may have run
+	// before sub was listed: resume from a goroutine of our own, as the writer would have.
+	if s.conn.Queued() == 0 && !s.resumersDone {
+		s.resumers.Add(1)
+		go func() {
+			defer s.resumers.Done()
+			s.onDrain()
+		}()
 	}
 }
 
@@ -306,6 +321,10 @@ func (s *session) markFull(sub *subscription) {
 func (s *session) cleanup() {
 	s.closing.Store(true)
 	s.stopTimers()
+	s.fullMu.Lock()
+	s.resumersDone = true
+	s.fullMu.Unlock()
+	s.resumers.Wait()
 	for _, sub := range s.subs {
 		s.broker.Unsubscribe(sub.brokerSub.Load())
 	}

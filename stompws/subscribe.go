@@ -50,14 +50,22 @@ func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) bro
 
 	var err error
 	switch {
-	case d.Tag != 0 && s.version == frame.V12:
+	case (d.Tag != 0 && s.version == frame.V12) || d.Retained || d.History:
 		bp := headPool.Get().(*[]byte)
 		h := append((*bp)[:0], sub.head...)
-		h = append(h, "ack:"...)
-		h = appendAckID(h, bs.ID(), d.Tag)
-		h = append(h, '\n')
+		if d.Tag != 0 && s.version == frame.V12 {
+			h = append(h, "ack:"...)
+			h = appendAckID(h, bs.ID(), d.Tag)
+			h = append(h, '\n')
+		}
 		if d.Redelivered {
 			h = append(h, "redelivered:true\n"...)
+		}
+		if d.Retained {
+			h = append(h, "retained:true\n"...) // the last value, delivered on SUBSCRIBE
+		}
+		if d.History {
+			h = append(h, "history:true\n"...) // from the destination's history, delivered on SUBSCRIBE
 		}
 		err = s.conn.Enqueue(h, tail, binary)
 		*bp = h
@@ -161,6 +169,7 @@ func (s *session) subscribe(id, dest string, opts broker.SubscribeOptions) (*sub
 	sub.redeliveredHead = append(append([]byte(nil), sub.head...), "redelivered:true\n"...)
 	sub.headIsUTF8 = utf8.Valid(sub.head)
 	// Register before subscribing: a queue hands held messages to Deliver during Subscribe.
+	opts.Owner = s.identity()
 	bs, err := s.broker.Subscribe(dest, sub, opts)
 	if err != nil {
 		return nil, destinationError(dest, err)

@@ -38,9 +38,10 @@ type testServer struct {
 }
 
 type serverConfig struct {
-	opts   stompws.Options
-	bopts  broker.Options
-	routes map[string]http.Handler
+	opts    stompws.Options
+	bopts   broker.Options
+	routes  map[string]http.Handler
+	onStart []func(*broker.Broker) // run once the broker exists, before clients connect
 }
 
 // startServer starts a server; configure adjusts the options first.
@@ -56,6 +57,9 @@ func startServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 		f(&cfg)
 	}
 	b := broker.New(cfg.bopts)
+	for _, f := range cfg.onStart {
+		f(b)
+	}
 	srv := stompws.NewServer(b, cfg.opts)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", srv)

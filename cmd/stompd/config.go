@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/broker/chat"
+	"github.com/stompd/stompd/broker/stocks"
 	"github.com/stompd/stompd/stompws"
 	"github.com/stompd/stompd/stompws/frame"
 )
@@ -40,6 +42,14 @@ type config struct {
 	HeartBeatMin   time.Duration
 	HeartBeatMax   time.Duration
 	HeartBeatGrace float64
+
+	Stocks            bool
+	StocksSymbols     symbolList
+	StocksMinInterval time.Duration
+	StocksMaxInterval time.Duration
+	Chat              bool
+	ChatHistory       int
+	ChatMaxLength     int
 }
 
 // errHelp is returned by parseConfig when -h was asked for; the usage has been printed.
@@ -54,6 +64,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		MaxHeaderLength:  100 << 10,
 		MaxOutboundBytes: stompws.DefaultMaxQueuedBytes,
 		HeartBeat:        heartBeat{send: stompws.DefaultHeartBeatSend, receive: stompws.DefaultHeartBeatReceive},
+		StocksSymbols:    symbolList(stocks.DefaultSymbols),
 	}
 	fs := flag.NewFlagSet("stompd", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -77,6 +88,14 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.DurationVar(&c.HeartBeatMin, "heartbeat-min", stompws.DefaultHeartBeatMin, "never send or expect heart-beats more often than this")
 	fs.DurationVar(&c.HeartBeatMax, "heartbeat-max", stompws.DefaultHeartBeatMax, "never stay silent longer than this when heart-beats are on")
 	fs.Float64Var(&c.HeartBeatGrace, "heartbeat-grace", stompws.DefaultHeartBeatGrace, "close a client silent for this many negotiated intervals (at least 1)")
+
+	fs.BoolVar(&c.Stocks, "stocks", true, "run the built-in stock feed on /topic/stocks and /topic/stocks.SYMBOL")
+	fs.Var(&c.StocksSymbols, "stocks-symbols", "the feed's `symbols` and start prices, NAME=PRICE,...")
+	fs.DurationVar(&c.StocksMinInterval, "stocks-min-interval", stocks.DefaultMinInterval, "shortest random interval between ticks")
+	fs.DurationVar(&c.StocksMaxInterval, "stocks-max-interval", stocks.DefaultMaxInterval, "longest random interval between ticks")
+	fs.BoolVar(&c.Chat, "chat", true, "run the built-in chat room: SEND to /app/chat, messages on /topic/chat")
+	fs.IntVar(&c.ChatHistory, "chat-history", chat.DefaultHistory, "chat messages kept for newcomers (0 for none)")
+	fs.IntVar(&c.ChatMaxLength, "chat-max-length", chat.DefaultMaxLength, "longest chat message, in characters")
 
 	fs.Usage = func() { printUsage(usageOut, fs) }
 
@@ -131,6 +150,12 @@ func (c *config) validate() error {
 	if c.HeartBeatMin > c.HeartBeatMax {
 		return fmt.Errorf("invalid value for flag -heartbeat-min: %s is above -heartbeat-max %s", c.HeartBeatMin, c.HeartBeatMax)
 	}
+	if c.StocksMinInterval <= 0 || c.StocksMaxInterval < c.StocksMinInterval {
+		return fmt.Errorf("invalid value for flag -stocks-max-interval: %s must be at least -stocks-min-interval %s and positive", c.StocksMaxInterval, c.StocksMinInterval)
+	}
+	if c.ChatHistory < 0 || c.ChatMaxLength <= 0 {
+		return errors.New("invalid value for flag -chat-history or -chat-max-length: must not be negative, and the length positive")
+	}
 	if c.HeartBeatGrace < 1 {
 		return fmt.Errorf("invalid value %v for flag -heartbeat-grace: must be at least 1", c.HeartBeatGrace)
 	}
@@ -167,9 +192,29 @@ func (c *config) serverOptions(logger *slog.Logger, version string) stompws.Opti
 	}
 }
 
-// brokerOptions maps the configuration onto the broker's options.
+// brokerOptions maps the configuration onto the broker's options, with the destination policies of
+// the built-in publishers that are on.
 func (c *config) brokerOptions(logger *slog.Logger) broker.Options {
-	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, Logger: logger}
+	var policies []broker.DestinationPolicy
+	if c.Stocks {
+		policies = append(policies, stocks.Policies(stocks.DefaultTopic)...)
+	}
+	if c.Chat {
+		policies = append(policies, chat.Policies(c.chatOptions())...)
+	}
+	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, Policies: policies, Logger: logger}
+}
+
+func (c *config) stocksOptions() stocks.Options {
+	return stocks.Options{Symbols: c.StocksSymbols, MinInterval: c.StocksMinInterval, MaxInterval: c.StocksMaxInterval}
+}
+
+func (c *config) chatOptions() chat.Options {
+	history := c.ChatHistory
+	if history == 0 {
+		history = -1 // chat.Options: 0 means the default, negative means none
+	}
+	return chat.Options{History: history, MaxLength: c.ChatMaxLength}
 }
 
 func envName(flagName string) string {
@@ -221,6 +266,20 @@ func (b *byteSize) Set(s string) error {
 		return errors.New("want a byte count such as 4194304, 512KiB or 4MiB")
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// symbolList is the -stocks-symbols flag.
+type symbolList []stocks.Symbol
+
+func (l *symbolList) String() string { return stocks.FormatSymbols(*l) }
+
+func (l *symbolList) Set(s string) error {
+	symbols, err := stocks.ParseSymbols(s)
+	if err != nil {
+		return err
+	}
+	*l = symbols
 	return nil
 }
 

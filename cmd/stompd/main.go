@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/broker/chat"
+	"github.com/stompd/stompd/broker/stocks"
+	"github.com/stompd/stompd/cmd/stompd/web"
 	"github.com/stompd/stompd/stompws"
 )
 
@@ -49,8 +52,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 	b := broker.New(cfg.brokerOptions(logger))
 	srv := stompws.NewServer(b, cfg.serverOptions(logger, ver))
+	if cfg.Chat {
+		room := chat.New(b, cfg.chatOptions())
+		defer room.Close()
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", srv)
+	mux.Handle("/", web.Handler()) // the index, /stocks, /chat, /echo and their static files
 
 	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -77,6 +85,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	logger.Info("stompd started", "version", ver,
 		"websocket", "ws://"+displayAddr(httpLn.Addr())+"/ws",
 		"stomp", tcpURL(stompLn))
+	if cfg.Stocks {
+		feed := stocks.New(b, cfg.stocksOptions())
+		feed.Start()
+		defer feed.Stop()
+	}
 	if ready != nil {
 		ready <- addrs
 	}

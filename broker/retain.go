@@ -1,0 +1,121 @@
+package broker
+
+import (
+	"slices"
+	"strings"
+)
+
+// retention holds the messages a topic destination retains: the last one
+// (LastValue) or the last N (History), in a circular buffer allocated on the
+// first publish. seq numbers the destination's retained messages from 1, so
+// that a wildcard subscription can tell which live deliveries its snapshot
+// already covered (see Subscription.retainedUpTo).
+type retention struct {
+	msgs []*Message
+	next int // slot the next message goes to
+	n    int // messages held, at most len(msgs)
+	seq  uint64
+}
+
+// retain keeps m as the newest retained message of e and returns its
+// sequence number. The caller holds the shard lock, read or write.
+func (e *topicEntry) retain(b *Broker, m *Message) uint64 {
+	e.retainMu.Lock()
+	defer e.retainMu.Unlock()
+	r := &e.retained
+	if r.msgs == nil {
+		r.msgs = make([]*Message, e.policy.retain)
+		b.retainedDests.Add(1)
+	}
+	r.msgs[r.next] = m
+	r.next = (r.next + 1) % len(r.msgs)
+	if r.n < len(r.msgs) {
+		r.n++
+	}
+	r.seq++
+	return r.seq
+}
+
+// snapshot appends the retained messages, oldest first, to dst and returns
+// it with the sequence number of the newest. The caller holds the shard
+// write lock, or the read lock and e.retainMu.
+func (r *retention) snapshot(dst []*Message) ([]*Message, uint64) {
+	start := r.next - r.n
+	if start < 0 {
+		start += len(r.msgs)
+	}
+	for i := range r.n {
+		dst = append(dst, r.msgs[(start+i)%len(r.msgs)])
+	}
+	return dst, r.seq
+}
+
+// retainedOrigin is how retained messages of a destination with policy p are
+// marked when delivered to a new subscription.
+func (p *resolvedPolicy) retainedOrigin() origin {
+	if p.history {
+		return originHistory
+	}
+	return originRetained
+}
+
+// retainedSet is one destination's retained messages as a new wildcard
+// subscription found them.
+type retainedSet struct {
+	dest   string
+	msgs   []*Message
+	seq    uint64
+	policy *resolvedPolicy
+}
+
+// subscribePattern adds the wildcard subscription s and delivers to it the
+// retained messages of every destination its pattern matches.
+//
+// The trie write lock is held throughout, so no publisher delivers to
+// wildcard subscriptions meanwhile. A message retained before the snapshot
+// is delivered from it, and s.retainedUpTo makes its publisher skip s when
+// it reaches the trie after the lock is released; a message retained after
+// the snapshot has a higher sequence number and its publisher reaches the
+// trie only after the lock is released, when s is there to receive it. So s
+// gets every message once, retained ones first, in order per destination.
+func (b *Broker) subscribePattern(s *Subscription) {
+	x := &b.patterns
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.addLocked(s)
+	if b.retainedDests.Load() == 0 {
+		return
+	}
+	var sets []retainedSet
+	for i := range b.shards {
+		sh := &b.shards[i]
+		sh.mu.RLock()
+		for dest, e := range sh.retaining {
+			if !MatchTopic(s.dest, dest) {
+				continue
+			}
+			e.retainMu.Lock()
+			msgs, seq := e.retained.snapshot(nil)
+			e.retainMu.Unlock()
+			if seq > 0 {
+				sets = append(sets, retainedSet{dest: dest, msgs: msgs, seq: seq, policy: e.policy})
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	if len(sets) == 0 {
+		return
+	}
+	slices.SortFunc(sets, func(a, b retainedSet) int { return strings.Compare(a.dest, b.dest) })
+	s.retainedUpTo = make(map[string]uint64, len(sets))
+	for _, rs := range sets {
+		s.retainedUpTo[rs.dest] = rs.seq
+	}
+	for _, rs := range sets {
+		st := topicPublish{b: b, policy: rs.policy, origin: rs.policy.retainedOrigin()}
+		for _, m := range rs.msgs {
+			st.msg = m
+			st.deliver(s)
+		}
+	}
+}

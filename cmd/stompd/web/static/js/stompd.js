@@ -1,0 +1,93 @@
+// Shared by every page: where the broker is, a STOMP.js client set up the way stompd expects, and the
+// connection badge in the page header. StompJs is the global of the vendored UMD bundle, which each
+// page loads (deferred) before its own module.
+
+/** The broker's WebSocket URL, on the host that served the page. */
+export function brokerURL(loc = window.location) {
+  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+}
+
+/** The broker's STOMP-over-TCP address as a client on this host would dial it (default port). */
+export function tcpAddress(loc = window.location) {
+  return `${loc.hostname.includes(':') ? `[${loc.hostname}]` : loc.hostname}:61613`;
+}
+
+const stateLabels = {
+  connecting: 'Connecting…',
+  connected: 'Connected',
+  reconnecting: 'Reconnecting…',
+  offline: 'Not connected',
+};
+
+/** Shows state (a key of stateLabels) in the header badge; detail becomes its tooltip. */
+export function showConnectionState(state, detail = '') {
+  const badge = document.getElementById('connection');
+  if (!badge) return;
+  badge.dataset.state = state;
+  badge.querySelector('.label').textContent = stateLabels[state];
+  badge.title = detail;
+}
+
+/**
+ * Creates and activates a STOMP.js client for the broker, with heart-beats both ways every 10 s and
+ * reconnection after a drop (1 s, doubling to at most 15 s, back to 1 s once connected). The client
+ * keeps no subscriptions across a reconnect, so onConnect must subscribe every time it runs.
+ *
+ * onConnect(frame, client) runs on each successful CONNECTED; onError(message, frame) on each ERROR frame,
+ * after which the server closes the connection and the client reconnects; onDrop(lastError) once when an
+ * established connection is lost (the client is about to reconnect), not again for each failed retry.
+ */
+export function connect({ connectHeaders = {}, onConnect = () => {}, onError = () => {}, onDrop = () => {} } = {}) {
+  const client = new StompJs.Client({
+    brokerURL: brokerURL(),
+    connectHeaders,
+    heartbeatIncoming: 10000,
+    heartbeatOutgoing: 10000,
+    reconnectDelay: 1000,
+    maxReconnectDelay: 15000,
+    reconnectTimeMode: StompJs.ReconnectionTimeMode.EXPONENTIAL,
+    connectionTimeout: 10000,
+  });
+  let lastError = '';
+  let up = false; // connected since the last drop: failed reconnect attempts are not new drops
+  client.onConnect = (frame) => {
+    lastError = '';
+    up = true;
+    showConnectionState('connected', `${client.brokerURL} · STOMP ${frame.headers.version || ''}`.trim());
+    onConnect(frame, client);
+  };
+  client.onStompError = (frame) => {
+    lastError = frame.headers.message || 'error';
+    onError(lastError, frame);
+  };
+  client.onWebSocketClose = () => {
+    if (client.active) {
+      showConnectionState('reconnecting', lastError);
+      if (up) onDrop(lastError);
+      up = false;
+    } else {
+      showConnectionState('offline');
+    }
+  };
+  showConnectionState('connecting', client.brokerURL);
+  client.activate();
+  return client;
+}
+
+/** Formats an RFC 3339 time (or a Date) as local hours, minutes and seconds; '' when unparseable. */
+export function clockTime(value, { seconds = true, millis = false } = {}) {
+  const d = value instanceof Date ? value : new Date(value);
+  if (Number.isNaN(d.getTime())) return '';
+  const opts = { hour: '2-digit', minute: '2-digit', hour12: false };
+  if (seconds) opts.second = '2-digit';
+  if (millis) opts.fractionalSecondDigits = 3;
+  return d.toLocaleTimeString([], opts);
+}
+
+/** Creates an element with optional class names and text, built with textContent only. */
+export function el(tag, className = '', text = '') {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== '') node.textContent = text;
+  return node;
+}

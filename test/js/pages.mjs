@@ -1,0 +1,338 @@
+// Drives stompd's own pages (/, /stocks, /chat, /echo) in headless Debian Chromium (never a downloaded
+// browser) against a running stompd, and prints one JSON result line: {"ok", "passed", "error",
+// "console"}. Exits non-zero on failure.
+//
+//   node pages.mjs SCENARIO BASE_URL      SCENARIO: home, stocks, chat, echo or reconnect
+//
+// Every scenario saves a PNG of each page it opened into $STOMPD_SCREENSHOTS (when set), named
+// SCENARIO-PAGE.png. The reconnect scenario needs the broker restarted half way: it prints the line
+// RESTART and waits for a line on stdin saying the broker is back.
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+const [scenario, baseURL] = process.argv.slice(2);
+const symbols = ['AAPL', 'AMZN', 'GOOG', 'MSFT', 'YHOO'];
+const xss = '<img src=x onerror=alert(1)>';
+// Waits are generous: CI machines are shared and slow; only the price check has a deadline of its own,
+// because moving within 5 s is what the stock page promises.
+const waitMs = 30000;
+
+const passed = [];
+const logs = [];
+const dialogs = [];
+
+function pass(what) {
+  passed.push(what);
+}
+
+// waitFor polls fn(arg) in the page until it returns a truthy value, failing with what it waited for.
+async function waitFor(page, what, fn, arg, timeout = waitMs) {
+  try {
+    const handle = await page.waitForFunction(fn, arg, { timeout, polling: 100 });
+    return await handle.jsonValue();
+  } catch (e) {
+    throw new Error(`${page.label}: timed out waiting for ${what}`);
+  }
+}
+
+async function open(context, label, path) {
+  const page = await context.newPage();
+  page.label = label;
+  page.on('console', (m) => logs.push(`${label}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`${label}: pageerror: ${e.message}`));
+  page.on('dialog', (d) => {
+    dialogs.push(`${label}: ${d.type()} ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+  await page.goto(new URL(path, baseURL).href);
+  return page;
+}
+
+async function screenshot(page, name) {
+  const dir = process.env.STOMPD_SCREENSHOTS;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  await page.screenshot({ path: join(dir, `${scenario}-${name}.png`), fullPage: true });
+}
+
+function connected(page) {
+  return waitFor(page, 'the connection badge to say connected',
+    () => document.getElementById('connection')?.dataset.state === 'connected');
+}
+
+// recordStates makes the page remember every state its connection badge shows from now on.
+function recordStates(page) {
+  return page.evaluate(() => {
+    const badge = document.getElementById('connection');
+    window.seenStates = [];
+    new MutationObserver(() => window.seenStates.push(badge.dataset.state))
+      .observe(badge, { attributes: true, attributeFilter: ['data-state'] });
+  });
+}
+
+// reconnected waits until the page has shown a lost connection since recordStates and is connected again.
+function reconnected(page) {
+  return waitFor(page, 'a reconnect (connection lost, then connected again)', () =>
+    window.seenStates.includes('reconnecting') && window.seenStates.at(-1) === 'connected'
+      && document.getElementById('connection').dataset.state === 'connected');
+}
+
+// readPrices returns {SYMBOL: "price text"} for the rows on the stock page.
+function readPrices(page) {
+  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#quotes tbody tr[data-symbol]')]
+    .map((tr) => [tr.dataset.symbol, tr.querySelector('.price').textContent])));
+}
+
+async function allPricesShown(page) {
+  await waitFor(page, 'all five symbols with a price', (want) => {
+    const rows = [...document.querySelectorAll('#quotes tbody tr[data-symbol]')];
+    return want.every((s) => rows.some((tr) => tr.dataset.symbol === s && tr.querySelector('.price').textContent));
+  }, symbols);
+}
+
+// pricesMove waits until every price differs from the one in before.
+async function pricesMove(page, before, timeout) {
+  await waitFor(page, `every price to change from ${JSON.stringify(before)}`, (prev) =>
+    Object.keys(prev).every((s) => {
+      const cell = document.querySelector(`#quotes tr[data-symbol="${s}"] .price`);
+      return cell && cell.textContent !== prev[s];
+    }), before, timeout);
+}
+
+async function joinChat(page, name) {
+  await page.fill('#name', name);
+  await page.click('#join-form button[type=submit]');
+  await connected(page);
+  await waitFor(page, `${name} in the member list`, (n) =>
+    [...document.querySelectorAll('#members .member-name')].some((e) => e.textContent === n), name);
+}
+
+async function sendChat(page, text) {
+  await page.fill('#text', text);
+  await waitFor(page, 'the Send button to be enabled', () => !document.getElementById('send').disabled);
+  await page.press('#text', 'Enter');
+}
+
+// seesMessage waits for a message with exactly this name and text, and returns whether it is marked own.
+function seesMessage(page, name, text) {
+  return waitFor(page, `message ${JSON.stringify(text)} from ${name}`, ([n, t]) => {
+    const li = [...document.querySelectorAll('#messages .message')].find((m) =>
+      m.querySelector('.name')?.textContent === n && m.querySelector('.text')?.textContent === t);
+    return li ? { own: li.classList.contains('own') } : null;
+  }, [name, text]);
+}
+
+function seesNotice(page, text) {
+  return waitFor(page, `notice ${JSON.stringify(text)}`, (t) =>
+    [...document.querySelectorAll('#messages .notice .notice-text')].some((n) => n.textContent === t), text);
+}
+
+// updatedTimes returns {SYMBOL: time of its latest quote} from the stock page.
+function updatedTimes(page) {
+  return page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#quotes tbody tr[data-symbol]')]
+    .map((tr) => [tr.dataset.symbol, tr.dataset.updated])));
+}
+
+async function membersAre(page, names) {
+  await waitFor(page, `members ${names.join(', ')}`, (want) => {
+    const got = [...document.querySelectorAll('#members .member-name')].map((e) => e.textContent).sort();
+    return JSON.stringify(got) === JSON.stringify(want);
+  }, [...names].sort());
+}
+
+const scenarios = {
+  async home(browser) {
+    const page = await open(await browser.newContext(), 'home', '/');
+    await connected(page);
+    const want = `ws://${new URL(baseURL).host}/ws`;
+    const shown = await page.textContent('.endpoint .ws-url');
+    if (shown !== want) throw new Error(`home: WebSocket URL shows ${shown}, want ${want}`);
+    pass('home shows the WebSocket URL of this server');
+    await waitFor(page, 'the price strip', (n) => document.querySelectorAll('#ticker .tick').length === n, symbols.length);
+    pass('home shows live prices from /topic/stocks');
+    for (const path of ['/stocks', '/chat', '/echo']) {
+      if (!(await page.$(`.cards a[href="${path}"]`))) throw new Error(`home: no link to ${path}`);
+    }
+    pass('home links to the stock, chat and echo pages');
+    await screenshot(page, 'home');
+  },
+
+  async stocks(browser) {
+    const page = await open(await browser.newContext(), 'stocks', '/stocks');
+    await connected(page);
+    await allPricesShown(page);
+    pass('stocks shows all five symbols with prices');
+    const first = await readPrices(page);
+    await pricesMove(page, first, 5000);
+    pass('every price changed within 5 s');
+    const sparks = await page.evaluate(() => [...document.querySelectorAll('#quotes .spark .line')]
+      .map((l) => l.getAttribute('points').split(' ').length));
+    if (sparks.length !== symbols.length || sparks.some((n) => n < 2)) {
+      throw new Error(`stocks: sparklines have ${JSON.stringify(sparks)} points, want 5 lines of at least 2`);
+    }
+    pass('each symbol has a sparkline');
+    const directions = await page.evaluate(() => [...document.querySelectorAll('#quotes tbody tr')].map((tr) =>
+      [tr.dataset.direction, getComputedStyle(tr.querySelector('.change')).color]));
+    for (const [direction, color] of directions) {
+      const [r, g] = color.match(/\d+/g).map(Number);
+      if ((direction === 'up' && !(g > r)) || (direction === 'down' && !(r > g))) {
+        throw new Error(`stocks: a ${direction} change is drawn in ${color}`);
+      }
+    }
+    pass('up is green and down is red');
+    // A few more ticks make a screenshot that shows what the sparklines look like.
+    await waitFor(page, 'five points in every sparkline', () => [...document.querySelectorAll('#quotes .spark .line')]
+      .every((l) => l.getAttribute('points').split(' ').length >= 5));
+    await screenshot(page, 'stocks');
+  },
+
+  async chat(browser) {
+    const alice = await open(await browser.newContext(), 'alice', '/chat');
+    await joinChat(alice, 'Alice');
+    const bob = await open(await browser.newContext(), 'bob', '/chat');
+    await joinChat(bob, 'Bob');
+    pass('Alice and Bob joined with the names they picked');
+
+    await seesNotice(alice, 'Bob joined');
+    pass('Alice sees Bob join');
+    await membersAre(alice, ['Alice', 'Bob']);
+    await membersAre(bob, ['Alice', 'Bob']);
+    pass('both member lists show Alice and Bob');
+
+    const hello = `Hello from Alice ${Date.now()}`;
+    await sendChat(alice, hello);
+    if ((await seesMessage(bob, 'Alice', hello)).own) throw new Error('bob: Alice\'s message is marked as his own');
+    if (!(await seesMessage(alice, 'Alice', hello)).own) throw new Error('alice: her own message is not marked as hers');
+    pass('Bob sees Alice\'s message under her name; Alice sees it as her own');
+
+    const reply = `Hi Alice, Bob here ${Date.now()}`;
+    await sendChat(bob, reply);
+    await seesMessage(alice, 'Bob', reply);
+    pass('Alice sees Bob\'s message under his name');
+
+    await sendChat(bob, xss);
+    await seesMessage(alice, 'Bob', xss);
+    await seesMessage(bob, 'Bob', xss);
+    const images = await alice.evaluate(() => document.querySelectorAll('#messages img').length);
+    if (images !== 0) throw new Error(`alice: ${images} img elements in the message list`);
+    if (dialogs.length) throw new Error(`dialogs opened: ${dialogs.join('; ')}`);
+    pass('markup in a message shows as text: no img element, no dialog');
+
+    await screenshot(alice, 'alice');
+    await screenshot(bob, 'bob');
+
+    await bob.context().close();
+    await seesNotice(alice, 'Bob left');
+    await membersAre(alice, ['Alice']);
+    pass('Alice sees Bob leave');
+  },
+
+  async echo(browser) {
+    const page = await open(await browser.newContext(), 'echo', '/echo');
+    await connected(page);
+    const destination = `/topic/echo.${Date.now()}`;
+    await page.fill('#destination', destination);
+    await page.click('#subscribe');
+    await waitFor(page, 'the subscription listed', (d) =>
+      [...document.querySelectorAll('#subscriptions code')].some((c) => c.textContent === d), destination);
+    const body = `ping <b>${Date.now()}</b>`;
+    await page.fill('#body', body);
+    // The server handles a connection's frames in order, so the SUBSCRIBE is in place before the SEND.
+    await page.click('#send');
+    const got = await waitFor(page, 'the message back with its headers', (b) => {
+      const entry = [...document.querySelectorAll('#log .entry')].find((e) => e.querySelector('.body').textContent === b);
+      return entry && Object.fromEntries([...entry.querySelectorAll('.headers tr')].map((tr) =>
+        [tr.querySelector('th').textContent, tr.querySelector('td').textContent]));
+    }, body);
+    for (const h of ['destination', 'message-id', 'subscription']) {
+      if (!got[h]) throw new Error(`echo: received message lacks header ${h}: ${JSON.stringify(got)}`);
+    }
+    if (got.destination !== destination) throw new Error(`echo: destination ${got.destination}, want ${destination}`);
+    pass('echo shows the message it sent, with its headers');
+
+    // The server publishes prices; a client's SEND there is refused with an ERROR, which closes the
+    // connection. The page shows the ERROR, reconnects, and subscribes again.
+    await recordStates(page);
+    await page.fill('#destination', '/topic/stocks');
+    await page.click('#send');
+    const refusal = await waitFor(page, 'the ERROR frame in the log', () =>
+      document.querySelector('#log .entry.error .destination')?.textContent);
+    if (!refusal.includes('read-only')) throw new Error(`echo: ERROR says ${JSON.stringify(refusal)}, want read-only`);
+    await reconnected(page);
+    await page.fill('#destination', destination);
+    const again = `again ${Date.now()}`;
+    await page.fill('#body', again);
+    await page.click('#send');
+    await waitFor(page, 'a message on the old subscription after the reconnect', (b) =>
+      [...document.querySelectorAll('#log .entry .body')].some((e) => e.textContent === b), again);
+    pass('echo shows an ERROR, reconnects and resubscribes');
+    await screenshot(page, 'echo');
+  },
+
+  async reconnect(browser) {
+    const context = await browser.newContext();
+    const chat = await open(context, 'chat', '/chat');
+    await joinChat(chat, 'Carol');
+    const stocks = await open(context, 'stocks', '/stocks');
+    await connected(stocks);
+    await allPricesShown(stocks);
+    pass('chat and stocks connected');
+
+    const updatedBefore = await updatedTimes(stocks);
+    for (const page of [chat, stocks]) await recordStates(page);
+    await restartBroker();
+    for (const page of [chat, stocks]) await reconnected(page);
+    pass('both pages lost the connection and connected again');
+
+    await membersAre(chat, ['Carol']);
+    const text = `Back after the restart ${Date.now()}`;
+    await sendChat(chat, text);
+    if (!(await seesMessage(chat, 'Carol', text)).own) throw new Error('chat: own message after reconnect is not marked own');
+    pass('chat resubscribed: a message sent after the reconnect arrives');
+
+    // First the values the new broker retained, then at least one fresh tick for every symbol.
+    await waitFor(stocks, 'quotes from the restarted broker', (before) =>
+      Object.entries(before).every(([s, t]) =>
+        document.querySelector(`#quotes tr[data-symbol="${s}"]`).dataset.updated !== t), updatedBefore);
+    const after = await readPrices(stocks);
+    await pricesMove(stocks, after, waitMs);
+    pass('stock prices move again after the reconnect');
+
+    await screenshot(chat, 'chat');
+    await screenshot(stocks, 'stocks');
+  },
+};
+
+// restartBroker asks the process driving this script to restart the broker, and waits until it is back.
+async function restartBroker() {
+  const lines = createInterface({ input: process.stdin });
+  console.log('RESTART');
+  for await (const line of lines) {
+    if (line.trim() === 'RESTARTED') break;
+    throw new Error(`unexpected reply to RESTART: ${line}`);
+  }
+  lines.close();
+}
+
+let browser;
+let code = 1;
+try {
+  if (!scenarios[scenario] || !baseURL) throw new Error(`usage: node pages.mjs ${Object.keys(scenarios).join('|')} BASE_URL`);
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  await scenarios[scenario](browser);
+  if (dialogs.length) throw new Error(`dialogs opened: ${dialogs.join('; ')}`);
+  console.log(JSON.stringify({ ok: true, passed }));
+  code = 0;
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, passed, error: String((e && e.message) || e), console: logs }));
+} finally {
+  if (browser) await browser.close();
+}
+process.exit(code);
