@@ -59,5 +59,9 @@ func (b *Broker) publishApp(m *Message) error {
 		return err
 	}
 	b.stamp(m)
-	return r.handle(m)
+	if err := r.handle(m); err != nil {
+		return err
+	}
+	b.shardFor(m.Destination).counts.published[KindApp].Add(1)
+	return nil
 }

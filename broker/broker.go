@@ -29,8 +29,8 @@ type Broker struct {
 	msgSeq atomic.Uint64
 	subSeq atomic.Uint64
 
-	subCount      atomic.Int64
-	topicCount    atomic.Int64 // exact topic destinations with subscriptions
+	subCounts     [KindCount]atomic.Int64 // current subscriptions by Kind
+	topicCount    atomic.Int64            // exact topic destinations with subscriptions
 	queueCount    atomic.Int64
 	retainedDests atomic.Int64 // topic destinations that have retained a message
 	evictions     atomic.Uint64
@@ -106,6 +106,7 @@ func (b *Broker) publishQueue(m *Message, kind Kind) error {
 	q := b.queueFor(m.Destination, false)
 	if q == nil {
 		if kind == KindReplyQueue {
+			b.shardFor(m.Destination).counts.noRoute.Add(1)
 			return errNoRoute(m.Destination)
 		}
 		// Refuse before creating the queue, so that refused publishes
@@ -184,7 +185,7 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 			return nil, err
 		}
 	}
-	b.subCount.Add(1)
+	b.subCounts[kind].Add(1)
 	b.notify(sub, true)
 	return sub, nil
 }
@@ -222,7 +223,7 @@ func (b *Broker) Unsubscribe(sub *Subscription) {
 		removed = b.unsubscribeExactTopic(sub)
 	}
 	if removed {
-		b.subCount.Add(-1)
+		b.subCounts[sub.kind].Add(-1)
 		b.notify(sub, false)
 	}
 }
@@ -251,12 +252,14 @@ func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack bool) er
 	if sub.queue != nil {
 		ok = sub.queue.settle(sub, tag, cumulative, nack)
 	} else {
+		var drained int
 		sub.mu.Lock()
 		ok = sub.unacked.take(tag, cumulative, nil)
 		if ok && !sub.removed && !sub.evicted.Load() {
-			sub.drainNow()
+			drained = sub.drainNow()
 		}
 		sub.mu.Unlock()
+		b.countTopicDeliveries(sub, drained)
 	}
 	if !ok {
 		return fmt.Errorf("%w %d on subscription %d (%s)", ErrUnknownTag, tag, sub.id, sub.dest)
@@ -273,81 +276,13 @@ func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack bool) er
 // Full may call it for its own subscription.
 func (b *Broker) Resume(sub *Subscription) {
 	if sub.queue == nil {
-		sub.resumeTopic()
+		b.countTopicDeliveries(sub, sub.resumeTopic())
 		return
 	}
 	sub.resumes.Add(1)
 	if sub.blocked.Load() {
 		sub.queue.resume(sub)
 	}
-}
-
-// Stats is a snapshot of the broker's size. Each figure is read
-// consistently, but they are not read at one instant.
-type Stats struct {
-	Topics           int // topic destinations and patterns with subscriptions
-	Retained         int // topic destinations holding retained messages, subscribed or not
-	RetainedMessages int // messages those destinations retain (last values and histories)
-	Queues           int // queues and reply queues
-	Subscriptions    int
-	QueuedMessages   int // ready messages in all queues
-	UnackedMessages  int // delivered, awaiting Ack or Nack, all subscriptions
-	HeldMessages     int // topic messages held for lagging subscriptions (conflate, drop-oldest)
-
-	DroppedMessages uint64 // topic messages that reached no subscription and were not retained, since New
-	Evictions       uint64 // subscriptions cut off by a slow-consumer policy, since New
-	Conflated       uint64 // held messages replaced by a newer one of the same destination, since New
-	DroppedOldest   uint64 // held messages discarded because MaxPending was reached, since New
-}
-
-// Stats returns a snapshot for tests and metrics. It walks every
-// destination, taking each lock briefly; call it at scrape rate, not per
-// message.
-func (b *Broker) Stats() Stats {
-	st := Stats{
-		Topics:        int(b.topicCount.Load()),
-		Retained:      int(b.retainedDests.Load()),
-		Queues:        int(b.queueCount.Load()),
-		Subscriptions: int(b.subCount.Load()),
-		Evictions:     b.evictions.Load(),
-		Conflated:     b.conflated.Load(),
-		DroppedOldest: b.droppedOldest.Load(),
-	}
-	var queues []*queue
-	for i := range b.shards {
-		sh := &b.shards[i]
-		st.DroppedMessages += sh.dropped.Load()
-		sh.mu.RLock()
-		for _, e := range sh.topics {
-			for _, s := range e.subs {
-				s.addStats(&st)
-			}
-		}
-		for _, e := range sh.retaining {
-			e.retainMu.Lock()
-			st.RetainedMessages += e.retained.n
-			e.retainMu.Unlock()
-		}
-		for _, q := range sh.queues {
-			queues = append(queues, q)
-		}
-		sh.mu.RUnlock()
-	}
-	for _, q := range queues {
-		ready, unacked := q.depth()
-		st.QueuedMessages += ready
-		st.UnackedMessages += unacked
-	}
-	st.Topics += b.patterns.stats(&st)
-	return st
-}
-
-// addStats adds s's unacknowledged and held deliveries to st.
-func (s *Subscription) addStats(st *Stats) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st.UnackedMessages += s.unacked.live
-	st.HeldMessages += s.held()
 }
 
 // QueueDepth returns the number of ready and unacknowledged messages of the

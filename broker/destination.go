@@ -23,6 +23,11 @@ const (
 	KindApp
 )
 
+// KindCount is the length of the arrays indexed by Kind, such as
+// Stats.Published: one more than the largest Kind, so that an array is
+// indexed by the Kind itself and its element 0 (no kind) stays zero.
+const KindCount = int(KindApp) + 1
+
 const (
 	topicPrefix      = "/topic/"
 	queuePrefix      = "/queue/"

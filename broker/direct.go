@@ -34,6 +34,7 @@ func (b *Broker) DeliverTo(sub *Subscription, m *Message) error {
 	b.stamp(m)
 	st := topicPublish{b: b, msg: m, policy: b.topicPolicy(m.Destination)}
 	st.deliver(sub)
+	b.shardFor(m.Destination).counts.addDelivered(KindTopic, st.taken())
 	if st.delivered == 0 && sub.ended() {
 		return fmt.Errorf("%w: subscription %d (%s) has ended", ErrNoRoute, sub.id, sub.dest)
 	}

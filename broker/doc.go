@@ -10,7 +10,7 @@
 // Names follow RabbitMQ's conventions:
 //
 //   - /topic/NAME: every current subscriber gets a copy; a message nobody
-//     subscribed to is dropped and counted in [Stats].DroppedMessages,
+//     subscribed to is dropped and counted in [Stats].DroppedNoRoute,
 //     unless its destination retains it. NAME is non-empty words separated
 //     by '.'; subscriptions may use the whole-word wildcards '*' (exactly one
 //     word) and '#' (zero or more words).
@@ -28,6 +28,15 @@
 // drop-oldest), last-value and history retention, read-only destinations
 // that only the server ([Identity] zero value) may publish to, and queue
 // depth. A destination's policy is resolved once and cached with it.
+//
+// # Counting
+//
+// The broker sees every publish, delivery and drop, including those of
+// in-process publishers that have no protocol session, so it keeps the
+// message counters itself and [Broker.Stats] reports them: published and
+// delivered by destination kind, redelivered, and dropped by reason (no
+// route, conflated, dropped oldest, evicted subscriptions). A metrics layer
+// reads them at scrape time; the broker imports no metrics code.
 //
 // # Invariants
 //
@@ -72,6 +81,12 @@
 //  8. The broker starts no goroutines. App handlers and observers run on
 //     the goroutine of the Publish, Subscribe or Unsubscribe that triggers
 //     them, with no broker lock held, so they may call back into the broker.
+//  9. Counting takes no lock and allocates nothing. Message counters are
+//     atomics kept per shard, beside the lock a publisher already holds, so
+//     publishers to different destinations do not share them; a run of
+//     deliveries (a fan-out, a queue dispatch, a drain of held messages)
+//     counts in a local variable and adds it once at the end. Counters only
+//     rise, from New on, and survive the destinations they counted.
 //
 // # Lock order
 //

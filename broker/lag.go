@@ -72,6 +72,7 @@ func (st *topicPublish) deliverLagging(s *Subscription) {
 		// Never overtake what is held: the message joins the queue.
 		s.hold(st)
 		st.delivered++
+		st.notTaken++
 		return
 	}
 	// Nothing of this destination is held, so it may go straight through;
@@ -87,78 +88,87 @@ func (st *topicPublish) deliverLagging(s *Subscription) {
 		st.fellBehind(s, before)
 		return
 	}
-	s.catchUp()
+	st.drained += s.catchUp()
 }
 
 // catchUp delivers held messages while a Resume is owed, that is, while
-// there has been one since the last Full answer. The caller holds s.mu.
+// there has been one since the last Full answer, and returns how many the
+// subscriber took. The caller holds s.mu.
 //
 // draining is cleared before the owed check so that a Resume which saw it
 // set, and so returned without waiting, is always noticed here: it
 // incremented resumes before reading draining, and this check reads
 // resumes after clearing it.
-func (s *Subscription) catchUp() {
+func (s *Subscription) catchUp() (taken int) {
 	for s.lag != nil && s.resumes.Load() != s.fullAt {
 		s.draining.Store(true)
-		s.drain()
+		taken += s.drain()
 		s.draining.Store(false)
 	}
+	return taken
 }
 
 // drainNow delivers held messages without waiting for a Resume, after an
-// Ack or Nack has opened the client-ack window. The caller holds s.mu.
-func (s *Subscription) drainNow() {
+// Ack or Nack has opened the client-ack window, and returns how many the
+// subscriber took. The caller holds s.mu.
+func (s *Subscription) drainNow() int {
 	if s.lag == nil {
-		return
+		return 0
 	}
 	s.draining.Store(true)
-	s.drain()
+	taken := s.drain()
 	s.draining.Store(false)
-	s.catchUp()
+	return taken + s.catchUp()
 }
 
 // drain offers held messages, oldest first, until none are left or the
-// subscription refuses one; it records a refusal in fullAt. The caller holds
-// s.mu and has set s.draining.
-func (s *Subscription) drain() {
+// subscription refuses one; it records a refusal in fullAt, and returns how
+// many messages the subscriber took. The caller holds s.mu and has set
+// s.draining.
+func (s *Subscription) drain() (taken int) {
 	for s.lag != nil {
 		if s.evicted.Load() || s.removed {
 			s.dropLag()
-			return
+			return taken
 		}
 		if s.ackMode != AckAuto && s.unacked.live >= s.window {
 			// Only an Ack can help; a Resume made so far is spent.
 			s.fullAt = s.resumes.Load()
-			return
+			return taken
 		}
 		l := s.lag
 		h := l.entries.at(0)
 		before := s.resumes.Load()
 		if s.offerTopic(h.msg, h.origin) != Delivered {
 			s.fullAt = before
-			return
+			return taken
 		}
+		taken++
 		l.popFront()
 		if l.entries.len() == 0 {
 			s.dropLag()
 		}
 	}
+	return taken
 }
 
-// resumeTopic delivers what a lagging topic subscription holds. It returns
-// at once when nothing is held, and also when a Deliver for s is running
-// with draining set (possibly the caller's own, if Deliver called Resume):
-// that Deliver's caller sees the changed resumes count and drains again.
-func (s *Subscription) resumeTopic() {
+// resumeTopic delivers what a lagging topic subscription holds, and
+// returns how many messages the subscriber took. It returns at once when
+// nothing is held, and also when a Deliver for s is running with draining
+// set (possibly the caller's own, if Deliver called Resume): that Deliver's
+// caller sees the changed resumes count, drains again and counts what it
+// drains.
+func (s *Subscription) resumeTopic() int {
 	s.resumes.Add(1)
 	if !s.lagging.Load() || s.draining.Load() {
-		return
+		return 0
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.evicted.Load() && !s.removed {
-		s.catchUp()
+	if s.evicted.Load() || s.removed {
+		return 0
 	}
+	return s.catchUp()
 }
 
 // held returns the number of messages s holds. The caller holds s.mu.

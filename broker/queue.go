@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 )
 
@@ -15,8 +16,10 @@ type queuedMessage struct {
 // consumers served round-robin. All fields are guarded by mu.
 type queue struct {
 	dest     string
+	kind     Kind // KindQueue or KindReplyQueue
 	maxDepth int
 	policy   *resolvedPolicy
+	counts   *messageCounts // of the queue's shard, which outlives a deleted reply queue
 
 	mu        sync.Mutex
 	ready     ring[queuedMessage]
@@ -42,7 +45,11 @@ func (b *Broker) queueFor(dest string, create bool) *queue {
 	defer sh.mu.Unlock()
 	if q = sh.queues[dest]; q == nil {
 		p := b.resolvePolicy(dest)
-		q = &queue{dest: dest, maxDepth: p.maxQueueDepth, policy: p}
+		kind := KindQueue
+		if strings.HasPrefix(dest, replyQueuePrefix) {
+			kind = KindReplyQueue
+		}
+		q = &queue{dest: dest, kind: kind, maxDepth: p.maxQueueDepth, policy: p, counts: &sh.counts}
 		sh.queues[dest] = q
 		b.queueCount.Add(1)
 	}
@@ -53,29 +60,36 @@ func (q *queue) publish(m *Message) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
+		q.counts.noRoute.Add(1)
 		return errNoRoute(q.dest)
 	}
 	if q.ready.len() >= q.maxDepth {
 		return &QueueFullError{Destination: q.dest, Limit: q.maxDepth}
 	}
+	q.counts.published[q.kind].Add(1)
 	q.ready.pushBack(queuedMessage{msg: m})
 	q.dispatch()
 	return nil
 }
 
 // dispatch offers ready messages, oldest first, to consumers in round-robin
-// order until the queue is empty or no consumer can take one. The caller
-// holds q.mu.
+// order until the queue is empty or no consumer can take one, and counts
+// the deliveries once at the end. The caller holds q.mu.
 func (q *queue) dispatch() {
+	var taken, redelivered int
 	for q.ready.len() > 0 {
 		i := q.pickConsumer()
 		if i < 0 {
-			return
+			break
 		}
 		s := q.consumers[i]
 		q.next = (i + 1) % len(q.consumers)
 		resumes := s.resumes.Load()
-		if s.offer(*q.ready.at(0)) == Delivered {
+		if qm := *q.ready.at(0); s.offer(qm) == Delivered {
+			taken++
+			if qm.redelivered {
+				redelivered++
+			}
 			q.ready.popFront()
 			continue
 		}
@@ -88,6 +102,10 @@ func (q *queue) dispatch() {
 		if s.resumes.Load() != resumes {
 			s.blocked.Store(false)
 		}
+	}
+	q.counts.addDelivered(q.kind, taken)
+	if redelivered > 0 {
+		q.counts.redelivered.Add(uint64(redelivered))
 	}
 }
 
@@ -267,7 +285,7 @@ func (b *Broker) DeleteQueue(dest string) error {
 	}
 	b.queueCount.Add(-1)
 	ended := q.remove()
-	b.subCount.Add(int64(-len(ended)))
+	b.subCounts[KindReplyQueue].Add(int64(-len(ended)))
 	for _, s := range ended {
 		b.notify(s, false)
 	}

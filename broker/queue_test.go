@@ -34,7 +34,7 @@ func TestQueueHoldsMessagesWithoutConsumer(t *testing.T) {
 	if ready, _, ok := b.QueueDepth("/queue/later"); !ok || ready != 5 {
 		t.Fatalf("ready %d, ok %v; want 5 held", ready, ok)
 	}
-	if st := b.Stats(); st.Queues != 1 || st.QueuedMessages != 5 || st.DroppedMessages != 0 {
+	if st := b.Stats(); st.Queues != 1 || st.QueuedMessages != 5 || st.DroppedNoRoute != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	r := &recorder{}

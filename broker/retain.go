@@ -117,5 +117,6 @@ func (b *Broker) subscribePattern(s *Subscription) {
 			st.msg = m
 			st.deliver(s)
 		}
+		b.shardFor(rs.dest).counts.addDelivered(KindTopic, st.taken())
 	}
 }

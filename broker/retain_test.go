@@ -109,7 +109,7 @@ func TestRetainedKeptWithoutSubscribers(t *testing.T) {
 	}
 	publish(t, b, "/topic/plain", "gone")
 	st := b.Stats()
-	if st.Retained != 2 || st.RetainedMessages != 4 || st.Topics != 0 || st.DroppedMessages != 1 {
+	if st.Retained != 2 || st.RetainedMessages != 4 || st.Topics != 0 || st.DroppedNoRoute != 1 {
 		t.Fatalf("stats %+v; want 2 retained destinations with 1+3 messages, 0 topics, 1 dropped", st)
 	}
 	r := &recorder{}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 )
 
 // shardCount is the number of hash shards of the destination maps. Publishers
@@ -28,7 +27,7 @@ type shard struct {
 	// Options.Policies is not empty.
 	policies map[string]*resolvedPolicy
 
-	dropped atomic.Uint64 // topic messages of this shard that reached no subscription and were not retained
+	counts messageCounts // of the destinations that hash to this shard
 
 	_ [64]byte // keeps neighbouring shards' hot fields off each other's cache line
 }
@@ -81,6 +80,12 @@ type topicPublish struct {
 	origin    origin
 	seq       uint64 // msg's retention sequence number in its destination; 0 if not retained or not live
 	delivered int    // subscriptions that took or hold the message
+	// Of those, notTaken only hold it or had it already as a retained
+	// message; drained counts held messages (of any destination) that
+	// lagging subscriptions took during the run. Counting these rare cases
+	// apart keeps the common path to the one increment of delivered.
+	notTaken int
+	drained  int
 
 	// seen records trie nodes already delivered to, for the rare patterns
 	// that one destination can reach by several paths (see patternNode).
@@ -160,14 +165,27 @@ func (b *Broker) publishTopicSlow(sh *shard, m *Message) error {
 	return nil
 }
 
-// finish delivers to wildcard subscriptions and counts a message that
-// reached nobody.
+// finish delivers to wildcard subscriptions and counts the publish, its
+// deliveries, and a message that reached nobody.
 func (st *topicPublish) finish(sh *shard) {
 	if st.b.patterns.count.Load() > 0 {
 		st.b.patterns.match(st.msg.Destination[len(topicPrefix):], st)
 	}
+	sh.counts.published[KindTopic].Add(1)
+	sh.counts.addDelivered(KindTopic, st.taken())
 	if st.delivered == 0 && st.seq == 0 {
-		sh.dropped.Add(1)
+		sh.counts.noRoute.Add(1)
+	}
+}
+
+// taken is the number of deliveries subscribers took during the run.
+func (st *topicPublish) taken() int { return st.delivered - st.notTaken + st.drained }
+
+// countTopicDeliveries adds n held messages that sub took outside a
+// publish (on Resume or Ack) to the delivery count.
+func (b *Broker) countTopicDeliveries(sub *Subscription, n int) {
+	if n > 0 {
+		b.shardFor(sub.dest).counts.addDelivered(KindTopic, n)
 	}
 }
 
@@ -197,6 +215,7 @@ func (st *topicPublish) deliver(s *Subscription) {
 	}
 	if st.seq != 0 && s.retainedUpTo != nil && st.seq <= s.retainedUpTo[st.msg.Destination] {
 		st.delivered++ // this subscription got it as a retained message at Subscribe
+		st.notTaken++
 		return
 	}
 	s.mu.Lock()
@@ -263,8 +282,9 @@ func (st *topicPublish) fellBehind(s *Subscription, before uint64) {
 	case PolicyConflate, PolicyDropOldest:
 		s.hold(st)
 		st.delivered++
+		st.notTaken++
 		s.fullAt = before
-		s.catchUp()
+		st.drained += s.catchUp()
 	default: // PolicyDisconnect
 		s.dropLag()
 		s.evicted.Store(true)
@@ -330,6 +350,7 @@ func (b *Broker) subscribeExactTopic(s *Subscription) {
 		st.msg = m
 		st.deliver(s)
 	}
+	sh.counts.addDelivered(KindTopic, st.taken())
 	clear(buf[:])
 }
 

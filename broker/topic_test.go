@@ -29,7 +29,7 @@ func TestTopicFanout(t *testing.T) {
 			t.Fatalf("auto-mode delivery %+v has a tag or redelivered flag", got[0])
 		}
 	}
-	if st := b.Stats(); st.Topics != 1 || st.Subscriptions != n || st.DroppedMessages != 1 {
+	if st := b.Stats(); st.Topics != 1 || st.Subscriptions != n || st.DroppedNoRoute != 1 {
 		t.Fatalf("stats %+v; want 1 topic, %d subscriptions, 1 dropped", st, n)
 	}
 }

@@ -47,10 +47,6 @@ type Metrics struct {
 	errorsSent        [numErrorReasons]prometheus.Counter
 	heartbeatTimeouts prometheus.Counter
 
-	published               [numKinds]prometheus.Counter
-	delivered               [numKinds]prometheus.Counter
-	redelivered             prometheus.Counter
-	dropped                 [numDropReasons]prometheus.Counter
 	slowConsumerDisconnects prometheus.Counter
 	deliveryLatency         prometheus.Histogram
 	outboundQueue           prometheus.Histogram
@@ -99,9 +95,9 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	closed := newCounterVec(f, "connections_closed_total",
 		"Client connections ended since start, by why they ended.", "transport", "reason")
 	bytesIn := newCounterVec(f, "received_bytes_total",
-		"Bytes read from client connections, framing included.", "transport")
+		"STOMP bytes read from client connections (heart-beats included, WebSocket framing not).", "transport")
 	bytesOut := newCounterVec(f, "sent_bytes_total",
-		"Bytes written to client connections, framing included.", "transport")
+		"STOMP bytes written to client connections (heart-beats included, WebSocket framing not).", "transport")
 	for t, tn := range transportNames {
 		m.connectionsCurrent[t] = current.WithLabelValues(tn)
 		m.connectionsOpened[t] = opened.WithLabelValues(tn)
@@ -123,14 +119,6 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	m.heartbeatTimeouts = newCounter(f, "heartbeat_timeouts_total",
 		"Connections found silent for longer than their negotiated heart-beat allows.")
 
-	resolve(m.published[:], kindNames[:], newCounterVec(f, "messages_published_total",
-		"Messages accepted for routing, by destination kind.", "kind"))
-	resolve(m.delivered[:], kindNames[:], newCounterVec(f, "messages_delivered_total",
-		"MESSAGE frames handed to subscribers' connections, by destination kind.", "kind"))
-	m.redelivered = newCounter(f, "messages_redelivered_total",
-		"Queue messages delivered again after a NACK or after their consumer went away.")
-	resolve(m.dropped[:], dropReasonNames[:], newCounterVec(f, "messages_dropped_total",
-		"Messages not delivered to a subscriber, by why.", "reason"))
 	m.slowConsumerDisconnects = newCounter(f, "slow_consumer_disconnects_total",
 		"Connections closed because their outbound queue went over its byte limit.")
 

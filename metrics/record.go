@@ -83,40 +83,47 @@ func (m *Metrics) HeartbeatTimedOut() {
 	m.heartbeatTimeouts.Inc()
 }
 
-// MessagePublished counts a message accepted for routing to a destination of kind k, whether it
-// came from a client or from a built-in publisher.
+// The four Message methods below add to counters that [Metrics.ObserveBroker] otherwise fills from
+// the broker. The broker sees every publish, delivery and drop, those of in-process publishers
+// included, so a server that calls ObserveBroker has nothing to record here: calling one of these
+// for a message the broker routed counts it twice. They remain for messages that never reach the
+// broker, and for embedders that count by hand.
+
+// MessagePublished adds one to stompd_messages_published_total{kind=k}, on top of the broker's
+// count read by [Metrics.ObserveBroker]. Use it only for a message the broker never saw.
 func (m *Metrics) MessagePublished(k Kind) {
 	if m == nil || k >= numKinds {
 		return
 	}
-	m.published[k].Inc()
+	m.broker.recorded.published[k].Add(1)
 }
 
-// MessageDelivered counts one MESSAGE frame handed to a subscriber's connection for a destination
-// of kind k. A fan-out to n subscribers counts n.
+// MessageDelivered adds one to stompd_messages_delivered_total{kind=k}, on top of the broker's
+// count read by [Metrics.ObserveBroker]. Use it only for a delivery the broker did not make.
 func (m *Metrics) MessageDelivered(k Kind) {
 	if m == nil || k >= numKinds {
 		return
 	}
-	m.delivered[k].Inc()
+	m.broker.recorded.delivered[k].Add(1)
 }
 
-// MessageRedelivered counts a queue message delivered again (NACK, or its consumer went away).
-// The delivery itself is also counted by [Metrics.MessageDelivered].
+// MessageRedelivered adds one to stompd_messages_redelivered_total, on top of the broker's count
+// read by [Metrics.ObserveBroker]. Use it only for a redelivery the broker did not make.
 func (m *Metrics) MessageRedelivered() {
 	if m == nil {
 		return
 	}
-	m.redelivered.Inc()
+	m.broker.recorded.redelivered.Add(1)
 }
 
-// MessageDropped counts one message not delivered to one subscriber (or, for [DropNoRoute], to
-// anyone) for reason r.
+// MessageDropped adds one to stompd_messages_dropped_total{reason=r}, on top of the broker's count
+// read by [Metrics.ObserveBroker]. Use it only for a message dropped outside the broker, such as
+// one that expired ([DropExpired]), which the broker never reports.
 func (m *Metrics) MessageDropped(r DropReason) {
 	if m == nil || r >= numDropReasons {
 		return
 	}
-	m.dropped[r].Inc()
+	m.broker.recorded.dropped[r].Add(1)
 }
 
 // SlowConsumerDisconnected counts a connection closed because its outbound queue went over its

@@ -7,8 +7,33 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// BrokerStats is a snapshot of the broker's size, read once per scrape through the function given
-// to [Metrics.ObserveBroker]. The figures need not be taken at one instant; each becomes a gauge.
+// BrokerStats is what the broker reports once per scrape, through the function given to
+// [Metrics.ObserveBroker]: its size, exported as gauges, and its message counters, exported as
+// counters. The figures need not be taken at one instant. Arrays are indexed by this package's
+// enums ([Kind], [DropReason]).
+//
+// The counters must only rise while one function is installed: they are the broker's totals since
+// it started, not increments. Prometheus takes a fall (a new broker behind a later ObserveBroker)
+// as a counter reset.
+//
+// The server fills it from broker.Stats; this package imports no broker code, so the mapping lives
+// here in words. The broker numbers its kinds from 1 (an array of broker.KindCount whose element 0
+// is unused) and this package from 0, so broker.KindTopic, KindQueue, KindReplyQueue and KindApp
+// become [KindTopic], [KindQueue], [KindReplyQueue] and [KindApp]:
+//
+//	BrokerStats                  broker.Stats
+//	Subscriptions[kind]          SubscriptionsByKind[kind]
+//	Destinations[kind]           Destinations[kind]
+//	ReadyMessages                QueuedMessages
+//	UnackedMessages              UnackedMessages
+//	Published[kind]              Published[kind]
+//	Delivered[kind]              Delivered[kind]
+//	Redelivered                  Redelivered
+//	Dropped[DropNoRoute]         DroppedNoRoute
+//	Dropped[DropSlowConsumer]    Evictions (subscriptions cut off, not messages)
+//	Dropped[DropConflated]       Conflated
+//	Dropped[DropDroppedOldest]   DroppedOldest
+//	Dropped[DropExpired]         nothing: the broker does not expire messages; leave it 0
 type BrokerStats struct {
 	// Subscriptions counts current subscriptions, indexed by [Kind] (stompd_subscriptions_current).
 	Subscriptions [numKinds]int
@@ -20,11 +45,28 @@ type BrokerStats struct {
 	// UnackedMessages counts messages delivered and awaiting ACK or NACK, over all subscriptions
 	// (stompd_queue_messages{state="unacked"}).
 	UnackedMessages int
+
+	// Published counts messages accepted for routing since the broker started, whether from a
+	// client or a built-in publisher, indexed by [Kind] (stompd_messages_published_total).
+	Published [numKinds]uint64
+	// Delivered counts deliveries subscribers accepted since the broker started, indexed by [Kind];
+	// a fan-out to n subscribers counts n (stompd_messages_delivered_total).
+	Delivered [numKinds]uint64
+	// Redelivered counts queue deliveries of messages delivered before (after a NACK, or after
+	// their consumer went away); each is also in Delivered (stompd_messages_redelivered_total).
+	Redelivered uint64
+	// Dropped counts messages not delivered since the broker started, indexed by [DropReason]
+	// (stompd_messages_dropped_total).
+	Dropped [numDropReasons]uint64
 }
 
-// ObserveBroker makes every scrape call stats once and export the result as
-// stompd_subscriptions_current, stompd_destinations_current and stompd_queue_messages. Until it is
-// called those gauges are absent from scrapes. A later call replaces the function; nil removes it.
+// ObserveBroker makes every scrape call stats once and export the result: the gauges
+// stompd_subscriptions_current, stompd_destinations_current and stompd_queue_messages, and the
+// counters stompd_messages_published_total, stompd_messages_delivered_total,
+// stompd_messages_redelivered_total and stompd_messages_dropped_total. Until it is called the
+// gauges are absent from scrapes and the counters hold only what the Message methods recorded,
+// which is 0 in a server that leaves counting to the broker. A later call replaces the function;
+// nil removes it.
 //
 // stats runs on the scraping goroutine, concurrently with everything else, and may take locks:
 // scrapes are rare and bounded by the handler's concurrency limit. It must not call back into the
@@ -61,13 +103,30 @@ func (m *Metrics) ObserveQueueDepth(queues []string, depth func(queue string) (r
 	m.queueDepth.source.Store(&queueDepthSource{queues: slices.Compact(names), depth: depth})
 }
 
-// brokerCollector exports the gauges of [BrokerStats]. It is registered by New and reports
-// nothing until ObserveBroker gives it a source.
+// messageCounts holds what the Message methods record, added at scrape time to the broker's own
+// counts.
+type messageCounts struct {
+	published   [numKinds]atomic.Uint64
+	delivered   [numKinds]atomic.Uint64
+	redelivered atomic.Uint64
+	dropped     [numDropReasons]atomic.Uint64
+}
+
+// brokerCollector exports [BrokerStats]: the gauges only while ObserveBroker has given it a
+// source, the message counters always, every label value included, so that a rate over a reason
+// that never happened is 0 rather than absent. It is registered by New and is the only owner of
+// the message counter names.
 type brokerCollector struct {
-	source        atomic.Pointer[func() BrokerStats]
+	source   atomic.Pointer[func() BrokerStats]
+	recorded messageCounts
+
 	subscriptions *prometheus.Desc
 	destinations  *prometheus.Desc
 	queueMessages *prometheus.Desc
+	published     *prometheus.Desc
+	delivered     *prometheus.Desc
+	redelivered   *prometheus.Desc
+	dropped       *prometheus.Desc
 }
 
 func newBrokerCollector() *brokerCollector {
@@ -79,6 +138,17 @@ func newBrokerCollector() *brokerCollector {
 		queueMessages: prometheus.NewDesc(namespace+"_queue_messages",
 			"Messages held by queues: ready to deliver, or delivered and awaiting ACK/NACK. Totals over all queues.",
 			[]string{"state"}, nil),
+		published: prometheus.NewDesc(namespace+"_messages_published_total",
+			"Messages accepted for routing, from clients and built-in publishers, by destination kind.",
+			[]string{"kind"}, nil),
+		delivered: prometheus.NewDesc(namespace+"_messages_delivered_total",
+			"Deliveries subscribers accepted, by destination kind; a fan-out to n subscribers counts n.",
+			[]string{"kind"}, nil),
+		redelivered: prometheus.NewDesc(namespace+"_messages_redelivered_total",
+			"Queue messages delivered again after a NACK or after their consumer went away.", nil, nil),
+		dropped: prometheus.NewDesc(namespace+"_messages_dropped_total",
+			"Messages not delivered, by why; slow_consumer counts subscriptions cut off.",
+			[]string{"reason"}, nil),
 	}
 }
 
@@ -87,21 +157,38 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.subscriptions
 	ch <- c.destinations
 	ch <- c.queueMessages
+	ch <- c.published
+	ch <- c.delivered
+	ch <- c.redelivered
+	ch <- c.dropped
 }
 
-// Collect implements prometheus.Collector; it calls the source once.
+// Collect implements prometheus.Collector; it calls the source once, if there is one.
 func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
-	stats := c.source.Load()
-	if stats == nil {
-		return
+	var st BrokerStats
+	if stats := c.source.Load(); stats != nil {
+		st = (*stats)()
+		for k, kn := range kindNames {
+			ch <- prometheus.MustNewConstMetric(c.subscriptions, prometheus.GaugeValue, float64(st.Subscriptions[k]), kn)
+			ch <- prometheus.MustNewConstMetric(c.destinations, prometheus.GaugeValue, float64(st.Destinations[k]), kn)
+		}
+		ch <- prometheus.MustNewConstMetric(c.queueMessages, prometheus.GaugeValue, float64(st.ReadyMessages), queueStateNames[stateReady])
+		ch <- prometheus.MustNewConstMetric(c.queueMessages, prometheus.GaugeValue, float64(st.UnackedMessages), queueStateNames[stateUnacked])
 	}
-	st := (*stats)()
+	rec := &c.recorded
 	for k, kn := range kindNames {
-		ch <- prometheus.MustNewConstMetric(c.subscriptions, prometheus.GaugeValue, float64(st.Subscriptions[k]), kn)
-		ch <- prometheus.MustNewConstMetric(c.destinations, prometheus.GaugeValue, float64(st.Destinations[k]), kn)
+		ch <- counter(c.published, st.Published[k]+rec.published[k].Load(), kn)
+		ch <- counter(c.delivered, st.Delivered[k]+rec.delivered[k].Load(), kn)
 	}
-	ch <- prometheus.MustNewConstMetric(c.queueMessages, prometheus.GaugeValue, float64(st.ReadyMessages), queueStateNames[stateReady])
-	ch <- prometheus.MustNewConstMetric(c.queueMessages, prometheus.GaugeValue, float64(st.UnackedMessages), queueStateNames[stateUnacked])
+	ch <- counter(c.redelivered, st.Redelivered+rec.redelivered.Load())
+	for r, rn := range dropReasonNames {
+		ch <- counter(c.dropped, st.Dropped[r]+rec.dropped[r].Load(), rn)
+	}
+}
+
+// counter is a counter sample of desc with value n.
+func counter(desc *prometheus.Desc, n uint64, labelValues ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(n), labelValues...)
 }
 
 // queueDepthSource is what ObserveQueueDepth stores: the sorted, deduplicated operator list and

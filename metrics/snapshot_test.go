@@ -59,6 +59,128 @@ stompd_subscriptions_current{kind="topic"} 7
 	}
 }
 
+// messageCounterNames are the counter families read from BrokerStats.
+var messageCounterNames = []string{
+	"stompd_messages_published_total", "stompd_messages_delivered_total",
+	"stompd_messages_redelivered_total", "stompd_messages_dropped_total",
+}
+
+// zeroMessageCounters is the exposition of the message counters before anything happened.
+const zeroMessageCounters = `
+# HELP stompd_messages_delivered_total Deliveries subscribers accepted, by destination kind; a fan-out to n subscribers counts n.
+# TYPE stompd_messages_delivered_total counter
+stompd_messages_delivered_total{kind="app"} 0
+stompd_messages_delivered_total{kind="queue"} 0
+stompd_messages_delivered_total{kind="reply_queue"} 0
+stompd_messages_delivered_total{kind="topic"} 0
+# HELP stompd_messages_dropped_total Messages not delivered, by why; slow_consumer counts subscriptions cut off.
+# TYPE stompd_messages_dropped_total counter
+stompd_messages_dropped_total{reason="conflated"} 0
+stompd_messages_dropped_total{reason="dropped_oldest"} 0
+stompd_messages_dropped_total{reason="expired"} 0
+stompd_messages_dropped_total{reason="no_route"} 0
+stompd_messages_dropped_total{reason="slow_consumer"} 0
+# HELP stompd_messages_published_total Messages accepted for routing, from clients and built-in publishers, by destination kind.
+# TYPE stompd_messages_published_total counter
+stompd_messages_published_total{kind="app"} 0
+stompd_messages_published_total{kind="queue"} 0
+stompd_messages_published_total{kind="reply_queue"} 0
+stompd_messages_published_total{kind="topic"} 0
+# HELP stompd_messages_redelivered_total Queue messages delivered again after a NACK or after their consumer went away.
+# TYPE stompd_messages_redelivered_total counter
+stompd_messages_redelivered_total 0
+`
+
+// TestMessageCountersFromBroker checks that the message counters are the broker's totals, read
+// once per scrape, plus whatever the Message methods recorded, with every label value present.
+func TestMessageCountersFromBroker(t *testing.T) {
+	stats := func() BrokerStats {
+		var st BrokerStats
+		st.Published[KindTopic] = 1000
+		st.Published[KindQueue] = 20
+		st.Published[KindApp] = 3
+		st.Delivered[KindTopic] = 250_000
+		st.Delivered[KindQueue] = 21
+		st.Delivered[KindReplyQueue] = 2
+		st.Redelivered = 1
+		st.Dropped[DropNoRoute] = 7
+		st.Dropped[DropSlowConsumer] = 2
+		st.Dropped[DropConflated] = 90
+		st.Dropped[DropDroppedOldest] = 4
+		return st
+	}
+	const fromBroker = `
+# HELP stompd_messages_delivered_total Deliveries subscribers accepted, by destination kind; a fan-out to n subscribers counts n.
+# TYPE stompd_messages_delivered_total counter
+stompd_messages_delivered_total{kind="app"} 0
+stompd_messages_delivered_total{kind="queue"} 21
+stompd_messages_delivered_total{kind="reply_queue"} 2
+stompd_messages_delivered_total{kind="topic"} 250000
+# HELP stompd_messages_dropped_total Messages not delivered, by why; slow_consumer counts subscriptions cut off.
+# TYPE stompd_messages_dropped_total counter
+stompd_messages_dropped_total{reason="conflated"} 90
+stompd_messages_dropped_total{reason="dropped_oldest"} 4
+stompd_messages_dropped_total{reason="expired"} 0
+stompd_messages_dropped_total{reason="no_route"} 7
+stompd_messages_dropped_total{reason="slow_consumer"} 2
+# HELP stompd_messages_published_total Messages accepted for routing, from clients and built-in publishers, by destination kind.
+# TYPE stompd_messages_published_total counter
+stompd_messages_published_total{kind="app"} 3
+stompd_messages_published_total{kind="queue"} 20
+stompd_messages_published_total{kind="reply_queue"} 0
+stompd_messages_published_total{kind="topic"} 1000
+# HELP stompd_messages_redelivered_total Queue messages delivered again after a NACK or after their consumer went away.
+# TYPE stompd_messages_redelivered_total counter
+stompd_messages_redelivered_total 1
+`
+	tests := []struct {
+		name    string
+		observe func() BrokerStats // nil: no ObserveBroker call
+		record  func(m *Metrics)
+		want    string
+	}{
+		{name: "before ObserveBroker", want: zeroMessageCounters},
+		{name: "from the broker", observe: stats, want: fromBroker},
+		{
+			name:    "after ObserveBroker(nil)",
+			observe: stats,
+			record:  func(m *Metrics) { m.ObserveBroker(nil) },
+			want:    zeroMessageCounters,
+		},
+		{
+			name:    "recorded counts add to the broker's",
+			observe: stats,
+			record: func(m *Metrics) {
+				m.MessagePublished(KindTopic)
+				m.MessageDelivered(KindApp)
+				m.MessageRedelivered()
+				m.MessageDropped(DropExpired)
+				m.MessageDropped(DropExpired)
+			},
+			want: strings.NewReplacer(
+				`published_total{kind="topic"} 1000`, `published_total{kind="topic"} 1001`,
+				`delivered_total{kind="app"} 0`, `delivered_total{kind="app"} 1`,
+				`redelivered_total 1`, `redelivered_total 2`,
+				`{reason="expired"} 0`, `{reason="expired"} 2`,
+			).Replace(fromBroker),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, reg := newTestMetrics(t)
+			if tt.observe != nil {
+				m.ObserveBroker(tt.observe)
+			}
+			if tt.record != nil {
+				tt.record(m)
+			}
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(tt.want), messageCounterNames...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 func TestObserveQueueDepth(t *testing.T) {
 	depths := map[string][2]int{"/queue/orders": {12, 3}, "/queue/audit": {0, 0}}
 	depth := func(q string) (ready, unacked int, ok bool) {

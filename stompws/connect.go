@@ -7,6 +7,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -44,7 +45,7 @@ func (s *session) handleConnect(f *frame.Frame) error {
 	b = frame.AppendHeader(b, frame.V10, "server", s.opts.ServerName)
 	b = frame.AppendHeader(b, frame.V10, "session", s.id)
 	b = frame.AppendBody(b, nil)
-	s.enqueueControl(b)
+	s.enqueueControl(b, metrics.CommandConnected)
 	s.startTimers()
 	return nil
 }

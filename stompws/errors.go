@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
@@ -16,11 +17,14 @@ var ErrServerClosed = errors.New("stompws: server closed")
 // Reasons a session ends that are not protocol violations. Their text is the ERROR frame's message.
 var (
 	// errShuttingDown is sent to every session when the server shuts down.
-	errShuttingDown = &protocolError{message: "server shutting down", code: transport.CloseGoingAway}
+	errShuttingDown = &protocolError{message: "server shutting down", code: transport.CloseGoingAway,
+		reason: metrics.ErrorShutdown, closeReason: metrics.CloseServerShutdown}
 	// errHeartBeatTimeout closes a client that promised heart-beats and went silent.
-	errHeartBeatTimeout = &protocolError{message: "heart-beat timeout", code: transport.ClosePolicyViolation}
+	errHeartBeatTimeout = &protocolError{message: "heart-beat timeout", code: transport.ClosePolicyViolation,
+		reason: metrics.ErrorHeartbeatTimeout, closeReason: metrics.CloseHeartbeatTimeout}
 	// errSlowConsumer closes a client whose topic subscription fell behind under the disconnect policy.
-	errSlowConsumer = &protocolError{message: "slow consumer", code: transport.CloseTryAgainLater}
+	errSlowConsumer = &protocolError{message: "slow consumer", code: transport.CloseTryAgainLater,
+		reason: metrics.ErrorSlowConsumer, closeReason: metrics.CloseSlowConsumer}
 )
 
 // protocolError is a fatal STOMP error: it becomes an ERROR frame, then the connection closes with code.
@@ -29,6 +33,18 @@ type protocolError struct {
 	detail  string              // the ERROR frame's body: what exactly was wrong
 	receipt string              // the offending frame's receipt header, echoed as receipt-id
 	code    transport.CloseCode // WebSocket close status after the ERROR
+
+	reason      metrics.ErrorReason // label of stompd_errors_sent_total; the zero value is "protocol"
+	closeReason metrics.CloseReason // label of stompd_connections_closed_total; see closeLabel
+}
+
+// closeLabel is the close reason to count: a protocolError never means the client disconnected, so the
+// zero value (client_disconnect) stands for protocol_error.
+func (e *protocolError) closeLabel() metrics.CloseReason {
+	if e.closeReason == metrics.CloseClientDisconnect {
+		return metrics.CloseProtocolError
+	}
+	return e.closeReason
 }
 
 func (e *protocolError) Error() string {
@@ -41,6 +57,12 @@ func (e *protocolError) Error() string {
 // protoErr builds a protocolError closing with policy violation, the status for STOMP-level errors.
 func protoErr(message, detailFormat string, args ...any) *protocolError {
 	return &protocolError{message: message, detail: fmt.Sprintf(detailFormat, args...), code: transport.ClosePolicyViolation}
+}
+
+// because sets the metrics label of e and returns it.
+func (e *protocolError) because(r metrics.ErrorReason) *protocolError {
+	e.reason = r
+	return e
 }
 
 // withReceipt returns a copy of e that echoes receipt, if the offending frame asked for one.
@@ -61,22 +83,24 @@ func asProtocolError(err error) *protocolError {
 	}
 	var parseErr *frame.ParseError
 	if errors.As(err, &parseErr) {
-		code := transport.ClosePolicyViolation
+		pe := &protocolError{message: parseErr.Err.Error(), detail: parseErr.Detail, code: transport.ClosePolicyViolation}
 		if errors.Is(err, frame.ErrFrameTooLarge) {
-			code = transport.CloseMessageTooBig
+			pe.code, pe.reason = transport.CloseMessageTooBig, metrics.ErrorFrameTooLarge
 		}
-		return &protocolError{message: parseErr.Err.Error(), detail: parseErr.Detail, code: code}
+		return pe
 	}
 	switch {
 	case errors.Is(err, broker.ErrUnknownDestination):
-		return &protocolError{message: "unknown destination", detail: err.Error(), code: transport.ClosePolicyViolation}
+		return protoErr("unknown destination", "%v", err).because(metrics.ErrorUnknownDestination)
 	case errors.Is(err, broker.ErrInvalidDestination):
-		return &protocolError{message: "invalid destination", detail: err.Error(), code: transport.ClosePolicyViolation}
+		return protoErr("invalid destination", "%v", err).because(metrics.ErrorInvalidDestination)
+	case errors.Is(err, broker.ErrReadOnly):
+		return protoErr("destination is read-only", "%v", err).because(metrics.ErrorReadOnly)
 	case errors.Is(err, broker.ErrQueueFull):
 		// The broker's text names the queue and its bound; clients need it in the message header.
-		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater}
+		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater, reason: metrics.ErrorQueueFull}
 	case errors.Is(err, broker.ErrUnknownTag):
-		return &protocolError{message: "unknown ack id", detail: err.Error(), code: transport.ClosePolicyViolation}
+		return protoErr("unknown ack id", "%v", err)
 	}
 	return &protocolError{message: "internal error", detail: err.Error(), code: transport.CloseProtocolError}
 }

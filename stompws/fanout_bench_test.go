@@ -10,7 +10,10 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/transport"
 )
 
@@ -57,6 +60,7 @@ func (c *memConn) Enqueue(head, tail []byte, binary bool) error {
 func (c *memConn) SetOnDrain(func())    {}
 func (c *memConn) Queued() int          { return 0 }
 func (c *memConn) LastWrite() time.Time { return time.Now() }
+func (c *memConn) Written() uint64      { return uint64(c.bytes.Load()) }
 func (c *memConn) Close(context.Context, transport.CloseCode, string) error {
 	c.Abort()
 	return nil
@@ -95,9 +99,14 @@ func stopMemSessions(tb testing.TB, srv *Server) {
 // BenchmarkFanout1000 publishes one 128-byte message to a topic with 1,000 subscribed sessions: the
 // broker's fan-out plus each session's MESSAGE encoding and enqueue, i.e. everything but the socket.
 func BenchmarkFanout1000(b *testing.B) {
+	b.Run("metrics=off", func(b *testing.B) { benchmarkFanout(b, nil) })
+	b.Run("metrics=on", func(b *testing.B) { benchmarkFanout(b, metrics.New(prometheus.NewRegistry(), metrics.BuildInfo{})) })
+}
+
+func benchmarkFanout(b *testing.B, m *metrics.Metrics) {
 	const subscribers = 1000
 	br := broker.New(broker.Options{})
-	srv := NewServer(br, Options{HeartBeatSend: -1, HeartBeatReceive: -1})
+	srv := NewServer(br, Options{HeartBeatSend: -1, HeartBeatReceive: -1, Metrics: m})
 	conns := startMemSessions(b, srv, br, subscribers, "/topic/bench")
 	defer stopMemSessions(b, srv)
 	body := make([]byte, 128)

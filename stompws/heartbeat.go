@@ -2,6 +2,8 @@ package stompws
 
 import (
 	"time"
+
+	"github.com/stompd/stompd/metrics"
 )
 
 // heartBeatEOL is the heart-beat the server sends: a single EOL, shared by every session.
@@ -48,8 +50,8 @@ func (s *session) heartBeatOut() {
 	next := s.hbOut
 	if since := time.Since(s.conn.LastWrite()); since < s.hbOut && s.conn.Queued() == 0 {
 		next = s.hbOut - since // something went out recently: that was a heart-beat too
-	} else if s.conn.Queued() == 0 {
-		_ = s.conn.Enqueue(nil, heartBeatEOL, false)
+	} else if s.conn.Queued() == 0 && s.conn.Enqueue(nil, heartBeatEOL, false) == nil {
+		s.sent(metrics.CommandHeartbeat)
 	}
 	s.hbOutTimer.Reset(next)
 }
@@ -66,6 +68,7 @@ func (s *session) heartBeatIn() {
 	if silent >= deadline {
 		s.log.Info("heart-beat timeout", "session", s.id, "remote", s.conn.RemoteAddr(),
 			"silent", silent.Round(time.Millisecond), "interval", s.hbIn)
+		s.metrics.HeartbeatTimedOut()
 		s.terminate(errHeartBeatTimeout)
 		return
 	}

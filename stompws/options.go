@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
@@ -69,8 +70,13 @@ type Options struct {
 	// ServerName is sent in CONNECTED's server header; default "stompd".
 	ServerName string
 
-	// Logger receives connection lifecycle events; default: discard.
+	// Logger receives connection lifecycle events (one line when a connection opens and one when it
+	// closes, with its remote address, transport, session id, duration and close reason); default:
+	// discard. Credentials are never logged.
 	Logger *slog.Logger
+
+	// Metrics records connections, frames, bytes, errors and delivery latency; nil turns them off.
+	Metrics *metrics.Metrics
 }
 
 // withDefaults returns a copy of o with every zero field set to its default.

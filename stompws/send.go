@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
@@ -80,11 +81,12 @@ func isBrokerError(err error) bool {
 func destinationError(dest string, err error) error {
 	switch {
 	case errors.Is(err, broker.ErrUnknownDestination):
-		return protoErr("unknown destination", "%q: destinations are /topic/NAME, /queue/NAME and /temp-queue/NAME", dest)
+		return protoErr("unknown destination", "%q: destinations are /topic/NAME, /queue/NAME and /temp-queue/NAME", dest).
+			because(metrics.ErrorUnknownDestination)
 	case errors.Is(err, broker.ErrInvalidDestination):
-		return protoErr("invalid destination", "%q: %v", dest, err)
+		return protoErr("invalid destination", "%q: %v", dest, err).because(metrics.ErrorInvalidDestination)
 	case errors.Is(err, broker.ErrReadOnly):
-		return protoErr("destination is read-only", "%q: only the server publishes there", dest)
+		return protoErr("destination is read-only", "%q: only the server publishes there", dest).because(metrics.ErrorReadOnly)
 	}
 	return err
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/transport"
 )
 
@@ -49,6 +50,7 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 // gets a 4xx or 503 response.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.isClosing() {
+		srv.opts.Metrics.HandshakeFailed(metrics.HandshakeShuttingDown)
 		w.Header().Set("Retry-After", strconv.Itoa(shutdownRetryAfter))
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
@@ -61,7 +63,14 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, err := transport.AcceptWebSocket(w, r, opts)
 	if err != nil {
-		srv.opts.Logger.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "error", err)
+		reason := metrics.HandshakeBadRequest
+		var he *transport.HandshakeError
+		if errors.As(err, &he) && he.Status == http.StatusForbidden {
+			reason = metrics.HandshakeOrigin
+		}
+		srv.opts.Metrics.HandshakeFailed(reason)
+		srv.opts.Logger.Info("websocket handshake refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"),
+			"reason", reason.String(), "error", err)
 		return
 	}
 	// The request context ends with the hijacked connection's handler; the session has its own lifetime.
@@ -121,6 +130,11 @@ func (srv *Server) ServeConn(ctx context.Context, c transport.Conn) error {
 // srv.conns.
 func (srv *Server) runSession(ctx context.Context, c transport.Conn) error {
 	s := newSession(srv)
+	if c.Transport() == "tcp" {
+		s.transport = metrics.TransportTCP
+	} else {
+		s.transport = metrics.TransportWS
+	}
 	c.SetOnDrain(s.onDrain)
 	srv.mu.Lock()
 	if srv.closing {
@@ -171,16 +185,30 @@ func (srv *Server) isClosing() bool {
 	return srv.closing
 }
 
+// StopAccepting makes the server refuse new connections — WebSocket upgrades get 503 with Retry-After,
+// TCP listeners are closed — while existing sessions go on. It is the first step of a graceful
+// shutdown, giving load balancers time to notice before Shutdown tells the clients to go. Safe to call
+// more than once.
+func (srv *Server) StopAccepting() {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	srv.closing = true
+	for l := range srv.listeners {
+		_ = l.Close()
+	}
+}
+
+// Accepting reports whether the server accepts new connections (false once StopAccepting or Shutdown
+// has been called).
+func (srv *Server) Accepting() bool { return !srv.isClosing() }
+
 // Shutdown stops accepting connections, sends every session an ERROR "server shutting down", flushes
 // and closes them, and waits until every session has ended. If ctx ends first, the remaining connections
 // are closed at once and ctx's error is returned after they have ended. Calling Shutdown more than
 // once is safe.
 func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.StopAccepting()
 	srv.mu.Lock()
-	srv.closing = true
-	for l := range srv.listeners {
-		_ = l.Close()
-	}
 	sessions := make([]*session, 0, len(srv.sessions))
 	for s := range srv.sessions {
 		sessions = append(sessions, s)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
@@ -31,7 +32,16 @@ type session struct {
 	log    *slog.Logger
 	id     string // server-assigned session id, sent in CONNECTED
 	name   string // display name, from CONNECT's name or login header, else a short form of id
-	start  time.Time
+
+	metrics   *metrics.Metrics  // nil when metrics are off
+	transport metrics.Transport // the connection's kind, as a metrics label
+	// shared: MESSAGE frames queued by Deliver and not yet added to metrics; flushed by onDrain and
+	// serve's end
+	unflushedMessages atomic.Int64
+	// bytes written by the connection already added to metrics; touched by onDrain (the writer) and,
+	// once the writer is gone, by serve's end
+	flushedBytes uint64
+	start        time.Time
 
 	parser    *frame.Parser
 	version   frame.Version // negotiated; immutable once connected is set
@@ -71,6 +81,7 @@ func newSession(srv *Server) *session {
 		opts:       &srv.opts,
 		broker:     srv.broker,
 		log:        srv.opts.Logger,
+		metrics:    srv.opts.Metrics,
 		id:         uuid.NewString(),
 		start:      time.Now(),
 		parser:     frame.NewParser(srv.opts.Limits),
@@ -93,42 +104,50 @@ func (s *session) serve(ctx context.Context) {
 	conn := s.conn
 	s.lastRead.Store(time.Now().UnixNano())
 	s.cancelCtxWatch = context.AfterFunc(ctx, func() { s.terminate(errShuttingDown) })
-	s.log.Debug("connection opened", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(), "subprotocol", conn.Subprotocol())
+	s.metrics.ConnectionOpened(s.transport)
+	s.log.Info("connection opened", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(), "subprotocol", conn.Subprotocol())
 
-	reason := s.readLoop()
+	reason, detail := s.readLoop()
 
 	s.cancelCtxWatch()
 	// From here on terminate starts nothing: closers can be waited for without racing its Add.
 	s.closeOnce.Do(func() { s.closing.Store(true) })
 	s.cleanup()
-	s.log.Debug("connection closed", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(),
-		"duration", time.Since(s.start).Round(time.Millisecond), "reason", reason)
+	s.flushMetrics()
+	s.metrics.ConnectionClosed(s.transport, reason)
+	s.log.Info("connection closed", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(),
+		"name", s.name, "duration", time.Since(s.start).Round(time.Millisecond), "reason", reason.String(), "detail", detail)
 }
 
-// readLoop reads and dispatches frames. It returns why the session ended, for the log.
-func (s *session) readLoop() string {
+// readLoop reads and dispatches frames. It returns why the session ended, as a metrics label and in
+// words for the log.
+func (s *session) readLoop() (metrics.CloseReason, string) {
 	buf := make([]byte, readBufferSize)
 	for {
 		n, err := s.conn.Read(buf)
 		if n > 0 {
 			s.lastRead.Store(time.Now().UnixNano())
+			s.metrics.BytesReceived(s.transport, n)
 			if ferr := s.parser.Feed(buf[:n], s.dispatch); ferr != nil {
 				pe := asProtocolError(ferr)
 				s.closeWithError(pe)
-				return pe.Error()
+				return pe.closeLabel(), pe.Error()
 			}
 			if s.done {
-				return "client disconnect"
+				return metrics.CloseClientDisconnect, "DISCONNECT"
 			}
 		}
 		if err != nil {
 			if pe := s.closeErr.Load(); pe != nil {
-				return pe.Error()
+				return pe.closeLabel(), pe.Error()
 			}
-			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
-				return "peer closed"
+			switch {
+			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+				return metrics.ClosePeerClosed, "peer closed the connection"
+			case errors.Is(err, transport.ErrWriteTimeout):
+				return metrics.CloseWriteTimeout, err.Error()
 			}
-			return err.Error()
+			return metrics.CloseIOError, err.Error()
 		}
 	}
 }
@@ -136,8 +155,15 @@ func (s *session) readLoop() string {
 // dispatch handles one parsed frame; nil is a heart-beat. Called by the parser on the serve goroutine.
 // A returned error ends the session with an ERROR frame.
 func (s *session) dispatch(f *frame.Frame) error {
-	if f == nil || s.done {
-		return nil // heart-beat: liveness already recorded by the read loop
+	if f == nil {
+		s.metrics.FrameReceived(metrics.CommandHeartbeat)
+		return nil // liveness was recorded by the read loop
+	}
+	if cmd, ok := metrics.ParseCommand(f.Command); ok {
+		s.metrics.FrameReceived(cmd)
+	}
+	if s.done {
+		return nil
 	}
 	if !s.connected {
 		switch f.Command {
@@ -199,15 +225,34 @@ func (s *session) sendReceipt(receipt []byte) {
 	b := frame.AppendCommand(nil, frame.RECEIPT)
 	b = frame.AppendHeader(b, s.version, "receipt-id", string(receipt))
 	b = frame.AppendBody(b, nil)
-	s.enqueueControl(b)
+	s.enqueueControl(b, metrics.CommandReceipt)
 }
 
 // enqueueControl queues a frame the server owes the client (CONNECTED, RECEIPT). It is not subject to the
 // slow-consumer bound the way deliveries are: if the queue is full, the client is too slow to stay.
-func (s *session) enqueueControl(b []byte) {
-	if err := s.conn.Enqueue(nil, b, !isUTF8(b)); errors.Is(err, transport.ErrSlowConsumer) {
+func (s *session) enqueueControl(b []byte, cmd metrics.Command) {
+	switch err := s.conn.Enqueue(nil, b, !isUTF8(b)); {
+	case err == nil:
+		s.sent(cmd)
+	case errors.Is(err, transport.ErrSlowConsumer):
 		s.terminate(errSlowConsumer)
 	}
+}
+
+// flushMetrics adds the deliveries counted since the last flush to the shared counters.
+func (s *session) flushMetrics() {
+	if s.metrics == nil {
+		return
+	}
+	s.metrics.FramesSent(metrics.CommandMessage, int(s.unflushedMessages.Swap(0)))
+	written := s.conn.Written()
+	s.metrics.BytesSent(s.transport, int(written-s.flushedBytes))
+	s.flushedBytes = written
+}
+
+// sent counts a frame handed to the connection; its bytes are counted when written (flushMetrics).
+func (s *session) sent(cmd metrics.Command) {
+	s.metrics.FrameSent(cmd)
 }
 
 // terminate ends the session from any goroutine: the first call wins, queues ERROR for pe and closes
@@ -241,6 +286,10 @@ func (s *session) sendErrorAndClose(pe *protocolError) {
 	b := s.encodeError(pe)
 	for {
 		err := s.conn.Enqueue(nil, b, !isUTF8(b))
+		if err == nil {
+			s.sent(metrics.CommandError)
+			s.metrics.ErrorSent(pe.reason)
+		}
 		if !errors.Is(err, transport.ErrSlowConsumer) {
 			break
 		}
@@ -280,6 +329,7 @@ func (s *session) encodeError(pe *protocolError) []byte {
 // onDrain runs on the transport's writer when the outbound queue has emptied: queue subscriptions that
 // were refused for lack of room get their held messages now, and a pending ERROR may be queued.
 func (s *session) onDrain() {
+	s.flushMetrics()
 	select {
 	case s.drained <- struct{}{}:
 	default:

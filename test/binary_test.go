@@ -61,7 +61,8 @@ func removeStompdBinary() {
 // a loopback port and STOMP over TCP on another.
 type stompdProcess struct {
 	t        *testing.T
-	HTTPAddr string // 127.0.0.1:port; the same across restarts
+	HTTPAddr string   // 127.0.0.1:port; the same across restarts
+	extra    []string // more command-line arguments; later flags win over the defaults above
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed once the process has exited and its log is read
 	waitErr  error         // the process's exit status; read after exited is closed
@@ -72,18 +73,23 @@ type stompdProcess struct {
 
 // startStompd starts the binary on a free loopback port and waits until it logs "stompd started". It is
 // stopped when the test ends.
-func startStompd(t *testing.T) *stompdProcess {
+func startStompd(t *testing.T, extraArgs ...string) *stompdProcess {
+	t.Helper()
+	p := &stompdProcess{t: t, HTTPAddr: freeLoopbackAddr(t), extra: extraArgs}
+	p.start()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// freeLoopbackAddr returns a loopback address with a port that was free a moment ago.
+func freeLoopbackAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	p := &stompdProcess{t: t, HTTPAddr: addr}
-	p.start()
-	t.Cleanup(p.Stop)
-	return p
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // URL is the base URL of the pages, http://127.0.0.1:port.
@@ -97,7 +103,8 @@ func (p *stompdProcess) start() {
 	p.mu.Lock()
 	p.log.Reset()
 	p.mu.Unlock()
-	p.cmd = exec.Command(stompdBinary(t), "-http-addr", p.HTTPAddr, "-stomp-addr", "127.0.0.1:0", "-log-format", "json")
+	args := append([]string{"-http-addr", p.HTTPAddr, "-stomp-addr", "127.0.0.1:0", "-log-format", "json"}, p.extra...)
+	p.cmd = exec.Command(stompdBinary(t), args...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,9 @@ type Conn interface {
 	SetOnDrain(f func())
 	// Queued reports the bytes queued and not yet handed to the operating system.
 	Queued() int
+	// Written reports the bytes handed to the operating system so far (frames only: control frames the
+	// WebSocket library writes on its own, and WebSocket framing, are not counted).
+	Written() uint64
 	// LastWrite reports when bytes were last handed to the operating system (zero before the first
 	// write). Control frames the WebSocket library writes on its own (pong, close) do not count.
 	LastWrite() time.Time

@@ -1,6 +1,10 @@
 package transport
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
 
 // ErrSlowConsumer is returned by Conn.Enqueue when queuing the frame would push the bytes waiting to be
 // written past Options.MaxQueuedBytes. The frame was not queued. The peer is not reading as fast as frames
@@ -19,3 +23,16 @@ var ErrWriteTimeout = errors.New("transport: write timed out")
 // ErrMessageTooBig is wrapped by the error that Conn.Read reports when an inbound WebSocket message
 // exceeded WebSocketOptions.ReadLimit. The peer has been sent close code 1009.
 var ErrMessageTooBig = errors.New("transport: inbound message too big")
+
+// HandshakeError is returned by AcceptWebSocket when it refused the upgrade; the response with Status
+// has been written.
+type HandshakeError struct {
+	Status int   // HTTP status answered: 403 for a disallowed Origin, 426 or 400 for a bad upgrade request
+	Err    error // what the WebSocket library reported
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("transport: websocket handshake refused with %d %s: %v", e.Status, http.StatusText(e.Status), e.Err)
+}
+
+func (e *HandshakeError) Unwrap() error { return e.Err }

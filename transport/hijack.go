@@ -12,7 +12,13 @@ import (
 // interrupted through the library's own API once it has started.
 type hijackRecorder struct {
 	http.ResponseWriter
-	conn net.Conn
+	conn   net.Conn
+	status int // the status the library answered a refused handshake with
+}
+
+func (h *hijackRecorder) WriteHeader(status int) {
+	h.status = status
+	h.ResponseWriter.WriteHeader(status)
 }
 
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {

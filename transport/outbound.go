@@ -55,6 +55,7 @@ type outbound struct {
 	inWrite    atomic.Bool    // a write call is in progress; the watchdog fires only then
 	stalled    atomic.Bool    // the watchdog tore the connection down
 	lastWrite  atomic.Int64   // unix nanoseconds of the last completed write, 0 before any
+	written    atomic.Uint64  // bytes handed to the operating system
 	writeCalls atomic.Uint64  // write calls made, for the frames-per-write figure
 
 	// Owned by the running writer; handed from one writer to the next through mu.
@@ -118,6 +119,9 @@ func (o *outbound) Queued() int {
 	defer o.mu.Unlock()
 	return o.queued
 }
+
+// Written implements Conn.Written.
+func (o *outbound) Written() uint64 { return o.written.Load() }
 
 // LastWrite implements Conn.LastWrite.
 func (o *outbound) LastWrite() time.Time {
@@ -223,6 +227,7 @@ func (o *outbound) endWrite(n int) {
 		return
 	}
 	o.lastWrite.Store(time.Now().UnixNano())
+	o.written.Add(uint64(n))
 	o.batchWritten += n
 	o.mu.Lock()
 	o.queued -= n

@@ -29,7 +29,7 @@ type wsConn struct {
 
 // AcceptWebSocket upgrades r to a WebSocket connection. On failure the HTTP response has been written
 // (426 or 400 for a request that is not a valid upgrade, 403 for an origin that is not allowed, 501 when
-// w cannot be hijacked) and the error is returned. Compression is never negotiated. r.Context() must
+// w cannot be hijacked) and a *HandshakeError carrying that status is returned. Compression is never negotiated. r.Context() must
 // not be used after a successful upgrade: the connection has been hijacked from the HTTP server.
 func AcceptWebSocket(w http.ResponseWriter, r *http.Request, opts WebSocketOptions) (Conn, error) {
 	accept := &websocket.AcceptOptions{
@@ -43,7 +43,11 @@ func AcceptWebSocket(w http.ResponseWriter, r *http.Request, opts WebSocketOptio
 	}
 	ws, err := websocket.Accept(upgrade, r, accept)
 	if err != nil {
-		return nil, fmt.Errorf("transport: websocket handshake: %w", err)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusNotImplemented // answered by the library on the unwrapped writer
+		}
+		return nil, &HandshakeError{Status: status, Err: err}
 	}
 	if rec.conn == nil {
 		ws.CloseNow()

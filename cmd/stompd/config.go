@@ -13,6 +13,7 @@ import (
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/broker/chat"
 	"github.com/stompd/stompd/broker/stocks"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
 	"github.com/stompd/stompd/stompws/frame"
 )
@@ -24,6 +25,9 @@ const envPrefix = "STOMPD_"
 type config struct {
 	HTTPAddr        string
 	StompAddr       string
+	MetricsAddr     string
+	HealthCheck     string
+	DrainDelay      time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -50,6 +54,14 @@ type config struct {
 	Chat              bool
 	ChatHistory       int
 	ChatMaxLength     int
+
+	ConfigFile  string
+	CheckConfig bool
+	// Policies are the config file's destination policies, in file order.
+	Policies []broker.DestinationPolicy
+	// Sources says where each flag's value came from, for -check-config.
+	Sources map[string]string
+	flags   *flag.FlagSet
 }
 
 // errHelp is returned by parseConfig when -h was asked for; the usage has been printed.
@@ -70,6 +82,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen `address`; STOMP over WebSocket is served at /ws on it")
 	fs.StringVar(&c.StompAddr, "stomp-addr", ":61613", "STOMP over TCP listen `address`; empty disables TCP")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "separate listen `address` for /metrics, /healthz and /readyz; empty serves them on -http-addr")
+	fs.StringVar(&c.HealthCheck, "healthcheck", "", "GET this `URL` and exit 0 if it answers 200 (for container health checks), instead of serving")
+	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGINT/SIGTERM, how long to refuse new connections (readiness false) before telling clients to go")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: text, json, or auto (text on a terminal, else json)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long connected clients get to receive the shutdown ERROR before they are cut off")
@@ -97,27 +112,20 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.ChatHistory, "chat-history", chat.DefaultHistory, "chat messages kept for newcomers (0 for none)")
 	fs.IntVar(&c.ChatMaxLength, "chat-max-length", chat.DefaultMaxLength, "longest chat message, in characters")
 
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML config `file`: flag names as keys, plus destination policies; the environment and flags override it")
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it with where each value came from, and exit")
+
 	fs.Usage = func() { printUsage(usageOut, fs) }
 
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		name := envName(f.Name)
-		if v, ok := lookupEnv(name); ok && envErr == nil {
-			if err := f.Value.Set(v); err != nil {
-				envErr = fmt.Errorf("invalid value %q for %s: %v", v, name, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return nil, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	policies, sources, err := parseSettings(fs, args, lookupEnv)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.Usage()
 			return nil, errHelp
 		}
 		return nil, err
 	}
+	c.Policies, c.Sources, c.flags = policies, sources, fs
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -142,6 +150,9 @@ func (c *config) validate() error {
 		{"write-timeout", int64(c.WriteTimeout)}, {"shutdown-timeout", int64(c.ShutdownTimeout)},
 		{"heartbeat-min", int64(c.HeartBeatMin)}, {"heartbeat-max", int64(c.HeartBeatMax)},
 	}
+	if c.DrainDelay < 0 {
+		return errors.New("invalid value for flag -drain-delay: must not be negative")
+	}
 	for _, p := range positive {
 		if p.value <= 0 {
 			return fmt.Errorf("invalid value for flag -%s: must be positive", p.name)
@@ -163,7 +174,7 @@ func (c *config) validate() error {
 }
 
 // serverOptions maps the configuration onto the STOMP server's options.
-func (c *config) serverOptions(logger *slog.Logger, version string) stompws.Options {
+func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.Metrics) stompws.Options {
 	hbSend, hbReceive := c.HeartBeat.send, c.HeartBeat.receive
 	if hbSend == 0 {
 		hbSend = -1 // 0 in Options means "default"; the flag's 0 means "off"
@@ -189,6 +200,7 @@ func (c *config) serverOptions(logger *slog.Logger, version string) stompws.Opti
 		HeartBeatGrace:   c.HeartBeatGrace,
 		ServerName:       "stompd/" + version,
 		Logger:           logger,
+		Metrics:          m,
 	}
 }
 
@@ -202,6 +214,9 @@ func (c *config) brokerOptions(logger *slog.Logger) broker.Options {
 	if c.Chat {
 		policies = append(policies, chat.Policies(c.chatOptions())...)
 	}
+	// After the built-in publishers' own: the first match wins, and their destinations must stay
+	// read-only whatever a catch-all pattern in the file says.
+	policies = append(policies, c.Policies...)
 	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, Policies: policies, Logger: logger}
 }
 
@@ -226,7 +241,9 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "stompd is a STOMP 1.0-1.2 message broker for WebSocket and TCP clients.\n")
 	fmt.Fprintf(w, "With no flags it serves ws://localhost:8080/ws and tcp://localhost:61613 from memory.\n\n")
 	fmt.Fprintf(w, "Every flag can also be set by an environment variable: STOMPD_ and the flag name in\n")
-	fmt.Fprintf(w, "upper case with _ for -, e.g. STOMPD_HTTP_ADDR. A flag given on the command line wins.\n\nFlags:\n")
+	fmt.Fprintf(w, "upper case with _ for -, e.g. STOMPD_HTTP_ADDR, and by a key of the same name in the\n")
+	fmt.Fprintf(w, "-config YAML file. A flag on the command line wins over the environment, which wins over\n")
+	fmt.Fprintf(w, "the file. -check-config prints the result.\n\nFlags:\n")
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)

@@ -19,16 +19,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/broker/chat"
 	"github.com/stompd/stompd/broker/stocks"
 	"github.com/stompd/stompd/cmd/stompd/web"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
 )
 
-// version is the release, set at build time with -ldflags "-X main.version=…"; otherwise the module
-// version from the build information.
-var version = ""
+// version and revision identify the build, set with -ldflags "-X main.version=… -X main.revision=…";
+// without them the version comes from the module's build information and the revision from VCS
+// stamping, when present.
+var version, revision = "", ""
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -47,44 +51,76 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 2
 	}
+	if cfg.CheckConfig {
+		if err := printEffectiveConfig(stdout, cfg.flags, cfg.Sources, cfg.brokerOptions(nil).Policies); err != nil {
+			fmt.Fprintf(stderr, "stompd: %v\n", err)
+			return 1
+		}
+		return 0
+	}
+	if cfg.HealthCheck != "" {
+		return healthCheck(cfg.HealthCheck, stderr)
+	}
 	logger := newLogger(cfg, stderr)
 	ver := buildVersion()
 
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
 	b := broker.New(cfg.brokerOptions(logger))
-	srv := stompws.NewServer(b, cfg.serverOptions(logger, ver))
+	observeBroker(m, b)
+	srv := stompws.NewServer(b, cfg.serverOptions(logger, ver, m))
 	if cfg.Chat {
 		room := chat.New(b, cfg.chatOptions())
 		defer room.Close()
 	}
+
 	mux := http.NewServeMux()
 	mux.Handle("/ws", srv)
 	mux.Handle("/", web.Handler()) // the index, /stocks, /chat, /echo and their static files
+	adminMux := mux
+	if cfg.MetricsAddr != "" {
+		adminMux = http.NewServeMux()
+	}
+	adminRoutes(adminMux, reg, srv)
 
-	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	var listeners listenerSet
+	defer listeners.closeAll()
+	httpLn, err := listeners.listen("-http-addr", cfg.HTTPAddr)
 	if err != nil {
-		fmt.Fprintf(stderr, "stompd: listen on -http-addr: %v\n", err)
+		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 1
 	}
-	var stompLn net.Listener
-	if cfg.StompAddr != "" {
-		if stompLn, err = net.Listen("tcp", cfg.StompAddr); err != nil {
-			httpLn.Close()
-			fmt.Fprintf(stderr, "stompd: listen on -stomp-addr: %v\n", err)
-			return 1
-		}
+	stompLn, err := listeners.listen("-stomp-addr", cfg.StompAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "stompd: %v\n", err)
+		return 1
+	}
+	adminLn, err := listeners.listen("-metrics-addr", cfg.MetricsAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "stompd: %v\n", err)
+		return 1
 	}
 
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	serveErr := make(chan error, 2)
-	go func() { serveErr <- httpSrv.Serve(httpLn) }()
-	addrs := listenAddrs{HTTP: httpLn.Addr().String()}
+	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	serveErr := make(chan error, 3)
+	var servers []*http.Server
+	serveHTTP := func(l net.Listener, h http.Handler) {
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+		servers = append(servers, hs)
+		go func() { serveErr <- hs.Serve(l) }()
+	}
+	serveHTTP(httpLn, mux)
+	if adminLn != nil {
+		serveHTTP(adminLn, adminMux)
+	}
 	if stompLn != nil {
-		addrs.STOMP = stompLn.Addr().String()
 		go func() { serveErr <- srv.ServeTCP(stompLn) }()
 	}
+	addrs := listenAddrs{HTTP: httpLn.Addr().String(), STOMP: addrOf(stompLn), Metrics: addrOf(adminLn)}
 	logger.Info("stompd started", "version", ver,
 		"websocket", "ws://"+displayAddr(httpLn.Addr())+"/ws",
-		"stomp", tcpURL(stompLn))
+		"stomp", tcpURL(stompLn),
+		"metrics", "http://"+displayAddr(orDefault(adminLn, httpLn).Addr())+"/metrics")
 	if cfg.Stocks {
 		feed := stocks.New(b, cfg.stocksOptions())
 		feed.Start()
@@ -97,28 +133,75 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	code := 0
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+		logger.Info("shutting down", "drain_delay", cfg.DrainDelay.String(), "timeout", cfg.ShutdownTimeout.String())
 	case err := <-serveErr:
 		logger.Error("listener failed", "error", err)
 		code = 1
 	}
 
+	// Readiness goes false and new connections are refused (WebSocket: 503 with Retry-After) while the
+	// sessions go on for the drain delay, so that load balancers move new clients elsewhere first.
+	srv.StopAccepting()
+	if cfg.DrainDelay > 0 && code == 0 {
+		time.Sleep(cfg.DrainDelay)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	// Stop accepting HTTP first (new upgrades get refused), then end the STOMP sessions, which the HTTP
-	// server does not track once upgraded.
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		logger.Warn("http shutdown", "error", err)
-	}
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("sessions cut off at shutdown timeout", "error", err)
+	}
+	for _, hs := range servers {
+		if err := hs.Shutdown(sctx); err != nil {
+			logger.Warn("http shutdown", "error", err)
+		}
 	}
 	logger.Info("stopped")
 	return code
 }
 
+// observeBroker lets the metrics read the broker's state at scrape time.
+func observeBroker(m *metrics.Metrics, b *broker.Broker) {
+	m.ObserveBroker(func() metrics.BrokerStats { return brokerStats(b.Stats()) })
+}
+
+// listenerSet opens the listeners run needs and closes them all if run fails half-way.
+type listenerSet []net.Listener
+
+// listen opens addr for the flag named flagName; an empty addr means the listener is off (nil, nil).
+func (ls *listenerSet) listen(flagName, addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", flagName, err)
+	}
+	*ls = append(*ls, l)
+	return l, nil
+}
+
+func (ls listenerSet) closeAll() {
+	for _, l := range ls {
+		_ = l.Close()
+	}
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+func orDefault(l, def net.Listener) net.Listener {
+	if l == nil {
+		return def
+	}
+	return l
+}
+
 // listenAddrs are the addresses run bound, reported to tests.
-type listenAddrs struct{ HTTP, STOMP string }
+type listenAddrs struct{ HTTP, STOMP, Metrics string }
 
 func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
@@ -168,4 +251,18 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+func buildRevision() string {
+	if revision != "" {
+		return revision
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, kv := range bi.Settings {
+			if kv.Key == "vcs.revision" {
+				return kv.Value
+			}
+		}
+	}
+	return ""
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,4 +211,112 @@ func TestBinarySIGTERM(t *testing.T) {
 		t.Fatalf("client got %+v, want ERROR server shutting down", m)
 	}
 	_ = c.MustDisconnect()
+}
+
+// TestDrainRefusesNewConnectionsFirst: with -drain-delay, a signal first turns readiness false and
+// refuses new WebSocket upgrades with 503 and Retry-After while existing sessions go on; then the
+// sessions get their ERROR and the process exits 0. Metrics and health move to -metrics-addr.
+func TestDrainRefusesNewConnectionsFirst(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan listenAddrs, 1)
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, []string{"-http-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0", "-metrics-addr", "127.0.0.1:0",
+			"-drain-delay", "1s", "-stocks=false", "-chat=false"}, env(nil), io.Discard, io.Discard, ready)
+	}()
+	addrs := <-ready
+	get := func(url string) (int, http.Header) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header
+	}
+	for path, want := range map[string]int{"/metrics": 200, "/healthz": 200, "/readyz": 200} {
+		if code, _ := get("http://" + addrs.Metrics + path); code != want {
+			t.Fatalf("admin %s: %d, want %d", path, code, want)
+		}
+		if code, _ := get("http://" + addrs.HTTP + path); code != http.StatusNotFound {
+			t.Fatalf("%s is also on -http-addr (%d) although -metrics-addr is set", path, code)
+		}
+	}
+	c, err := stomp.Dial("tcp", addrs.STOMP, stomp.ConnOpt.HeartBeat(0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, _ := c.Subscribe("/topic/x", stomp.AckAuto)
+
+	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, h := get("http://" + addrs.Metrics + "/readyz")
+		if code == http.StatusServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz still %d after the signal (%v)", code, h)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, h := get("http://" + addrs.HTTP + "/ws"); code != http.StatusServiceUnavailable || h.Get("Retry-After") == "" {
+		t.Fatalf("upgrade during drain: %d Retry-After %q, want 503 with Retry-After", code, h.Get("Retry-After"))
+	}
+	// The existing session is still served during the drain delay.
+	if err := c.Send("/topic/x", "", []byte("still on"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatalf("existing session during drain: %v", err)
+	}
+	if m := <-sub.C; m.Err != nil || string(m.Body) != "still on" {
+		t.Fatalf("during drain got %+v", m)
+	}
+	if m := <-sub.C; m.Err == nil || !strings.Contains(m.Err.Error(), "server shutting down") {
+		t.Fatalf("after drain got %+v, want ERROR server shutting down", m)
+	}
+	if code := <-exit; code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	_ = c.MustDisconnect()
+}
+
+func TestHealthcheckFlag(t *testing.T) {
+	for _, tc := range []struct {
+		status, want int
+	}{{200, 0}, {503, 1}} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(tc.status) }))
+		code := run(context.Background(), []string{"-healthcheck", srv.URL}, env(nil), io.Discard, io.Discard, nil)
+		srv.Close()
+		if code != tc.want {
+			t.Errorf("-healthcheck against %d: exit %d, want %d", tc.status, code, tc.want)
+		}
+	}
+	if code := run(context.Background(), []string{"-healthcheck", "http://127.0.0.1:1/healthz"}, env(nil), io.Discard, io.Discard, nil); code != 1 {
+		t.Errorf("-healthcheck with nothing listening: exit %d, want 1", code)
+	}
+}
+
+func TestCheckConfigPrintsEffectiveConfiguration(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "stompd.yaml")
+	yaml := "max-queue-depth: 42\npolicies:\n  - pattern: /topic/prices.#\n    slow-consumer: conflate\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"-config", file, "-check-config", "-http-addr", ":9999"},
+		env(map[string]string{"STOMPD_MAX_HEADERS": "7"}), &out, io.Discard, nil)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	for _, want := range []string{"max-queue-depth: 42", "file", "max-headers: 7", "env", "http-addr: :9999", "flag", "/topic/prices.#", "conflate"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-check-config output lacks %q:\n%s", want, out.String())
+		}
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	_ = os.WriteFile(bad, []byte("http-addr: :1\nmax-frame-sise: 1\n"), 0o644)
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-config", bad, "-check-config"}, env(nil), io.Discard, &stderr, nil); code != 2 ||
+		!strings.Contains(stderr.String(), "bad.yaml:2:") || !strings.Contains(stderr.String(), "max-frame-sise") {
+		t.Fatalf("bad file: exit %d, %q", code, stderr.String())
+	}
 }

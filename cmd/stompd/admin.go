@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stompd/stompd/metrics"
+	"github.com/stompd/stompd/stompws"
+)
+
+// adminRoutes registers the operator endpoints on mux: Prometheus metrics, liveness and readiness.
+//
+//   - /healthz answers 200 while the process serves HTTP at all.
+//   - /readyz answers 200 while the server accepts new connections and 503 once it is draining, so
+//     that load balancers stop sending clients before the sessions are told to go.
+func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Server) {
+	mux.Handle("GET /metrics", metrics.Handler(reg))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !srv.Accepting() {
+			w.Header().Set("Retry-After", "5")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "draining\n")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+}
+
+// healthCheck is `stompd -healthcheck URL`, for container health checks in images without a shell:
+// it GETs url and returns exit code 0 on 200, 1 otherwise.
+func healthCheck(url string, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "stompd: healthcheck: %v\n", err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "stompd: healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "stompd: healthcheck: %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	return 0
+}
