@@ -25,7 +25,7 @@ func TestPrometheusScrapesStompd(t *testing.T) {
 	promtool := requireTool(t, "promtool", "prometheus")
 
 	stompAddr := freeLoopbackAddr(t)
-	p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr)
+	p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-metrics-queues", "/queue/prom")
 
 	// promtool check metrics on a scrape.
 	resp, err := http.Get(p.URL() + "/metrics")

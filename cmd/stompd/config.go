@@ -26,6 +26,7 @@ type config struct {
 	HTTPAddr        string
 	StompAddr       string
 	MetricsAddr     string
+	MetricsQueues   string
 	HealthCheck     string
 	DrainDelay      time.Duration
 	LogLevel        slog.Level
@@ -83,6 +84,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen `address`; STOMP over WebSocket is served at /ws on it")
 	fs.StringVar(&c.StompAddr, "stomp-addr", ":61613", "STOMP over TCP listen `address`; empty disables TCP")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "separate listen `address` for /metrics, /healthz and /readyz; empty serves them on -http-addr")
+	fs.StringVar(&c.MetricsQueues, "metrics-queues", "", "comma-separated `queues` (/queue/NAME) whose depth is exported one by one as stompd_queue_depth")
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "GET this `URL` and exit 0 if it answers 200 (for container health checks), instead of serving")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGINT/SIGTERM, how long to refuse new connections (readiness false) before telling clients to go")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
@@ -149,6 +151,11 @@ func (c *config) validate() error {
 		{"max-queue-depth", int64(c.MaxQueueDepth)}, {"max-outbound-bytes", int64(c.MaxOutboundBytes)},
 		{"write-timeout", int64(c.WriteTimeout)}, {"shutdown-timeout", int64(c.ShutdownTimeout)},
 		{"heartbeat-min", int64(c.HeartBeatMin)}, {"heartbeat-max", int64(c.HeartBeatMax)},
+	}
+	for _, q := range c.metricsQueues() {
+		if !strings.HasPrefix(q, "/queue/") || len(q) == len("/queue/") {
+			return fmt.Errorf("invalid value %q for flag -metrics-queues: want /queue/NAME destinations", q)
+		}
 	}
 	if c.DrainDelay < 0 {
 		return errors.New("invalid value for flag -drain-delay: must not be negative")
@@ -230,6 +237,17 @@ func (c *config) chatOptions() chat.Options {
 		history = -1 // chat.Options: 0 means the default, negative means none
 	}
 	return chat.Options{History: history, MaxLength: c.ChatMaxLength}
+}
+
+// metricsQueues is -metrics-queues as a list.
+func (c *config) metricsQueues() []string {
+	var out []string
+	for _, q := range strings.Split(c.MetricsQueues, ",") {
+		if q = strings.TrimSpace(q); q != "" {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 func envName(flagName string) string {

@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
 	b := broker.New(cfg.brokerOptions(logger))
 	observeBroker(m, b)
+	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
 	srv := stompws.NewServer(b, cfg.serverOptions(logger, ver, m))
 	if cfg.Chat {
 		room := chat.New(b, cfg.chatOptions())
