@@ -54,6 +54,13 @@ func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) bro
 		}
 	}
 
+	// Counted before the enqueue: once queued, the frame may be written, and the count flushed by the
+	// writer's drain callback, before Enqueue even returns.
+	counted := s.metrics != nil
+	var n int64
+	if counted {
+		n = s.unflushedMessages.Add(1)
+	}
 	var err error
 	switch {
 	case (d.Tag != 0 && s.version == frame.V12) || d.Retained || d.History:
@@ -81,9 +88,12 @@ func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) bro
 	default:
 		err = s.conn.Enqueue(sub.head, tail, binary)
 	}
+	if counted && err != nil {
+		s.unflushedMessages.Add(-1)
+	}
 	switch err {
 	case nil:
-		if s.metrics != nil && s.unflushedMessages.Add(1)%latencySampling == 0 {
+		if counted && n%latencySampling == 0 {
 			// MESSAGE frames are counted per session and flushed when the connection drains (one
 			// shared counter update per coalesced write); the same count samples the histograms.
 			s.metrics.ObserveDeliveryLatency(time.Since(d.Message.Published))

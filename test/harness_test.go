@@ -176,6 +176,12 @@ func recv(t testing.TB, sub *stomp.Subscription) *stomp.Message {
 	return nil
 }
 
+// drain discards what sub receives until it ends.
+func drain(sub *stomp.Subscription) {
+	for range sub.C {
+	}
+}
+
 // noMessage asserts that sub receives nothing for a short while.
 func noMessage(t testing.TB, sub *stomp.Subscription, within time.Duration) {
 	t.Helper()

@@ -66,7 +66,8 @@ func TestPrometheusScrapesStompd(t *testing.T) {
 		return r.StatusCode == http.StatusOK
 	})
 
-	// Known traffic: two TCP clients; 25 messages into a queue, 10 to a topic with one subscriber.
+	// Known traffic: two TCP clients; 25 messages into a queue, 10 to a topic with one subscriber, and
+	// one to a topic with none.
 	consumer, err := stomp.Dial("tcp", stompAddr, stomp.ConnOpt.HeartBeat(0, 0), stomp.ConnOpt.Logger(quietLogger{}))
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +79,10 @@ func TestPrometheusScrapesStompd(t *testing.T) {
 	}
 	defer producer.MustDisconnect()
 	sub, _ := consumer.Subscribe("/topic/prom", stomp.AckAuto)
+	// Frames of one connection take effect in order: this receipt means the SUBSCRIBE is live.
+	if err := consumer.Send("/topic/sync", "text/plain", nil, stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 25; i++ {
 		_ = producer.Send("/queue/prom", "text/plain", []byte(strconv.Itoa(i)))
 	}
@@ -85,7 +90,7 @@ func TestPrometheusScrapesStompd(t *testing.T) {
 		_ = producer.Send("/topic/prom", "text/plain", []byte(strconv.Itoa(i)), stomp.SendOpt.Receipt)
 	}
 	for i := 0; i < 10; i++ {
-		<-sub.C
+		recv(t, sub)
 	}
 
 	query := func(q string) (float64, bool) {
@@ -110,12 +115,12 @@ func TestPrometheusScrapesStompd(t *testing.T) {
 	}
 	want := map[string]float64{
 		`stompd_messages_published_total{kind="queue"}`:    25,
-		`stompd_messages_published_total{kind="topic"}`:    10,
+		`stompd_messages_published_total{kind="topic"}`:    11,
 		`stompd_messages_delivered_total{kind="topic"}`:    10,
 		`stompd_connections_current{transport="tcp"}`:      2,
 		`stompd_queue_messages{state="ready"}`:             25,
-		`stompd_frames_received_total{command="SEND"}`:     35,
-		`stompd_frames_sent_total{command="RECEIPT"}`:      10,
+		`stompd_frames_received_total{command="SEND"}`:     36,
+		`stompd_frames_sent_total{command="RECEIPT"}`:      11,
 		`sum(stompd_connections_opened_total)`:             2,
 		`stompd_build_info{version!=""}`:                   1,
 		`stompd_subscriptions_current{kind="topic"}`:       1,

@@ -32,6 +32,9 @@ func TestStockFeedOverStomp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The feed keeps ticking after the checks; an undrained go-stomp subscription would block the
+	// client's connection, and its Disconnect at cleanup, for good.
+	defer func() { go drain(sub) }()
 	seen := map[string]bool{}
 	retained := 0
 	for len(seen) < 5 || retained < 5 {
@@ -92,6 +95,7 @@ func TestChatRoomOverStomp(t *testing.T) {
 	// A newcomer gets the history, marked as such.
 	carol := ts.dialTCP(t)
 	carolSub, _ := carol.Subscribe("/topic/chat", stomp.AckAuto)
+	defer func() { go drain(aliceSub); go drain(carolSub) }()
 	first := recv(t, carolSub)
 	if first.Header.Get("history") != "true" {
 		t.Fatalf("newcomer's first message %q lacks history:true", first.Body)

@@ -131,7 +131,10 @@ func TestRunServesBothTransportsAndShutsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Frames of one connection take effect in order: this receipt means the SUBSCRIBE is live.
+	if err := ws.Send("/topic/sync", "text/plain", nil, stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
 	if err := tcp.Send("/topic/hello", "text/plain", []byte("over tcp"), stomp.SendOpt.Receipt); err != nil {
 		t.Fatal(err)
 	}
