@@ -27,7 +27,7 @@ import (
 const deployDir = "../deploy"
 
 // requireTool returns the path of a command-line tool that test/run installs. Without it the test
-// fails when STOMPD_REQUIRE_JS is set (as test/run sets it) and is skipped otherwise, naming what
+// fails when STOMPD_REQUIRE_TOOLS is set (as test/run sets it) and is skipped otherwise, naming what
 // to install.
 func requireTool(t *testing.T, name, debianPackage string) string {
 	t.Helper()
@@ -35,10 +35,7 @@ func requireTool(t *testing.T, name, debianPackage string) string {
 	if err == nil {
 		return path
 	}
-	if os.Getenv("STOMPD_REQUIRE_JS") != "" {
-		t.Fatalf("%s is missing; test/run installs it (Debian package %s)", name, debianPackage)
-	}
-	t.Skipf("%s is missing; run test/run, which installs it (Debian package %s)", name, debianPackage)
+	missingTool(t, name+" (Debian package "+debianPackage+")")
 	return ""
 }
 

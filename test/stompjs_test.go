@@ -14,7 +14,7 @@ import (
 )
 
 // The STOMP.js tests need Node, the npm modules in test/js and Debian's Chromium. test/run installs them
-// and sets STOMPD_REQUIRE_JS=1, which turns a missing piece into a failure instead of a skip.
+// and sets STOMPD_REQUIRE_TOOLS=1, which turns a missing piece into a failure instead of a skip.
 func requireJS(t *testing.T, needChromium bool) {
 	t.Helper()
 	missing := ""
@@ -27,13 +27,19 @@ func requireJS(t *testing.T, needChromium bool) {
 			missing = "chromium at " + chromiumPath()
 		}
 	}
-	if missing == "" {
-		return
+	if missing != "" {
+		missingTool(t, missing)
 	}
-	if os.Getenv("STOMPD_REQUIRE_JS") != "" {
-		t.Fatalf("%s is missing; test/run installs it", missing)
+}
+
+// missingTool fails the test when STOMPD_REQUIRE_TOOLS is set (test/run and CI set it, having
+// installed everything) and skips it otherwise, naming what is missing.
+func missingTool(t *testing.T, what string) {
+	t.Helper()
+	if os.Getenv("STOMPD_REQUIRE_TOOLS") != "" {
+		t.Fatalf("%s is missing; test/run installs it", what)
 	}
-	t.Skipf("%s is missing; run test/run, which installs it", missing)
+	t.Skipf("%s is missing; run test/run, which installs it", what)
 }
 
 func chromiumPath() string {

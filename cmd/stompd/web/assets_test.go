@@ -131,7 +131,7 @@ func TestScriptsNeverParseMarkup(t *testing.T) {
 // testJSBundle is the copy of STOMP.js the browser tests in test/ use, installed by test/run.
 var testJSBundle = filepath.Join("..", "..", "..", "test", "js", "node_modules", "@stomp", "stompjs", "bundles", "stomp.umd.min.js")
 
-// requireTestJS skips when test/js's npm modules are not installed, unless STOMPD_REQUIRE_JS is set
+// requireTestJS skips when test/js's npm modules are not installed, unless STOMPD_REQUIRE_TOOLS is set
 // (test/run sets it after installing them), which makes the missing piece a failure.
 func requireTestJS(t *testing.T) {
 	t.Helper()
@@ -139,7 +139,7 @@ func requireTestJS(t *testing.T) {
 	if err == nil {
 		return
 	}
-	if os.Getenv("STOMPD_REQUIRE_JS") != "" {
+	if os.Getenv("STOMPD_REQUIRE_TOOLS") != "" {
 		t.Fatalf("%s is missing (%v); test/run installs it", testJSBundle, err)
 	}
 	t.Skipf("%s is missing; run test/run, which installs it", testJSBundle)
