@@ -2,73 +2,15 @@ package stompws
 
 import (
 	"context"
-	"io"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/metrics"
-	"github.com/stompd/stompd/transport"
 )
-
-// memConn is an in-memory transport.Conn: Read plays a script and then blocks until Close; Enqueue
-// counts what a socket would have been handed, without copying it.
-type memConn struct {
-	script     []byte
-	closed     chan struct{}
-	once       sync.Once
-	frames     atomic.Int64
-	bytes      atomic.Int64
-	tails      sync.Map // distinct tail base pointers seen, to prove the shared part is not copied per delivery
-	trackTails bool
-}
-
-func newMemConn(script string) *memConn {
-	return &memConn{script: []byte(script), closed: make(chan struct{})}
-}
-
-func (c *memConn) Read(p []byte) (int, error) {
-	if len(c.script) > 0 {
-		n := copy(p, c.script)
-		c.script = c.script[n:]
-		return n, nil
-	}
-	<-c.closed
-	return 0, io.EOF
-}
-
-func (c *memConn) Enqueue(head, tail []byte, binary bool) error {
-	select {
-	case <-c.closed:
-		return transport.ErrClosed
-	default:
-	}
-	c.frames.Add(1)
-	c.bytes.Add(int64(len(head) + len(tail)))
-	if c.trackTails && len(tail) > 0 {
-		c.tails.Store(unsafe.SliceData(tail), true)
-	}
-	return nil
-}
-
-func (c *memConn) SetOnDrain(func())    {}
-func (c *memConn) Queued() int          { return 0 }
-func (c *memConn) LastWrite() time.Time { return time.Now() }
-func (c *memConn) Written() uint64      { return uint64(c.bytes.Load()) }
-func (c *memConn) Close(context.Context, transport.CloseCode, string) error {
-	c.Abort()
-	return nil
-}
-func (c *memConn) Abort()              { c.once.Do(func() { close(c.closed) }) }
-func (c *memConn) Transport() string   { return "mem" }
-func (c *memConn) Subprotocol() string { return "" }
-func (c *memConn) RemoteAddr() string  { return "memory" }
 
 // startMemSessions serves n sessions, each subscribed to dest, and returns their connections.
 func startMemSessions(tb testing.TB, srv *Server, b *broker.Broker, n int, dest string) []*memConn {

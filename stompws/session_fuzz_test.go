@@ -1,0 +1,89 @@
+package stompws
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/frame"
+)
+
+// FuzzSession feeds random byte streams — mutated sequences of STOMP frames — to a whole session on a
+// real in-process broker. Whatever the input: no panic; the session ends promptly once the input is
+// exhausted; everything the server wrote parses as STOMP frames; an ERROR, if any, is the last frame
+// written; and the session leaves no subscription or unacknowledged message behind in the broker.
+//
+// go test -run x -fuzz FuzzSession -fuzztime 60s ./stompws
+func FuzzSession(f *testing.F) {
+	seeds := []string{
+		"CONNECT\naccept-version:1.2\nhost:/\n\n\x00SUBSCRIBE\nid:0\ndestination:/queue/a\nack:client-individual\n\n\x00SEND\ndestination:/queue/a\nreceipt:1\n\nhello\x00",
+		"STOMP\naccept-version:1.1\nheart-beat:0,0\n\n\x00SUBSCRIBE\nid:s\ndestination:/topic/a.*\n\n\x00SEND\ndestination:/topic/a.b\nx-h:a\\cb\n\nbody\x00UNSUBSCRIBE\nid:s\n\n\x00DISCONNECT\nreceipt:bye\n\n\x00",
+		"CONNECT\n\n\x00SUBSCRIBE\ndestination:/queue/b\nack:client\n\n\x00SEND\ndestination:/queue/b\n\n1\x00SEND\ndestination:/queue/b\n\n2\x00ACK\nmessage-id:x\n\n\x00",
+		"CONNECT\naccept-version:1.2\n\n\x00BEGIN\ntransaction:t\n\n\x00SEND\ndestination:/topic/x\ntransaction:t\n\nq\x00COMMIT\ntransaction:t\n\n\x00ABORT\ntransaction:t\n\n\x00",
+		"CONNECT\naccept-version:1.2\n\n\x00SEND\ndestination:/queue/c\nreply-to:/temp-queue/r\n\nask\x00SUBSCRIBE\nid:1\ndestination:/queue/c\nack:client\n\n\x00NACK\nid:1-1\n\n\x00",
+		"CONNECT\naccept-version:1.2\n\n\x00SEND\ndestination:/topic/y\ncontent-length:3\n\na\x00b\x00\n\n\nSEND\ndestination:/nowhere\n\n\x00",
+		"SEND\ndestination:/queue/a\n\nbefore connect\x00",
+		"CONNECT\naccept-version:1.2\n\n\x00SEND\ndestination:/app/none\n\nx\x00",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), uint8(0))
+		f.Add([]byte(s), uint8(7))
+	}
+	f.Fuzz(func(t *testing.T, input []byte, chunk uint8) {
+		br := broker.New(broker.Options{MaxQueueDepth: 50})
+		srv := NewServer(br, Options{
+			HeartBeatSend: -1, HeartBeatReceive: -1,
+			Limits:           frame.Limits{MaxFrameBytes: 64 << 10, MaxHeaders: 32, MaxHeaderBytes: 1 << 10},
+			MaxSubscriptions: 8, MaxTransactions: 4, MaxTxFrames: 16,
+		})
+		c := newMemConn(string(input))
+		c.chunk, c.eof, c.capture = int(chunk), true, true
+		done := make(chan struct{})
+		go func() {
+			_ = srv.ServeConn(context.Background(), c)
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("session did not end within 10s of its input ending")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		var frames []string
+		p := frame.NewParser(frame.Limits{MaxFrameBytes: 16 << 20, MaxHeaders: 10000, MaxHeaderBytes: 1 << 20})
+		out := c.output()
+		err := p.Feed(out, func(fr *frame.Frame) error {
+			if fr != nil {
+				frames = append(frames, fr.Command)
+				if fr.Command == frame.CONNECTED {
+					p.SetVersion(frame.V10) // CONNECTED's version decides the rest; V10 unescapes nothing
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("server output does not parse: %v\n%q", err, out)
+		}
+		if p.Buffered() != 0 {
+			t.Fatalf("server output ends in a partial frame: %q", out)
+		}
+		for i, cmd := range frames {
+			if cmd == frame.ERROR && i != len(frames)-1 {
+				t.Fatalf("frames after an ERROR: %v", frames)
+			}
+		}
+		if s := br.Stats(); s.Subscriptions != 0 || s.UnackedMessages != 0 {
+			t.Fatalf("session left %d subscriptions and %d unacked messages", s.Subscriptions, s.UnackedMessages)
+		}
+		if bytes.Contains(out, []byte("internal error")) {
+			t.Fatalf("an input reached the internal error path: %q", out)
+		}
+	})
+}
