@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +33,12 @@ type config struct {
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
+
+	TLSCert        string
+	TLSKey         string
+	TLSClientCA    string
+	MetricsTLS     bool
+	AllowedOrigins string
 
 	MaxFrameSize     byteSize
 	MaxHeaders       int
@@ -90,6 +97,12 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: text, json, or auto (text on a terminal, else json)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long connected clients get to receive the shutdown ERROR before they are cut off")
+
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate `file` (chain first to last); with -tls-key, -http-addr and -stomp-addr speak TLS only (wss://, STOMP over TLS). Reloaded on SIGHUP and when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` for -tls-cert")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM `file` of CA certificates; with it, every TLS client must present a certificate they signed (mutual TLS)")
+	fs.BoolVar(&c.MetricsTLS, "metrics-tls", true, "with -tls-cert and a -metrics-addr, serve /metrics, /healthz and /readyz over TLS too; false keeps them plain HTTP")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated browser Origin `patterns` allowed besides the server's own host, e.g. https://app.example.com,https://*.example.com; a pattern without :// matches the host alone. Clients sending no Origin are always allowed")
 
 	fs.Var(&c.MaxFrameSize, "max-frame-size", "largest inbound frame (command, headers and body), `bytes` (suffixes KiB, MiB); the WebSocket read limit follows it")
 	fs.IntVar(&c.MaxHeaders, "max-headers", 1000, "most header lines in one frame")
@@ -174,6 +187,14 @@ func (c *config) validate() error {
 	if c.ChatHistory < 0 || c.ChatMaxLength <= 0 {
 		return errors.New("invalid value for flag -chat-history or -chat-max-length: must not be negative, and the length positive")
 	}
+	if err := c.validateTLS(); err != nil {
+		return err
+	}
+	for _, p := range c.originPatterns() {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("invalid pattern %q in flag -allowed-origins: %v", p, err)
+		}
+	}
 	if c.HeartBeatGrace < 1 {
 		return fmt.Errorf("invalid value %v for flag -heartbeat-grace: must be at least 1", c.HeartBeatGrace)
 	}
@@ -205,6 +226,7 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 		HeartBeatMin:     c.HeartBeatMin,
 		HeartBeatMax:     c.HeartBeatMax,
 		HeartBeatGrace:   c.HeartBeatGrace,
+		OriginPatterns:   c.originPatterns(),
 		ServerName:       "stompd/" + version,
 		Logger:           logger,
 		Metrics:          m,
@@ -239,10 +261,36 @@ func (c *config) chatOptions() chat.Options {
 	return chat.Options{History: history, MaxLength: c.ChatMaxLength}
 }
 
+// validateTLS refuses TLS flags that only make sense together when one is missing.
+func (c *config) validateTLS() error {
+	switch {
+	case c.TLSCert != "" && c.TLSKey == "":
+		return errors.New("flag -tls-cert needs -tls-key: give both PEM files, or neither for plain connections")
+	case c.TLSKey != "" && c.TLSCert == "":
+		return errors.New("flag -tls-key needs -tls-cert: give both PEM files, or neither for plain connections")
+	case c.TLSClientCA != "" && c.TLSCert == "":
+		return errors.New("flag -tls-client-ca needs -tls-cert and -tls-key: mutual TLS is TLS first")
+	}
+	return nil
+}
+
+// tlsOn reports whether the listeners speak TLS.
+func (c *config) tlsOn() bool { return c.TLSCert != "" }
+
+func (c *config) tlsFiles() tlsFiles {
+	return tlsFiles{Cert: c.TLSCert, Key: c.TLSKey, ClientCA: c.TLSClientCA}
+}
+
+// originPatterns is -allowed-origins as a list.
+func (c *config) originPatterns() []string { return splitList(c.AllowedOrigins) }
+
 // metricsQueues is -metrics-queues as a list.
-func (c *config) metricsQueues() []string {
+func (c *config) metricsQueues() []string { return splitList(c.MetricsQueues) }
+
+// splitList splits a comma-separated flag value, dropping blanks around and between items.
+func splitList(s string) []string {
 	var out []string
-	for _, q := range strings.Split(c.MetricsQueues, ",") {
+	for _, q := range strings.Split(s, ",") {
 		if q = strings.TrimSpace(q); q != "" {
 			out = append(out, q)
 		}

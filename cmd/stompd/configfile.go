@@ -52,6 +52,9 @@ var secretWords = []string{"passcode", "password", "secret", "token", "key"}
 // isSecretSetting reports whether the setting called name holds a secret.
 func isSecretSetting(name string) bool {
 	name = strings.ToLower(name)
+	if pathSettings[name] {
+		return false
+	}
 	for _, w := range secretWords {
 		if strings.Contains(name, w) {
 			return true
@@ -59,6 +62,10 @@ func isSecretSetting(name string) bool {
 	}
 	return false
 }
+
+// pathSettings name files rather than hold secrets, though their names match secretWords: the key
+// file's path is shown, its content never is.
+var pathSettings = map[string]bool{"tls-key": true, "tls-cert": true, "tls-client-ca": true}
 
 // parseSettings fills fs from, in rising precedence, the config file named by
 // -config on the command line or else by STOMPD_CONFIG, the STOMPD_

@@ -609,7 +609,7 @@ func TestIsSecretSetting(t *testing.T) {
 		want bool
 	}{
 		{"stomp-passcode", true}, {"admin-password", true}, {"jwt-secret", true}, {"auth-token", true},
-		{"tls-key", true}, {"API-Key", true}, {"token", true},
+		{"tls-key", false}, {"tls-cert", false}, {"api-key", true}, {"API-Key", true}, {"token", true},
 		{"http-addr", false}, {"max-frame-size", false}, {"heartbeat", false}, {"stocks-symbols", false}, {"config", false},
 	}
 	for _, tc := range cases {

@@ -3,10 +3,14 @@
 // With no flags it keeps everything in memory and serves STOMP over WebSocket at ws://HOST:8080/ws and
 // STOMP over TCP at HOST:61613. SIGINT or SIGTERM shuts it down gracefully: it stops accepting, sends
 // every client an ERROR "server shutting down", flushes, closes and exits 0. Run stompd -h for flags.
+//
+// With -tls-cert and -tls-key both listeners speak TLS only (wss://HOST:8080/ws, STOMP over TLS on
+// 61613); SIGHUP, or a change to the files, reloads the certificate without dropping connections.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +56,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return 2
 	}
 	if cfg.CheckConfig {
+		if cfg.tlsOn() {
+			if _, err := loadTLSConfig(cfg.tlsFiles()); err != nil {
+				fmt.Fprintf(stderr, "stompd: %v\n", err)
+				return 1
+			}
+		}
 		if err := printEffectiveConfig(stdout, cfg.flags, cfg.Sources, cfg.brokerOptions(nil).Policies); err != nil {
 			fmt.Fprintf(stderr, "stompd: %v\n", err)
 			return 1
@@ -86,20 +96,44 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 	var listeners listenerSet
 	defer listeners.closeAll()
-	httpLn, err := listeners.listen("-http-addr", cfg.HTTPAddr)
+	if cfg.tlsOn() {
+		certs, err := newCertReloader(cfg.tlsFiles(), logger)
+		if err != nil {
+			fmt.Fprintf(stderr, "stompd: %v\n", err)
+			return 1
+		}
+		listeners.tls = certs.listenerConfig()
+		// SIGHUP reloads the certificate only while TLS is on; without TLS it keeps its default
+		// meaning, ending the process, as before.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		watchCtx, stopWatch := context.WithCancel(context.Background())
+		watching := make(chan struct{})
+		go func() {
+			defer close(watching)
+			certs.watch(watchCtx, hup, tlsPollInterval)
+		}()
+		defer func() { stopWatch(); <-watching }()
+	}
+	httpLn, err := listeners.listen("-http-addr", cfg.HTTPAddr, cfg.tlsOn())
 	if err != nil {
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 1
 	}
-	stompLn, err := listeners.listen("-stomp-addr", cfg.StompAddr)
+	stompLn, err := listeners.listen("-stomp-addr", cfg.StompAddr, cfg.tlsOn())
 	if err != nil {
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 1
 	}
-	adminLn, err := listeners.listen("-metrics-addr", cfg.MetricsAddr)
+	adminTLS := cfg.tlsOn() && cfg.MetricsTLS
+	adminLn, err := listeners.listen("-metrics-addr", cfg.MetricsAddr, adminTLS)
 	if err != nil {
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 1
+	}
+	if adminLn == nil {
+		adminTLS = cfg.tlsOn()
 	}
 
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
@@ -119,9 +153,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	addrs := listenAddrs{HTTP: httpLn.Addr().String(), STOMP: addrOf(stompLn), Metrics: addrOf(adminLn)}
 	logger.Info("stompd started", "version", ver,
-		"websocket", "ws://"+displayAddr(httpLn.Addr())+"/ws",
-		"stomp", tcpURL(stompLn),
-		"metrics", "http://"+displayAddr(orDefault(adminLn, httpLn).Addr())+"/metrics")
+		"websocket", scheme("ws", cfg.tlsOn())+displayAddr(httpLn.Addr())+"/ws",
+		"stomp", stompURL(stompLn, cfg.tlsOn()),
+		"metrics", scheme("http", adminTLS)+displayAddr(orDefault(adminLn, httpLn).Addr())+"/metrics",
+		"tls", cfg.tlsOn(), "client_certificates", cfg.TLSClientCA != "",
+		"allowed_origins", cfg.originPatterns())
 	if cfg.Stocks {
 		feed := stocks.New(b, cfg.stocksOptions())
 		feed.Start()
@@ -166,10 +202,14 @@ func observeBroker(m *metrics.Metrics, b *broker.Broker) {
 }
 
 // listenerSet opens the listeners run needs and closes them all if run fails half-way.
-type listenerSet []net.Listener
+type listenerSet struct {
+	open []net.Listener
+	tls  *tls.Config // for the listeners opened with TLS; nil while TLS is off
+}
 
-// listen opens addr for the flag named flagName; an empty addr means the listener is off (nil, nil).
-func (ls *listenerSet) listen(flagName, addr string) (net.Listener, error) {
+// listen opens addr for the flag named flagName, speaking TLS only when useTLS is set; an empty addr
+// means the listener is off (nil, nil).
+func (ls *listenerSet) listen(flagName, addr string, useTLS bool) (net.Listener, error) {
 	if addr == "" {
 		return nil, nil
 	}
@@ -177,14 +217,25 @@ func (ls *listenerSet) listen(flagName, addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", flagName, err)
 	}
-	*ls = append(*ls, l)
+	ls.open = append(ls.open, l)
+	if useTLS {
+		l = tls.NewListener(l, ls.tls)
+	}
 	return l, nil
 }
 
-func (ls listenerSet) closeAll() {
-	for _, l := range ls {
+func (ls *listenerSet) closeAll() {
+	for _, l := range ls.open {
 		_ = l.Close()
 	}
+}
+
+// scheme is base:// or, over TLS, bases:// (ws → wss, http → https).
+func scheme(base string, secure bool) string {
+	if secure {
+		return base + "s://"
+	}
+	return base + "://"
 }
 
 func addrOf(l net.Listener) string {
@@ -237,9 +288,13 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(host, port)
 }
 
-func tcpURL(l net.Listener) string {
+// stompURL shows the STOMP-over-TCP listener as tcp://host:port, or tls://host:port over TLS.
+func stompURL(l net.Listener, secure bool) string {
 	if l == nil {
 		return "disabled"
+	}
+	if secure {
+		return "tls://" + displayAddr(l.Addr())
 	}
 	return "tcp://" + displayAddr(l.Addr())
 }
