@@ -1,0 +1,220 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/stompd/stompd/broker"
+)
+
+func TestPubThenSub(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tb *testBroker, url string) {
+		mustSucceed(t, runStomp(t, "", nil, "pub", "-url", url, "/queue/greet", "hello"), "pub")
+		mustSucceed(t, runStomp(t, "", nil, "pub", "-url", url, "/queue/greet", "world\n"), "pub")
+		r := runStomp(t, "", nil, "sub", "-url", url, "-count", "2", "/queue/greet")
+		mustSucceed(t, r, "sub")
+		if want := "hello\nworld\n"; r.stdout != want {
+			t.Errorf("sub printed %q, want %q", r.stdout, want)
+		}
+	})
+}
+
+func TestSubTopicWhilePublishing(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tb *testBroker, url string) {
+		done := make(chan result, 1)
+		go func() { done <- runStomp(t, "", nil, "sub", "/topic/live", "-url", url, "-count", "1", "-headers") }()
+		waitFor(t, "the subscription", func() bool {
+			return tb.broker.SubscriptionsByKind()[broker.KindTopic] == 1
+		})
+		mustSucceed(t, runStomp(t, "", nil, "pub", "-url", url, "-H", "color:blue", "/topic/live", "tick"), "pub")
+		r := <-done
+		mustSucceed(t, r, "sub")
+		head, body, ok := strings.Cut(r.stdout, "\n\n")
+		if !ok || body != "tick\n\n" {
+			t.Fatalf("sub -headers printed %q, want headers, blank line, body, blank line", r.stdout)
+		}
+		for _, want := range []string{"destination:/topic/live", "color:blue", "message-id:", "subscription:"} {
+			if !strings.Contains(head, want) {
+				t.Errorf("headers %q lack %q", head, want)
+			}
+		}
+	})
+}
+
+func TestSubJSON(t *testing.T) {
+	binary := string([]byte{0xff, 0x00, 0xfe, 'x'})
+	cases := []struct {
+		name       string
+		body       string
+		args       []string
+		wantBody   *string
+		wantBase64 *string
+	}{
+		{name: "text", body: "héllo", args: []string{"héllo"}, wantBody: ptr("héllo")},
+		{name: "text from stdin", body: "a\nb\n", args: []string{"-"}, wantBody: ptr("a\nb\n")},
+		{name: "binary from stdin", body: binary, args: []string{"-"}, wantBase64: ptr(base64.StdEncoding.EncodeToString([]byte(binary)))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eachTransport(t, func(t *testing.T, tb *testBroker, url string) {
+				pubArgs := append([]string{"pub", "-url", url, "-H", "color:blue", "-H", "note:a:b", "-content-type", "application/x-test", "/queue/json"}, tc.args...)
+				mustSucceed(t, runStomp(t, tc.body, nil, pubArgs...), "pub")
+				r := runStomp(t, "", nil, "sub", "-url", url, "-json", "-count", "1", "/queue/json")
+				mustSucceed(t, r, "sub")
+				if strings.Count(r.stdout, "\n") != 1 || !strings.HasSuffix(r.stdout, "\n") {
+					t.Fatalf("want one JSON line, got %q", r.stdout)
+				}
+				var got jsonMessage
+				if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+					t.Fatalf("decode %q: %v", r.stdout, err)
+				}
+				if got.Destination != "/queue/json" || got.Subscription == "" || got.MessageID == "" {
+					t.Errorf("destination %q subscription %q message_id %q", got.Destination, got.Subscription, got.MessageID)
+				}
+				for k, want := range map[string]string{"color": "blue", "note": "a:b", "content-type": "application/x-test", "destination": "/queue/json"} {
+					if got.Headers[k] != want {
+						t.Errorf("header %s = %q, want %q (headers %v)", k, got.Headers[k], want, got.Headers)
+					}
+				}
+				if !equalPtr(got.Body, tc.wantBody) || !equalPtr(got.BodyBase64, tc.wantBase64) {
+					t.Errorf("body %v body_base64 %v, want %v and %v", deref(got.Body), deref(got.BodyBase64), deref(tc.wantBody), deref(tc.wantBase64))
+				}
+			})
+		})
+	}
+}
+
+func TestPubLinesAndCount(t *testing.T) {
+	cases := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string
+	}{
+		{name: "lines", stdin: "one\ntwo\r\n\nthree", args: []string{"-lines", "-"}, want: "one\ntwo\n\nthree\n"},
+		{name: "count", args: []string{"-count", "3", "x"}, want: "x\nx\nx\n"},
+		{name: "lines and count", stdin: "a\nb\n", args: []string{"-lines", "-count", "2", "-"}, want: "a\na\nb\nb\n"},
+		{name: "every message with a receipt", args: []string{"-receipt", "-count", "2", "r"}, want: "r\nr\n"},
+		{name: "rate", args: []string{"-rate", "1000", "-count", "5", "p"}, want: "p\np\np\np\np\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			eachTransport(t, func(t *testing.T, tb *testBroker, url string) {
+				args := append([]string{"pub", "-url", url, "/queue/many"}, tc.args...)
+				mustSucceed(t, runStomp(t, tc.stdin, nil, args...), "pub")
+				n := strings.Count(tc.want, "\n")
+				// pub returned only after the broker took every message, so they are all queued now.
+				if ready, _, _ := tb.broker.QueueDepth("/queue/many"); ready != n {
+					t.Fatalf("queue holds %d messages after pub, want %d", ready, n)
+				}
+				r := runStomp(t, "", nil, "sub", "-url", url, "-count", strconv.Itoa(n), "/queue/many")
+				mustSucceed(t, r, "sub")
+				if r.stdout != tc.want {
+					t.Errorf("sub printed %q, want %q", r.stdout, tc.want)
+				}
+			})
+		})
+	}
+}
+
+func TestSubAckModes(t *testing.T) {
+	cases := []struct {
+		ack         string
+		wantReady   int // left in the queue once sub has gone
+		wantPrinted int
+	}{
+		// Acked after printing: nothing returns to the queue.
+		{ack: "client-individual", wantReady: 0, wantPrinted: 3},
+		{ack: "client", wantReady: 0, wantPrinted: 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.ack, func(t *testing.T) {
+			tb := startBroker(t)
+			mustSucceed(t, runStomp(t, "", nil, "pub", "-url", tb.tcpURL, "-count", "5", "/queue/acks", "m"), "pub")
+			r := runStomp(t, "", nil, "sub", "-url", tb.tcpURL, "-ack", tc.ack, "-count", "3", "/queue/acks")
+			mustSucceed(t, r, "sub")
+			if got := strings.Count(r.stdout, "m\n"); got != tc.wantPrinted {
+				t.Errorf("printed %d messages, want %d", got, tc.wantPrinted)
+			}
+			// The 2 messages sub did not print (delivered ahead, or never) are back in the queue,
+			// unacked ones once the broker has seen the connection go.
+			waitFor(t, "the queue to settle", func() bool {
+				ready, unacked, _ := tb.broker.QueueDepth("/queue/acks")
+				return ready == 2 && unacked == 0
+			})
+			r = runStomp(t, "", nil, "sub", "-url", tb.tcpURL, "-ack", tc.ack, "-count", "2", "/queue/acks")
+			mustSucceed(t, r, "second sub")
+			waitFor(t, "the queue to empty", func() bool {
+				ready, unacked, _ := tb.broker.QueueDepth("/queue/acks")
+				return ready == 0 && unacked == 0
+			})
+		})
+	}
+}
+
+func TestSubWithoutAckRequeues(t *testing.T) {
+	// The contrast to TestSubAckModes: a client-ack subscriber that stops before printing leaves its
+	// messages to the queue, which shows that the acks above are what empties it.
+	tb := startBroker(t)
+	mustSucceed(t, runStomp(t, "", nil, "pub", "-url", tb.tcpURL, "-count", "2", "/queue/unacked", "m"), "pub")
+	r := runStomp(t, "", nil, "sub", "-url", tb.tcpURL, "-ack", "client-individual", "-timeout", "1ms", "/queue/nothing")
+	if r.code != exitTimeout {
+		t.Fatalf("exit %d, want %d", r.code, exitTimeout)
+	}
+	if ready, unacked, _ := tb.broker.QueueDepth("/queue/unacked"); ready != 2 || unacked != 0 {
+		t.Errorf("queue has %d ready, %d unacked; want 2, 0", ready, unacked)
+	}
+}
+
+func TestBrokerErrors(t *testing.T) {
+	eachTransport(t, func(t *testing.T, tb *testBroker, url string) {
+		cases := []struct {
+			name string
+			args []string
+		}{
+			{name: "pub", args: []string{"pub", "-url", url, "/nowhere", "x"}},
+			{name: "pub without receipt on the failing message", args: []string{"pub", "-url", url, "-count", "3", "/nowhere", "x"}},
+			{name: "pub lines", args: []string{"pub", "-url", url, "-lines", "/nowhere", "-"}},
+			{name: "sub", args: []string{"sub", "-url", url, "/nowhere"}},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				r := runStomp(t, "a\nb\n", nil, tc.args...)
+				if r.code != exitFailure {
+					t.Fatalf("exit %d, want %d (stderr %q)", r.code, exitFailure, r.stderr)
+				}
+				if !strings.Contains(r.stderr, "broker ERROR: unknown destination") || strings.Count(r.stderr, "\n") != 1 {
+					t.Errorf("stderr %q: want one line with the ERROR frame's message", r.stderr)
+				}
+			})
+		}
+	})
+}
+
+func TestEnvironment(t *testing.T) {
+	tb := startBroker(t)
+	env := map[string]string{"STOMP_URL": tb.wsURL, "STOMP_LOGIN": "alice", "STOMP_PASSCODE": "secret"}
+	mustSucceed(t, runStomp(t, "", env, "pub", "/queue/env", "from env"), "pub")
+	r := runStomp(t, "", env, "sub", "-count", "1", "/queue/env")
+	mustSucceed(t, r, "sub")
+	if r.stdout != "from env\n" {
+		t.Errorf("sub printed %q", r.stdout)
+	}
+	// A flag wins over the environment.
+	r = runStomp(t, "", map[string]string{"STOMP_URL": "tcp://127.0.0.1:1"}, "pub", "-url", tb.tcpURL, "/queue/env", "x")
+	mustSucceed(t, r, "pub with -url over STOMP_URL")
+}
+
+func ptr(s string) *string { return &s }
+
+func deref(p *string) string {
+	if p == nil {
+		return "<absent>"
+	}
+	return *p
+}
+
+func equalPtr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/go-stomp/stomp/v3"
+)
+
+// subOptions are sub's own flags.
+type subOptions struct {
+	headers bool
+	json    bool
+	ack     string
+	count   int
+	timeout time.Duration
+}
+
+// ackModes maps -ack values to go-stomp's modes.
+var ackModes = map[string]stomp.AckMode{
+	"auto":              stomp.AckAuto,
+	"client":            stomp.AckClient,
+	"client-individual": stomp.AckClientIndividual,
+}
+
+func runSub(ctx context.Context, con *console, args []string) error {
+	fs := newFlagSet("sub", "[flags] DEST...",
+		"Subscribes to each DEST and prints messages as they arrive: the body alone by default, one\n"+
+			"message per line (a newline is added to a body without one).")
+	var cf connFlags
+	cf.register(fs)
+	var o subOptions
+	fs.BoolVar(&o.headers, "headers", false, "print each message's headers, a blank line, the body and a blank line")
+	fs.BoolVar(&o.json, "json", false, "print one JSON object per line: destination, subscription, message_id, headers,\nand body (or body_base64 when the body is not UTF-8)")
+	fs.StringVar(&o.ack, "ack", "auto", "ack `mode`: auto, client or client-individual; the latter two ack each message\nafter printing it")
+	fs.IntVar(&o.count, "count", 0, "exit 0 after `N` messages; 0 means no limit")
+	fs.DurationVar(&o.timeout, "timeout", 0, "exit 3 after a `duration` with no message; 0 waits forever")
+	dests, err := parseInterspersed(fs, args, con)
+	if err != nil {
+		return err
+	}
+	mode, ok := ackModes[o.ack]
+	switch {
+	case len(dests) == 0:
+		err = fmt.Errorf("%w: no destination (usage: stomp sub [flags] DEST...)", errUsage)
+	case !ok:
+		err = fmt.Errorf("%w: -ack %q: want auto, client or client-individual", errUsage, o.ack)
+	case o.headers && o.json:
+		err = fmt.Errorf("%w: -headers and -json exclude each other (-json includes the headers)", errUsage)
+	case o.count < 0 || o.timeout < 0:
+		err = fmt.Errorf("%w: -count and -timeout must not be negative", errUsage)
+	}
+	if err != nil {
+		return err
+	}
+	cf.applyEnv(fs, con.lookupEnv)
+
+	s, err := connect(ctx, &cf)
+	if err != nil {
+		return err
+	}
+	subs := make([]*stomp.Subscription, 0, len(dests))
+	for _, dest := range dests {
+		sub, err := s.conn.Subscribe(dest, mode)
+		if err != nil {
+			err = s.fail("subscribe "+dest, err)
+			_ = s.closeDraining(subs, false)
+			return err
+		}
+		subs = append(subs, sub)
+	}
+	printer := &messagePrinter{w: con.stdout, format: formatBody}
+	switch {
+	case o.json:
+		printer.format = formatJSON
+	case o.headers:
+		printer.format = formatHeaders
+	}
+	err = s.receive(ctx, subs, printer, o)
+	// After a timeout the connection is sound and may close gracefully; after a failure it may not.
+	graceful := err == nil || errors.Is(err, errTimeout)
+	if cerr := s.closeDraining(subs, graceful); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// receive prints messages from subs until -count is reached or ctx ends (both nil), nothing arrives
+// for -timeout (errTimeout), or the connection fails.
+func (s *session) receive(ctx context.Context, subs []*stomp.Subscription, printer *messagePrinter, o subOptions) error {
+	var idle *time.Timer
+	if o.timeout > 0 {
+		idle = time.NewTimer(o.timeout)
+		defer idle.Stop()
+	}
+	return s.receiveLoop(ctx, subs, printer, o, idle)
+}
+
+// Fixed cases of receiveLoop's select; the subscriptions follow them.
+const (
+	caseDone = iota
+	caseIdle
+	firstSubCase
+)
+
+func (s *session) receiveLoop(ctx context.Context, subs []*stomp.Subscription, printer *messagePrinter, o subOptions, idle *time.Timer) error {
+	// One select over any number of subscriptions, so that no goroutine is needed to merge them.
+	cases := make([]reflect.SelectCase, firstSubCase+len(subs))
+	cases[caseDone] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}
+	cases[caseIdle] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf((<-chan time.Time)(nil))}
+	if idle != nil {
+		cases[caseIdle].Chan = reflect.ValueOf(idle.C)
+	}
+	for i, sub := range subs {
+		cases[firstSubCase+i] = reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(sub.C)}
+	}
+	for received := 0; o.count == 0 || received < o.count; {
+		chosen, v, ok := reflect.Select(cases)
+		switch chosen {
+		case caseDone:
+			return nil
+		case caseIdle:
+			return fmt.Errorf("%w: no message within -timeout %s", errTimeout, o.timeout)
+		}
+		sub := subs[chosen-firstSubCase]
+		if !ok {
+			return s.fail("subscription to "+sub.Destination(), stomp.ErrClosedUnexpectedly)
+		}
+		m := v.Interface().(*stomp.Message)
+		if m.Err != nil {
+			return s.fail("subscription to "+sub.Destination(), m.Err)
+		}
+		if err := printer.print(m); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		if m.ShouldAck() {
+			if err := s.conn.Ack(m); err != nil {
+				return s.fail("ack", err)
+			}
+		}
+		received++
+		if idle != nil {
+			idle.Reset(o.timeout)
+		}
+	}
+	return nil
+}
+
+// closeDraining disconnects (gracefully, or by dropping the connection) while it empties the subscriptions' channels: go-stomp's connection
+// goroutines block on a full subscription channel, and would never see the DISCONNECT receipt or
+// finish. Unacknowledged messages drained here go back to their queue when the connection ends.
+func (s *session) closeDraining(subs []*stomp.Subscription, graceful bool) error {
+	var wg sync.WaitGroup
+	for _, sub := range subs {
+		wg.Go(func() {
+			for range sub.C {
+			}
+		})
+	}
+	var err error
+	if graceful {
+		err = s.close()
+	} else {
+		s.abort()
+	}
+	wg.Wait()
+	return err
+}
