@@ -31,6 +31,7 @@ func (s *session) handleConnect(f *frame.Frame) error {
 	if len(f.Body) > 0 {
 		return protoErr("frame must not have a body", "%s with a %d-byte body", f.Command, len(f.Body))
 	}
+	s.connectArrived()
 	s.version = v
 	s.errVersion.Store(uint32(v))
 	s.connected = true

@@ -13,6 +13,16 @@
 // destination that other sessions can SEND to, and the session receives those replies on subscription
 // id /temp-queue/NAME without subscribing. The queue is deleted with the session.
 //
+// # Abuse limits
+//
+// A connection must send CONNECT within Options.ConnectTimeout. ServeHTTP and ServeTCP admit a
+// connection only within Options.MaxConnections, Options.MaxConnectionsPerIP and Options.AcceptRate;
+// a refused WebSocket upgrade gets HTTP 503 with Retry-After before any upgrade, a refused TCP
+// connection an ERROR frame and an immediate close, and both count as handshake failures with reason
+// "limit". A session sending SEND frames faster than Options.SendRate gets ERROR "rate limit
+// exceeded" and is closed. Limits cost no goroutine: the CONNECT deadline is a timer, the rates are
+// token buckets checked on the goroutine that accepts or reads.
+//
 // # Invariants
 //
 //   - Every protocol violation is answered with an ERROR frame carrying a message header (and
@@ -25,6 +35,8 @@
 //   - The part of a MESSAGE frame shared by all subscribers (destination, message-id, user headers,
 //     content-length and body) is encoded once per message and protocol version and shared by every
 //     delivery; only the subscription, ack and redelivered headers are written per delivery.
+//   - A connection slot taken at admission is given back exactly once, when the connection's session
+//     has ended; the per-IP table holds no IP with no connection.
 //   - Each session is owned by the goroutine that runs ServeConn (the WebSocket handler's, or one per
 //     accepted TCP connection). Timers and the close path run on short-lived goroutines that the session
 //     waits for before ServeConn returns; Shutdown leaves no goroutine behind.

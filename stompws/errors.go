@@ -25,6 +25,17 @@ var (
 	// errSlowConsumer closes a client whose topic subscription fell behind under the disconnect policy.
 	errSlowConsumer = &protocolError{message: "slow consumer", code: transport.CloseTryAgainLater,
 		reason: metrics.ErrorSlowConsumer, closeReason: metrics.CloseSlowConsumer}
+	// errConnectTimeout closes a connection that did not send CONNECT within Options.ConnectTimeout.
+	errConnectTimeout = &protocolError{message: "connect timeout", code: transport.ClosePolicyViolation}
+	// errRateLimited closes a session that sent SEND frames faster than Options.SendRate allows.
+	errRateLimited = &protocolError{message: "rate limit exceeded", code: transport.ClosePolicyViolation,
+		reason: metrics.ErrorRateLimited}
+	// errAcceptRate refuses a connection arriving faster than Options.AcceptRate allows.
+	errAcceptRate = &protocolError{message: "connection rate exceeded"}
+	// errTooManyConnections refuses a connection beyond Options.MaxConnections.
+	errTooManyConnections = &protocolError{message: "too many connections"}
+	// errTooManyConnectionsFromIP refuses a connection beyond Options.MaxConnectionsPerIP.
+	errTooManyConnectionsFromIP = &protocolError{message: "too many connections from this address"}
 )
 
 // protocolError is a fatal STOMP error: it becomes an ERROR frame, then the connection closes with code.

@@ -22,11 +22,14 @@ func (s *session) startTimers() {
 	}
 }
 
-// stopTimers stops both timers; no callback runs after it returns.
+// stopTimers stops the heart-beat timers and the CONNECT deadline; no callback runs after it returns.
 func (s *session) stopTimers() {
 	s.hbMu.Lock()
 	defer s.hbMu.Unlock()
 	s.timersStopped = true
+	if s.connectTimer != nil {
+		s.connectTimer.Stop()
+	}
 	if s.hbOutTimer != nil {
 		s.hbOutTimer.Stop()
 	}

@@ -22,6 +22,8 @@ const (
 	DefaultHeartBeatMax     = time.Minute
 	DefaultHeartBeatGrace   = 2.0
 	DefaultCloseTimeout     = 5 * time.Second
+	DefaultConnectTimeout   = 10 * time.Second
+	DefaultMaxConnections   = 100000
 )
 
 // Options configures a Server. The zero value is usable: every zero field takes the default named in
@@ -62,6 +64,36 @@ type Options struct {
 	// to flush its ERROR frame; default 5s.
 	CloseTimeout time.Duration
 
+	// ConnectTimeout is how long a new connection has to send CONNECT (or STOMP) after the TCP accept or
+	// the WebSocket upgrade; one that has not is sent ERROR "connect timeout" and closed. Default 10s;
+	// negative disables it.
+	ConnectTimeout time.Duration
+
+	// MaxConnections bounds the connections ServeHTTP and ServeTCP serve at once; default 100000,
+	// negative for no bound. Over it, a WebSocket upgrade gets HTTP 503 with Retry-After before the
+	// upgrade, and a TCP connection gets ERROR "too many connections" and is closed at once.
+	// Connections handed to ServeConn directly are not counted.
+	MaxConnections int
+	// MaxConnectionsPerIP bounds the connections served at once from one remote IP, answered as
+	// MaxConnections is (ERROR "too many connections from this address" on TCP); default 0, no bound.
+	// The IP is the socket's peer: behind a proxy every client shares the proxy's.
+	MaxConnectionsPerIP int
+	// AcceptRate bounds new connections per second across ServeHTTP and ServeTCP with a token bucket
+	// of AcceptBurst tokens; default 0, off. Over it, a WebSocket upgrade gets HTTP 503 with a
+	// Retry-After of the seconds until a token is due, and a TCP connection gets ERROR "connection rate
+	// exceeded" and is closed at once.
+	AcceptRate float64
+	// AcceptBurst is the accept token bucket's size: how many connections may arrive at once after a
+	// quiet spell; default one second's worth of AcceptRate, at least 1.
+	AcceptBurst int
+	// SendRate bounds the SEND frames per second of one session with a token bucket of SendBurst
+	// tokens; default 0, off. A SEND over it is answered with ERROR "rate limit exceeded" (echoing its
+	// receipt) and the connection is closed: a client that ignores the limit is not one to queue for.
+	SendRate float64
+	// SendBurst is the per-session SEND token bucket's size; default one second's worth of SendRate,
+	// at least 1.
+	SendBurst int
+
 	// OriginPatterns lists the WebSocket Origin host patterns allowed besides the server's own host
 	// (path.Match syntax, as coder/websocket's AcceptOptions.OriginPatterns). Requests without an Origin
 	// header (non-browser clients) are always allowed.
@@ -92,6 +124,14 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.HeartBeatMin, DefaultHeartBeatMin)
 	setDefault(&o.HeartBeatMax, DefaultHeartBeatMax)
 	setDefault(&o.CloseTimeout, DefaultCloseTimeout)
+	setDefault(&o.ConnectTimeout, DefaultConnectTimeout)
+	setDefault(&o.MaxConnections, DefaultMaxConnections)
+	if o.AcceptBurst <= 0 {
+		o.AcceptBurst = burstFor(o.AcceptRate)
+	}
+	if o.SendBurst <= 0 {
+		o.SendBurst = burstFor(o.SendRate)
+	}
 	if o.HeartBeatGrace < 1 {
 		o.HeartBeatGrace = DefaultHeartBeatGrace
 	}

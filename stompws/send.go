@@ -29,6 +29,9 @@ var reservedHeaders = map[string]bool{
 
 // handleSend publishes a SEND, or holds it in its transaction until COMMIT.
 func (s *session) handleSend(f *frame.Frame) error {
+	if !s.allowSend() {
+		return errRateLimited
+	}
 	dest, ok := f.Get("destination")
 	if !ok || len(dest) == 0 {
 		return protoErr("missing destination header", "SEND requires a destination")

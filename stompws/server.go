@@ -27,6 +27,7 @@ const shutdownRetryAfter = 5
 type Server struct {
 	broker *broker.Broker
 	opts   Options
+	admit  *admission // connection limits and accept rate of ServeHTTP and ServeTCP
 
 	mu        sync.Mutex
 	closing   bool
@@ -37,17 +38,20 @@ type Server struct {
 
 // NewServer returns a Server for b configured by opts (zero fields take their defaults).
 func NewServer(b *broker.Broker, opts Options) *Server {
-	return &Server{
+	srv := &Server{
 		broker:    b,
 		opts:      opts.withDefaults(),
 		sessions:  make(map[*session]struct{}),
 		listeners: make(map[net.Listener]struct{}),
 	}
+	srv.admit = newAdmission(&srv.opts)
+	return srv
 }
 
 // ServeHTTP upgrades the request to a WebSocket and serves one STOMP session on it until it ends.
-// A request that is not a valid upgrade, comes from a disallowed Origin, or arrives during Shutdown
-// gets a 4xx or 503 response.
+// A request that is not a valid upgrade or comes from a disallowed Origin gets a 4xx response; one
+// that arrives during Shutdown or is over a connection limit or the accept rate gets 503 with
+// Retry-After.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.isClosing() {
 		srv.opts.Metrics.HandshakeFailed(metrics.HandshakeShuttingDown)
@@ -55,6 +59,12 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	ip, retryAfter, refusal := srv.admit.admit(r.RemoteAddr)
+	if refusal != nil {
+		srv.refuseHTTP(w, r, refusal, retryAfter)
+		return
+	}
+	defer srv.admit.release(ip)
 	opts := transport.WebSocketOptions{
 		Options:        srv.opts.transportOptions(),
 		Subprotocols:   Subprotocols,
@@ -102,13 +112,20 @@ func (srv *Server) ServeTCP(l net.Listener) error {
 			return err
 		}
 		backoff = 0
+		ip, _, refusal := srv.admit.admit(c.RemoteAddr().String())
+		if refusal != nil {
+			srv.refuseTCP(c, refusal)
+			continue
+		}
 		conn := transport.NewTCPConn(c, srv.opts.transportOptions())
 		if !srv.addConn() {
+			srv.admit.release(ip)
 			conn.Abort()
 			continue
 		}
 		go func() {
 			defer srv.conns.Done()
+			defer srv.admit.release(ip)
 			_ = srv.runSession(context.Background(), conn)
 		}()
 	}

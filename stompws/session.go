@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/metrics"
@@ -61,6 +62,7 @@ type session struct {
 	lastRead       atomic.Int64 // shared: UnixNano of the last inbound bytes
 	hbOutTimer     *time.Timer
 	hbInTimer      *time.Timer
+	connectTimer   *time.Timer // guarded by hbMu; nil once CONNECT arrived or the deadline passed
 	hbMu           sync.Mutex  // shared: serializes timer callbacks with stopTimers
 	timersStopped  bool        // guarded by hbMu
 	closing        atomic.Bool // shared: set once the session is ending; deliveries are refused
@@ -73,22 +75,24 @@ type session struct {
 	resumers       sync.WaitGroup // shared: onDrain calls started by markFull
 	resumersDone   bool           // cleanup waits for resumers: start no more
 	cancelCtxWatch func() bool
+	sendLimiter    *rate.Limiter // nil when Options.SendRate is off
 }
 
 func newSession(srv *Server) *session {
 	return &session{
-		srv:        srv,
-		opts:       &srv.opts,
-		broker:     srv.broker,
-		log:        srv.opts.Logger,
-		metrics:    srv.opts.Metrics,
-		id:         uuid.NewString(),
-		start:      time.Now(),
-		parser:     frame.NewParser(srv.opts.Limits),
-		subs:       make(map[string]*subscription),
-		subsByID:   make(map[uint64]*subscription),
-		tempQueues: make(map[string]string),
-		drained:    make(chan struct{}, 1),
+		srv:         srv,
+		opts:        &srv.opts,
+		broker:      srv.broker,
+		log:         srv.opts.Logger,
+		metrics:     srv.opts.Metrics,
+		id:          uuid.NewString(),
+		start:       time.Now(),
+		parser:      frame.NewParser(srv.opts.Limits),
+		subs:        make(map[string]*subscription),
+		subsByID:    make(map[uint64]*subscription),
+		tempQueues:  make(map[string]string),
+		drained:     make(chan struct{}, 1),
+		sendLimiter: newSendLimiter(&srv.opts),
 	}
 }
 
@@ -107,6 +111,7 @@ func (s *session) serve(ctx context.Context) {
 	s.metrics.ConnectionOpened(s.transport)
 	s.log.Info("connection opened", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(), "subprotocol", conn.Subprotocol())
 
+	s.startConnectTimer()
 	reason, detail := s.readLoop()
 
 	s.cancelCtxWatch()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -49,6 +50,14 @@ type config struct {
 	MaxQueueDepth    int
 	MaxOutboundBytes byteSize
 	WriteTimeout     time.Duration
+
+	ConnectTimeout      time.Duration
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	AcceptRate          float64
+	AcceptBurst         int
+	SendRate            float64
+	SendBurst           int
 
 	HeartBeat      heartBeat
 	HeartBeatMin   time.Duration
@@ -114,6 +123,14 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")
 
+	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", stompws.DefaultConnectTimeout, "close a connection that has not sent CONNECT this long after the TCP accept or WebSocket upgrade, with ERROR \"connect timeout\"; 0 disables it")
+	fs.IntVar(&c.MaxConnections, "max-connections", stompws.DefaultMaxConnections, "most connections served at once; over it WebSocket upgrades get 503 with Retry-After and TCP connections an ERROR and close; 0 for no bound")
+	fs.IntVar(&c.MaxConnectionsPerIP, "max-connections-per-ip", 0, "most connections served at once from one remote IP (the socket's peer, not X-Forwarded-For), answered as -max-connections; 0 for no bound")
+	fs.Float64Var(&c.AcceptRate, "accept-rate", 0, "most new `connections` per second, a token bucket shared by WebSocket and TCP; over it WebSocket upgrades get 503 with Retry-After and TCP connections an ERROR and close; 0 disables it")
+	fs.IntVar(&c.AcceptBurst, "accept-burst", 0, "connections -accept-rate lets in at once after a quiet spell; 0 for one second's worth")
+	fs.Float64Var(&c.SendRate, "send-rate", 0, "most SEND `frames` per second per connection, a token bucket; over it the client gets ERROR \"rate limit exceeded\" and is closed; 0 disables it")
+	fs.IntVar(&c.SendBurst, "send-burst", 0, "SEND frames -send-rate lets through at once; 0 for one second's worth")
+
 	fs.Var(&c.HeartBeat, "heartbeat", "heart-beats the server offers, `send,receive` in milliseconds as in STOMP's heart-beat header; 0 disables a direction")
 	fs.DurationVar(&c.HeartBeatMin, "heartbeat-min", stompws.DefaultHeartBeatMin, "never send or expect heart-beats more often than this")
 	fs.DurationVar(&c.HeartBeatMax, "heartbeat-max", stompws.DefaultHeartBeatMax, "never stay silent longer than this when heart-beats are on")
@@ -170,6 +187,19 @@ func (c *config) validate() error {
 			return fmt.Errorf("invalid value %q for flag -metrics-queues: want /queue/NAME destinations", q)
 		}
 	}
+	nonNegative := []struct {
+		name  string
+		value float64
+	}{
+		{"connect-timeout", float64(c.ConnectTimeout)}, {"max-connections", float64(c.MaxConnections)},
+		{"max-connections-per-ip", float64(c.MaxConnectionsPerIP)}, {"accept-rate", c.AcceptRate},
+		{"accept-burst", float64(c.AcceptBurst)}, {"send-rate", c.SendRate}, {"send-burst", float64(c.SendBurst)},
+	}
+	for _, p := range nonNegative {
+		if p.value < 0 || math.IsNaN(p.value) || math.IsInf(p.value, 0) {
+			return fmt.Errorf("invalid value for flag -%s: must be a finite number, not negative", p.name)
+		}
+	}
 	if c.DrainDelay < 0 {
 		return errors.New("invalid value for flag -drain-delay: must not be negative")
 	}
@@ -210,26 +240,40 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 	if hbReceive == 0 {
 		hbReceive = -1
 	}
+	connectTimeout, maxConns := c.ConnectTimeout, c.MaxConnections
+	if connectTimeout == 0 {
+		connectTimeout = -1
+	}
+	if maxConns == 0 {
+		maxConns = -1
+	}
 	return stompws.Options{
 		Limits: frame.Limits{
 			MaxFrameBytes:  int(c.MaxFrameSize),
 			MaxHeaders:     c.MaxHeaders,
 			MaxHeaderBytes: int(c.MaxHeaderLength),
 		},
-		MaxSubscriptions: c.MaxSubscriptions,
-		MaxTransactions:  c.MaxTransactions,
-		MaxTxFrames:      c.MaxTxFrames,
-		MaxQueuedBytes:   int(c.MaxOutboundBytes),
-		WriteTimeout:     c.WriteTimeout,
-		HeartBeatSend:    hbSend,
-		HeartBeatReceive: hbReceive,
-		HeartBeatMin:     c.HeartBeatMin,
-		HeartBeatMax:     c.HeartBeatMax,
-		HeartBeatGrace:   c.HeartBeatGrace,
-		OriginPatterns:   c.originPatterns(),
-		ServerName:       "stompd/" + version,
-		Logger:           logger,
-		Metrics:          m,
+		MaxSubscriptions:    c.MaxSubscriptions,
+		MaxTransactions:     c.MaxTransactions,
+		MaxTxFrames:         c.MaxTxFrames,
+		MaxQueuedBytes:      int(c.MaxOutboundBytes),
+		WriteTimeout:        c.WriteTimeout,
+		HeartBeatSend:       hbSend,
+		HeartBeatReceive:    hbReceive,
+		HeartBeatMin:        c.HeartBeatMin,
+		HeartBeatMax:        c.HeartBeatMax,
+		HeartBeatGrace:      c.HeartBeatGrace,
+		ConnectTimeout:      connectTimeout,
+		MaxConnections:      maxConns,
+		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
+		AcceptRate:          c.AcceptRate,
+		AcceptBurst:         c.AcceptBurst,
+		SendRate:            c.SendRate,
+		SendBurst:           c.SendBurst,
+		OriginPatterns:      c.originPatterns(),
+		ServerName:          "stompd/" + version,
+		Logger:              logger,
+		Metrics:             m,
 	}
 }
 

@@ -1,0 +1,189 @@
+package test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/go-stomp/stomp/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stompd/stompd/metrics"
+
+	"github.com/stompd/stompd/stompws"
+)
+
+// assertHealthy checks that an established session still publishes and receives.
+func assertHealthy(t *testing.T, c *stomp.Conn, dest string) {
+	t.Helper()
+	sub, err := c.Subscribe(dest, stomp.AckAuto)
+	if err != nil {
+		t.Fatalf("bystander subscribe: %v", err)
+	}
+	if err := c.Send(dest, "text/plain", []byte("alive"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatalf("bystander send: %v", err)
+	}
+	if m := recv(t, sub); string(m.Body) != "alive" {
+		t.Fatalf("bystander got %q, want alive", m.Body)
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatalf("bystander unsubscribe: %v", err)
+	}
+}
+
+// dialWSRefused attempts a WebSocket upgrade that a limit must refuse, and returns the HTTP status and
+// Retry-After header of the refusal.
+func dialWSRefused(t *testing.T, url string) (status int, retryAfter string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"v12.stomp"}})
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("WebSocket upgrade accepted, want it refused")
+	}
+	if resp == nil {
+		t.Fatalf("WebSocket upgrade failed without a response: %v", err)
+	}
+	return resp.StatusCode, resp.Header.Get("Retry-After")
+}
+
+func TestConnectTimeout(t *testing.T) {
+	// Long enough for the bystander's CONNECT, which follows its dial at once, on a loaded machine.
+	const timeout = 2 * time.Second
+	ts := startServer(t, func(c *serverConfig) { c.opts.ConnectTimeout = timeout })
+	bystander := ts.dialTCP(t)
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			silent := ts.rawTCP
+			if tr == "ws" {
+				silent = func(t testing.TB) *rawClient { return ts.rawWS(t, "v12.stomp") }
+			}
+			silent(t).expectError("connect timeout")
+			assertHealthy(t, bystander, "/topic/limits.connect")
+		})
+	}
+	t.Run("CONNECT in time disarms it", func(t *testing.T) {
+		rc := ts.rawTCP(t)
+		rc.connect("1.2")
+		time.Sleep(timeout + timeout/2) // past the deadline: the session must still serve
+		rc.send("SUBSCRIBE\nid:0\ndestination:/topic/limits.late\nreceipt:r1\n\n\x00")
+		if got := rc.expect("RECEIPT").Get("receipt-id"); got != "r1" {
+			t.Fatalf("receipt-id %q, want r1", got)
+		}
+	})
+}
+
+func TestConnectionLimits(t *testing.T) {
+	tests := []struct {
+		name      string
+		configure func(*stompws.Options)
+		message   string
+	}{
+		{"total", func(o *stompws.Options) { o.MaxConnections = 2 }, "too many connections"},
+		{"per IP", func(o *stompws.Options) { o.MaxConnectionsPerIP = 2 }, "too many connections from this address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := startServer(t, func(c *serverConfig) { tt.configure(&c.opts) })
+			bystander := ts.dialWS(t)
+			second := ts.rawTCP(t)
+			second.connect("1.2")
+
+			ts.rawTCP(t).expectError(tt.message)
+			status, retryAfter := dialWSRefused(t, ts.WSURL)
+			if status != http.StatusServiceUnavailable || retryAfter != "5" {
+				t.Fatalf("refused upgrade: status %d, Retry-After %q; want 503 and 5", status, retryAfter)
+			}
+			assertHealthy(t, bystander, "/topic/limits.conns")
+
+			// A slot frees when a connection ends.
+			second.send("DISCONNECT\n\n\x00")
+			second.expectClosed()
+			waitFor(t, "a freed connection slot", func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+				defer cancel()
+				c, _, err := websocket.Dial(ctx, ts.WSURL, &websocket.DialOptions{Subprotocols: []string{"v12.stomp"}})
+				if err != nil {
+					return false
+				}
+				c.CloseNow()
+				return true
+			})
+		})
+	}
+}
+
+func TestAcceptRate(t *testing.T) {
+	// One token, refilled after 1000s: the bystander takes it and every later connection is refused.
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, func(c *serverConfig) {
+		c.opts.AcceptRate, c.opts.AcceptBurst = 0.001, 1
+		c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"})
+	})
+	bystander := ts.dialTCP(t)
+
+	t.Run("ws", func(t *testing.T) {
+		status, retryAfter := dialWSRefused(t, ts.WSURL)
+		if status != http.StatusServiceUnavailable {
+			t.Fatalf("refused upgrade: status %d, want 503", status)
+		}
+		if secs, err := strconv.Atoi(retryAfter); err != nil || secs < 900 || secs > 1000 {
+			t.Fatalf("Retry-After %q, want the seconds until the next token (about 1000)", retryAfter)
+		}
+	})
+	t.Run("tcp", func(t *testing.T) {
+		ts.rawTCP(t).expectError("connection rate exceeded")
+	})
+	assertHealthy(t, bystander, "/topic/limits.accept")
+	if got := metricValue(t, reg, "stompd_handshake_failures_total", "reason", "limit"); got != 2 {
+		t.Errorf("handshake_failures{reason=limit} = %v, want 2", got)
+	}
+}
+
+func TestSendRate(t *testing.T) {
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			// Two SENDs at once, then one every 1000s: the third is over the rate.
+			reg := prometheus.NewRegistry()
+			ts := startServer(t, func(c *serverConfig) {
+				c.opts.SendRate, c.opts.SendBurst = 0.001, 2
+				c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"})
+			})
+			bystander := ts.dialTCP(t)
+			sub, err := bystander.Subscribe("/topic/limits.send", stomp.AckAuto)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rc := ts.rawTCP(t)
+			if tr == "ws" {
+				rc = ts.rawWS(t, "v12.stomp")
+			}
+			rc.connect("1.2")
+			for i := range 2 {
+				receipt := "r" + strconv.Itoa(i)
+				rc.send("SEND\ndestination:/topic/limits.send\nreceipt:" + receipt + "\n\nhello\x00")
+				if got := rc.expect("RECEIPT").Get("receipt-id"); got != receipt {
+					t.Fatalf("receipt-id %q, want %s", got, receipt)
+				}
+				if m := recv(t, sub); string(m.Body) != "hello" {
+					t.Fatalf("bystander got %q, want hello", m.Body)
+				}
+			}
+			rc.send("SEND\ndestination:/topic/limits.send\nreceipt:over\n\ntoo fast\x00")
+			if got := rc.expectError("rate limit exceeded").Get("receipt-id"); got != "over" {
+				t.Fatalf("ERROR receipt-id %q, want over", got)
+			}
+			if err := sub.Unsubscribe(); err != nil {
+				t.Fatal(err)
+			}
+			assertHealthy(t, bystander, "/topic/limits.send.after")
+			if got := metricValue(t, reg, "stompd_errors_sent_total", "reason", "rate_limited"); got != 1 {
+				t.Errorf("errors_sent{reason=rate_limited} = %v, want 1", got)
+			}
+		})
+	}
+}
