@@ -26,7 +26,6 @@ const readBufferSize = 4 << 10
 // Deliver and Evict (broker goroutines), the transport's drain callback, heart-beat timers and
 // Server.Shutdown touch only the fields marked "shared".
 type session struct {
-	srv    *Server
 	opts   *Options
 	broker *broker.Broker
 	conn   transport.Conn
@@ -80,7 +79,6 @@ type session struct {
 
 func newSession(srv *Server) *session {
 	return &session{
-		srv:         srv,
 		opts:        &srv.opts,
 		broker:      srv.broker,
 		log:         srv.opts.Logger,
