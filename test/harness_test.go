@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/stompws"
 	"github.com/stompd/stompd/stompws/frame"
+	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
 // waitTimeout bounds every wait in these tests; generous, because CI machines are shared.
@@ -44,53 +43,19 @@ type serverConfig struct {
 	onStart []func(*broker.Broker) // run once the broker exists, before clients connect
 }
 
-// startServer starts a server; configure adjusts the options first.
+// startServer starts an in-process server (stompwstest) shut down when the test ends; configure adjusts
+// the options first. Heart-beats are off unless a test sets them.
 func startServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 	t.Helper()
 	cfg := serverConfig{routes: map[string]http.Handler{}}
-	cfg.opts.HeartBeatSend = -1 // tests that need heart-beats turn them on
-	cfg.opts.HeartBeatReceive = -1
 	if os.Getenv("STOMPD_TEST_LOG") != "" {
 		cfg.opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	for _, f := range configure {
 		f(&cfg)
 	}
-	b := broker.New(cfg.bopts)
-	for _, f := range cfg.onStart {
-		f(b)
-	}
-	srv := stompws.NewServer(b, cfg.opts)
-	mux := http.NewServeMux()
-	mux.Handle("/ws", srv)
-	for pattern, h := range cfg.routes {
-		mux.Handle(pattern, h)
-	}
-	hs := httptest.NewServer(mux)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTCP(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, stompws.ErrServerClosed) {
-			t.Errorf("ServeTCP returned %v, want ErrServerClosed", err)
-		}
-		hs.Close()
-	})
-	return &testServer{
-		Broker:  b,
-		Server:  srv,
-		WSURL:   "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws",
-		HTTPURL: hs.URL,
-		TCPAddr: ln.Addr().String(),
-	}
+	s := stompwstest.Start(t, stompwstest.Config{Options: cfg.opts, BrokerOptions: cfg.bopts, Routes: cfg.routes, OnStart: cfg.onStart})
+	return &testServer{Broker: s.Broker, Server: s.STOMP, WSURL: s.WSURL, HTTPURL: s.HTTPURL, TCPAddr: s.TCPAddr}
 }
 
 // noHeartBeats keeps go-stomp clients from negotiating heart-beats unless a test asks for them.

@@ -1,6 +1,8 @@
 package test
 
 import (
+	"github.com/stompd/stompd/stompws"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -51,7 +53,7 @@ func chromiumPath() string {
 
 // defaultHeartBeats restores the server's default heart-beats (10000,10000), which the scenario checks.
 func defaultHeartBeats(c *serverConfig) {
-	c.opts.HeartBeatSend, c.opts.HeartBeatReceive = 0, 0
+	c.opts.HeartBeatSend, c.opts.HeartBeatReceive = stompws.DefaultHeartBeatSend, stompws.DefaultHeartBeatReceive
 }
 
 type jsResult struct {

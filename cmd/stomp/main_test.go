@@ -3,10 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/stompd/stompd/broker"
-	"github.com/stompd/stompd/stompws"
+	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
 func TestMain(m *testing.M) {
@@ -35,33 +31,8 @@ type testBroker struct {
 
 func startBroker(t *testing.T) *testBroker {
 	t.Helper()
-	b := broker.New(broker.Options{})
-	srv := stompws.NewServer(b, stompws.Options{HeartBeatSend: -1, HeartBeatReceive: -1})
-	mux := http.NewServeMux()
-	mux.Handle("/ws", srv)
-	hs := httptest.NewServer(mux)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.ServeTCP(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-served; !errors.Is(err, stompws.ErrServerClosed) {
-			t.Errorf("ServeTCP returned %v, want ErrServerClosed", err)
-		}
-		hs.Close()
-	})
-	return &testBroker{
-		broker: b,
-		tcpURL: "tcp://" + ln.Addr().String(),
-		wsURL:  "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws",
-	}
+	s := stompwstest.Start(t, stompwstest.Config{})
+	return &testBroker{broker: s.Broker, tcpURL: "tcp://" + s.TCPAddr, wsURL: s.WSURL}
 }
 
 // eachTransport runs f once over TCP and once over WebSocket, each with its own broker.
