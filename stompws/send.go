@@ -264,8 +264,3 @@ func encodeMessageTail(m *broker.Message, v frame.Version) []byte {
 	}
 	return b
 }
-
-// isUTF8 reports whether a server frame may travel in a WebSocket text message.
-func isUTF8(b []byte) bool { return utf8.Valid(b) }
-
-func itoa(n int) string { return strconv.Itoa(n) }

@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"golang.org/x/time/rate"
@@ -234,7 +236,7 @@ func (s *session) sendReceipt(receipt []byte) {
 // enqueueControl queues a frame the server owes the client (CONNECTED, RECEIPT). It is not subject to the
 // slow-consumer bound the way deliveries are: if the queue is full, the client is too slow to stay.
 func (s *session) enqueueControl(b []byte, cmd metrics.Command) {
-	switch err := s.conn.Enqueue(nil, b, !isUTF8(b)); {
+	switch err := s.conn.Enqueue(nil, b, !utf8.Valid(b)); {
 	case err == nil:
 		s.sent(cmd)
 	case errors.Is(err, transport.ErrSlowConsumer):
@@ -288,7 +290,7 @@ func (s *session) sendErrorAndClose(pe *protocolError) {
 	defer cancel()
 	b := s.encodeError(pe)
 	for {
-		err := s.conn.Enqueue(nil, b, !isUTF8(b))
+		err := s.conn.Enqueue(nil, b, !utf8.Valid(b))
 		if err == nil {
 			s.sent(metrics.CommandError)
 			s.metrics.ErrorSent(pe.reason)
@@ -324,7 +326,7 @@ func (s *session) encodeError(pe *protocolError) []byte {
 		body = pe.Error()
 	}
 	b = frame.AppendHeader(b, v, "content-type", "text/plain")
-	b = frame.AppendHeader(b, v, "content-length", itoa(len(body)))
+	b = frame.AppendHeader(b, v, "content-length", strconv.Itoa(len(body)))
 	b = frame.AppendBody(b, []byte(body))
 	return b
 }
