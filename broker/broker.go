@@ -168,6 +168,9 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 		window:     b.window(kind, opts),
 		owner:      opts.Owner,
 	}
+	if opts.AckMode != AckAuto {
+		sub.unacked.limit = opts.UnackedLimit
+	}
 	switch kind {
 	case KindTopic:
 		if hasWildcardWord(name) {
@@ -280,7 +283,7 @@ func (b *Broker) Resume(sub *Subscription) {
 		return
 	}
 	sub.resumes.Add(1)
-	if sub.blocked.Load() {
+	if sub.blocked.Load() || sub.limitStarved.Load() {
 		sub.queue.resume(sub)
 	}
 }

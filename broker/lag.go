@@ -131,7 +131,7 @@ func (s *Subscription) drain() (taken int) {
 			s.dropLag()
 			return taken
 		}
-		if s.ackMode != AckAuto && s.unacked.live >= s.window {
+		if s.ackMode != AckAuto && !s.topicHasRoom() {
 			// Only an Ack can help; a Resume made so far is spent.
 			s.fullAt = s.resumes.Load()
 			return taken

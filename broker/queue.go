@@ -83,6 +83,9 @@ func (q *queue) dispatch() {
 			break
 		}
 		s := q.consumers[i]
+		if s.ackMode != AckAuto && !s.unacked.limit.take() {
+			continue // another destination took the last room; pickConsumer now sees it full
+		}
 		q.next = (i + 1) % len(q.consumers)
 		resumes := s.resumes.Load()
 		if qm := *q.ready.at(0); s.offer(qm) == Delivered {
@@ -115,7 +118,7 @@ func (q *queue) pickConsumer() int {
 	n := len(q.consumers)
 	for k := 0; k < n; k++ {
 		i := (q.next + k) % n
-		if s := q.consumers[i]; !s.blocked.Load() && s.hasRoom() {
+		if s := q.consumers[i]; !s.blocked.Load() && s.hasRoom() && !s.limitRefuses() {
 			return i
 		}
 	}
@@ -209,6 +212,7 @@ func (q *queue) resume(s *Subscription) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s.blocked.Store(false)
+	s.limitStarved.Store(false)
 	q.dispatch()
 }
 

@@ -46,6 +46,10 @@ type SubscribeOptions struct {
 	// the subscriber answering Full and topics by Options.MaxTopicUnacked.
 	// Ignored in AckAuto mode.
 	Prefetch int
+	// UnackedLimit, when not nil, also bounds the unacknowledged deliveries
+	// of this subscription together with every other subscription sharing
+	// it (see UnackedLimit). Ignored in AckAuto mode.
+	UnackedLimit *UnackedLimit
 }
 
 // DeliverResult is a Subscriber's answer to one delivery.

@@ -51,6 +51,10 @@ type Subscription struct {
 	// blocked is queue dispatch state, written under the queue lock and
 	// read without it by Resume.
 	blocked atomic.Bool
+	// limitStarved is set, under the queue lock, on a queue subscription
+	// that dispatch passed over because its shared UnackedLimit was full;
+	// Resume dispatches again when it is set.
+	limitStarved atomic.Bool
 
 	// More topic lag state. fullAt is the resumes count read just before
 	// the Deliver that last answered Full: a Resume is owed while resumes
@@ -104,8 +108,35 @@ func (s *Subscription) hasRoom() bool {
 	return s.window == 0 || s.unacked.live < s.window
 }
 
+// topicHasRoom reports whether a client-ack topic subscription may take
+// another delivery: its own window and its owner's shared limit allow it.
+// It reserves nothing. The caller holds s.mu.
+func (s *Subscription) topicHasRoom() bool {
+	return s.unacked.live < s.window && !s.unacked.limit.refuses()
+}
+
+// limitRefuses reports whether the limit a queue subscription shares with
+// its owner's other subscriptions has no room, and if so marks s
+// limitStarved, so that the owner's Resume (see UnackedLimit) dispatches
+// the queue again. s is marked before the limit is checked a second time,
+// which is what makes a concurrent Resume see the mark. The caller holds
+// the queue lock.
+func (s *Subscription) limitRefuses() bool {
+	l := s.unacked.limit
+	if l == nil || l.n.Load() < l.max {
+		return false
+	}
+	s.limitStarved.Store(true)
+	if l.refuses() {
+		return true
+	}
+	s.limitStarved.Store(false)
+	return false
+}
+
 // offer hands one queue message to the subscriber and, in the client modes,
-// records it as unacknowledged. The caller holds the queue lock.
+// records it as unacknowledged; there, the caller has reserved room in the
+// shared limit. The caller holds the queue lock.
 func (s *Subscription) offer(qm queuedMessage) DeliverResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -117,6 +148,8 @@ func (s *Subscription) offer(qm queuedMessage) DeliverResult {
 	if res == Delivered {
 		s.lastTag = tag
 		s.unacked.push(tag, qm.msg)
+	} else {
+		s.unacked.limit.add(-1) // the room dispatch reserved
 	}
 	return res
 }

@@ -262,7 +262,7 @@ func (s *Subscription) offerTopic(m *Message, o origin) DeliverResult {
 	if s.ackMode == AckAuto {
 		return s.subscriber.Deliver(s, d)
 	}
-	if s.unacked.live >= s.window {
+	if s.unacked.live >= s.window || !s.unacked.limit.take() {
 		return Full
 	}
 	d.Tag = s.lastTag + 1
@@ -270,6 +270,8 @@ func (s *Subscription) offerTopic(m *Message, o origin) DeliverResult {
 	if res == Delivered {
 		s.lastTag = d.Tag
 		s.unacked.push(d.Tag, m)
+	} else {
+		s.unacked.limit.add(-1)
 	}
 	return res
 }

@@ -16,6 +16,7 @@ type unackedEntry struct {
 type unackedSet struct {
 	entries ring[unackedEntry]
 	live    int
+	limit   *UnackedLimit // shared with the owner's other subscriptions; nil: none
 }
 
 // tombstoneSlack is the number of tombstones tolerated before compaction is
@@ -24,7 +25,7 @@ const tombstoneSlack = 64
 
 func (u *unackedSet) push(tag uint64, m *Message) {
 	u.entries.pushBack(unackedEntry{tag: tag, msg: m})
-	u.live++
+	u.live++ // the shared limit's room was reserved before the delivery
 }
 
 // index returns the position of the live entry with tag, or -1.
@@ -55,15 +56,18 @@ func (u *unackedSet) take(tag uint64, cumulative bool, out *[]*Message) bool {
 		return false
 	}
 	if cumulative {
+		removed := 0
 		for ; i >= 0; i-- {
 			e := u.entries.popFront()
 			if e.msg != nil {
-				u.live--
+				removed++
 				if out != nil {
 					*out = append(*out, e.msg)
 				}
 			}
 		}
+		u.live -= removed
+		u.limit.add(-removed)
 		return true
 	}
 	e := u.entries.at(i)
@@ -72,6 +76,7 @@ func (u *unackedSet) take(tag uint64, cumulative bool, out *[]*Message) bool {
 	}
 	e.msg = nil
 	u.live--
+	u.limit.add(-1)
 	for u.entries.len() > 0 && u.entries.at(0).msg == nil {
 		u.entries.popFront()
 	}
@@ -103,6 +108,7 @@ func (u *unackedSet) drain(out *[]*Message) {
 		}
 	}
 	u.entries.reset()
+	u.limit.add(-u.live)
 	u.live = 0
 }
 

@@ -78,8 +78,12 @@ func (s *session) resolveAck(f *frame.Frame) (ackTarget, error) {
 // applyAck hands a resolved ACK or NACK to the broker.
 func (s *session) applyAck(t ackTarget) error {
 	bs := t.sub.brokerSub.Load()
+	var err error
 	if t.nack {
-		return s.broker.Nack(bs, t.tag, t.cumulative)
+		err = s.broker.Nack(bs, t.tag, t.cumulative)
+	} else {
+		err = s.broker.Ack(bs, t.tag, t.cumulative)
 	}
-	return s.broker.Ack(bs, t.tag, t.cumulative)
+	s.resumeStarved()
+	return err
 }

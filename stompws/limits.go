@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 )
@@ -163,7 +164,32 @@ func (s *session) connectTimedOut() {
 	s.terminate(errConnectTimeout)
 }
 
-// allowSend spends one token of the session's SEND rate; false means the rate is exceeded.
-func (s *session) allowSend() bool {
-	return s.sendLimiter == nil || s.sendLimiter.Allow()
+// newSendBytesLimiter returns the per-session SEND bytes limiter, or nil when SendBytesRate is off.
+func newSendBytesLimiter(o *Options) *rate.Limiter {
+	if o.SendBytesRate <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(o.SendBytesRate), o.SendBytesBurst)
+}
+
+// allowSend spends one token of the session's SEND rate and one per body byte of its bytes budget;
+// false means either is exceeded.
+func (s *session) allowSend(bodyBytes int) bool {
+	if s.sendLimiter != nil && !s.sendLimiter.Allow() {
+		return false
+	}
+	return s.sendBytesLimiter == nil || s.sendBytesLimiter.AllowN(time.Now(), bodyBytes)
+}
+
+// resumeStarved restarts deliveries to every subscription of the session after an ACK, NACK or
+// UNSUBSCRIBE freed room under Options.MaxUnacked, if some delivery was held back for lack of it.
+func (s *session) resumeStarved() {
+	if !s.unackedLimit.TakeStarved() {
+		return
+	}
+	for _, sub := range s.subs {
+		if sub.ackMode != broker.AckAuto {
+			s.broker.Resume(sub.brokerSub.Load())
+		}
+	}
 }

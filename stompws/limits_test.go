@@ -86,11 +86,11 @@ func BenchmarkAdmission(b *testing.B) {
 }
 
 func BenchmarkSendRateCheck(b *testing.B) {
-	opts := Options{SendRate: 1e12}.withDefaults()
-	s := &session{sendLimiter: newSendLimiter(&opts)}
+	opts := Options{SendRate: 1e12, SendBytesRate: 1e15}.withDefaults()
+	s := &session{sendLimiter: newSendLimiter(&opts), sendBytesLimiter: newSendBytesLimiter(&opts)}
 	b.ReportAllocs()
 	for b.Loop() {
-		if !s.allowSend() {
+		if !s.allowSend(128) {
 			b.Fatal("refused")
 		}
 	}

@@ -14,6 +14,7 @@ const (
 	DefaultMaxSubscriptions = 1000
 	DefaultMaxTransactions  = 100
 	DefaultMaxTxFrames      = 1000
+	DefaultMaxUnacked       = 10000
 	DefaultMaxQueuedBytes   = 4 << 20
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultHeartBeatSend    = 10 * time.Second
@@ -93,6 +94,20 @@ type Options struct {
 	// SendBurst is the per-session SEND token bucket's size; default one second's worth of SendRate,
 	// at least 1.
 	SendBurst int
+	// SendBytesRate bounds the body bytes per second one session may SEND, with a token bucket of
+	// SendBytesBurst bytes; default 0, off. Over it, as over SendRate: ERROR "rate limit exceeded"
+	// and close.
+	SendBytesRate float64
+	// SendBytesBurst is the per-session SEND bytes bucket's size; default one second's worth of
+	// SendBytesRate, and never less than Limits.MaxFrameBytes, so that any frame the parser accepts can
+	// pass after a quiet spell.
+	SendBytesBurst int
+	// MaxUnacked bounds the messages one session may hold unacknowledged, summed over its client and
+	// client-individual subscriptions; default 10000, negative for no bound. A queue holds further
+	// messages back until the client acknowledges some; a client-ack topic subscription over it is
+	// handled by its destination's slow-consumer policy. A SUBSCRIBE's prefetch-count still bounds
+	// each subscription within it.
+	MaxUnacked int
 
 	// OriginPatterns lists the WebSocket Origin host patterns allowed besides the server's own host
 	// (path.Match syntax, as coder/websocket's AcceptOptions.OriginPatterns). Requests without an Origin
@@ -117,6 +132,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&o.MaxTransactions, DefaultMaxTransactions)
 	setDefault(&o.MaxTxFrames, DefaultMaxTxFrames)
+	setDefault(&o.MaxUnacked, DefaultMaxUnacked)
 	setDefault(&o.MaxQueuedBytes, DefaultMaxQueuedBytes)
 	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&o.HeartBeatSend, DefaultHeartBeatSend)
@@ -131,6 +147,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SendBurst <= 0 {
 		o.SendBurst = burstFor(o.SendRate)
+	}
+	if o.SendBytesBurst <= 0 {
+		o.SendBytesBurst = max(burstFor(o.SendBytesRate), o.Limits.MaxFrameBytes)
 	}
 	if o.HeartBeatGrace < 1 {
 		o.HeartBeatGrace = DefaultHeartBeatGrace

@@ -29,7 +29,7 @@ var reservedHeaders = map[string]bool{
 
 // handleSend publishes a SEND, or holds it in its transaction until COMMIT.
 func (s *session) handleSend(f *frame.Frame) error {
-	if !s.allowSend() {
+	if !s.allowSend(len(f.Body)) {
 		return errRateLimited
 	}
 	dest, ok := f.Get("destination")

@@ -77,22 +77,27 @@ type session struct {
 	resumersDone   bool           // cleanup waits for resumers: start no more
 	cancelCtxWatch func() bool
 	sendLimiter    *rate.Limiter // nil when Options.SendRate is off
+
+	sendBytesLimiter *rate.Limiter        // nil when Options.SendBytesRate is off
+	unackedLimit     *broker.UnackedLimit // shared by the session's subscriptions; nil: no bound
 }
 
 func newSession(srv *Server) *session {
 	return &session{
-		opts:        &srv.opts,
-		broker:      srv.broker,
-		log:         srv.opts.Logger,
-		metrics:     srv.opts.Metrics,
-		id:          uuid.NewString(),
-		start:       time.Now(),
-		parser:      frame.NewParser(srv.opts.Limits),
-		subs:        make(map[string]*subscription),
-		subsByID:    make(map[uint64]*subscription),
-		tempQueues:  make(map[string]string),
-		drained:     make(chan struct{}, 1),
-		sendLimiter: newSendLimiter(&srv.opts),
+		opts:             &srv.opts,
+		broker:           srv.broker,
+		log:              srv.opts.Logger,
+		metrics:          srv.opts.Metrics,
+		id:               uuid.NewString(),
+		start:            time.Now(),
+		parser:           frame.NewParser(srv.opts.Limits),
+		subs:             make(map[string]*subscription),
+		subsByID:         make(map[uint64]*subscription),
+		tempQueues:       make(map[string]string),
+		drained:          make(chan struct{}, 1),
+		sendLimiter:      newSendLimiter(&srv.opts),
+		sendBytesLimiter: newSendBytesLimiter(&srv.opts),
+		unackedLimit:     broker.NewUnackedLimit(srv.opts.MaxUnacked),
 	}
 }
 

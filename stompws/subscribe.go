@@ -193,6 +193,7 @@ func (s *session) subscribe(id, dest string, opts broker.SubscribeOptions) (*sub
 	sub.headIsUTF8 = utf8.Valid(sub.head)
 	// Register before subscribing: a queue hands held messages to Deliver during Subscribe.
 	opts.Owner = s.identity()
+	opts.UnackedLimit = s.unackedLimit
 	bs, err := s.broker.Subscribe(dest, sub, opts)
 	if err != nil {
 		return nil, destinationError(dest, err)
@@ -224,6 +225,7 @@ func (s *session) handleUnsubscribe(f *frame.Frame) error {
 		return protoErr("subscription not found", "no subscription with id %q", id)
 	}
 	s.removeSubscription(sub)
+	s.resumeStarved()
 	return nil
 }
 
