@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/stompd/stompd/metrics"
-
 	"github.com/stompd/stompd/stompws"
 )
 
@@ -184,6 +184,68 @@ func TestSendRate(t *testing.T) {
 			if got := metricValue(t, reg, "stompd_errors_sent_total", "reason", "rate_limited"); got != 1 {
 				t.Errorf("errors_sent{reason=rate_limited} = %v, want 1", got)
 			}
+		})
+	}
+}
+
+func TestSendBytesRate(t *testing.T) {
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			// 1,000 body bytes at once, then one byte every 1000 s: the second 600-byte SEND is over.
+			ts := startServer(t, func(c *serverConfig) {
+				c.opts.Limits.MaxFrameBytes = 1000
+				c.opts.SendBytesRate, c.opts.SendBytesBurst = 0.001, 1000
+			})
+			bystander := ts.dialTCP(t)
+			rc := ts.rawTCP(t)
+			if tr == "ws" {
+				rc = ts.rawWS(t, "v12.stomp")
+			}
+			rc.connect("1.2")
+			body := strings.Repeat("b", 600)
+			rc.send("SEND\ndestination:/topic/limits.bytes\nreceipt:first\n\n" + body + "\x00")
+			rc.expect("RECEIPT")
+			rc.send("SEND\ndestination:/topic/limits.bytes\nreceipt:second\n\n" + body + "\x00")
+			if got := rc.expectError("rate limit exceeded").Get("receipt-id"); got != "second" {
+				t.Fatalf("ERROR receipt-id %q, want second", got)
+			}
+			rc.expectClosed()
+			assertHealthy(t, bystander, "/topic/limits.bytes.after")
+		})
+	}
+}
+
+func TestMaxUnackedPerSession(t *testing.T) {
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			ts := startServer(t, func(c *serverConfig) { c.opts.MaxUnacked = 2 })
+			producer := ts.dialTCP(t)
+			rc := ts.rawTCP(t)
+			if tr == "ws" {
+				rc = ts.rawWS(t, "v12.stomp")
+			}
+			rc.connect("1.2")
+			rc.send("SUBSCRIBE\nid:a\ndestination:/queue/unacked.a\nack:client-individual\n\n\x00")
+			rc.send("SUBSCRIBE\nid:b\ndestination:/queue/unacked.b\nack:client-individual\nreceipt:subscribed\n\n\x00")
+			rc.expect("RECEIPT")
+			for _, dest := range []string{"/queue/unacked.a", "/queue/unacked.a", "/queue/unacked.b"} {
+				if err := producer.Send(dest, "text/plain", []byte(dest), stomp.SendOpt.Receipt); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Two messages fill the session's allowance; /queue/unacked.b's waits in its queue.
+			first, second := rc.expect("MESSAGE"), rc.expect("MESSAGE")
+			rc.send("SEND\ndestination:/topic/unacked.sync\nreceipt:sync\n\n\x00")
+			rc.expect("RECEIPT")
+			if ready, _, _ := ts.Broker.QueueDepth("/queue/unacked.b"); ready != 1 {
+				t.Fatalf("/queue/unacked.b has %d ready, want its message held back", ready)
+			}
+			rc.send("ACK\nid:" + first.Get("ack") + "\n\n\x00")
+			if got := rc.expect("MESSAGE").Get("destination"); got != "/queue/unacked.b" {
+				t.Fatalf("after one ACK got a message from %s, want /queue/unacked.b", got)
+			}
+			rc.send("ACK\nid:" + second.Get("ack") + "\nreceipt:done\n\n\x00")
+			rc.expect("RECEIPT")
 		})
 	}
 }

@@ -31,6 +31,7 @@ type config struct {
 	MetricsQueues   string
 	HealthCheck     string
 	DrainDelay      time.Duration
+	HeaderTimeout   time.Duration
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -58,6 +59,9 @@ type config struct {
 	AcceptBurst         int
 	SendRate            float64
 	SendBurst           int
+	SendBytesRate       byteSize
+	SendBytesBurst      byteSize
+	MaxUnacked          int
 
 	HeartBeat      heartBeat
 	HeartBeatMin   time.Duration
@@ -103,6 +107,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.StringVar(&c.MetricsQueues, "metrics-queues", "", "comma-separated `queues` (/queue/NAME) whose depth is exported one by one as stompd_queue_depth")
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "GET this `URL` and exit 0 if it answers 200 (for container health checks), instead of serving")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGINT/SIGTERM, how long to refuse new connections (readiness false) before telling clients to go")
+	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "close an HTTP connection whose request line and headers have not all arrived this long after it opened (slowloris defence); also bounds an idle keep-alive connection's wait for its next request")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: text, json, or auto (text on a terminal, else json)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long connected clients get to receive the shutdown ERROR before they are cut off")
@@ -130,6 +135,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.AcceptBurst, "accept-burst", 0, "connections -accept-rate lets in at once after a quiet spell; 0 for one second's worth")
 	fs.Float64Var(&c.SendRate, "send-rate", 0, "most SEND `frames` per second per connection, a token bucket; over it the client gets ERROR \"rate limit exceeded\" and is closed; 0 disables it")
 	fs.IntVar(&c.SendBurst, "send-burst", 0, "SEND frames -send-rate lets through at once; 0 for one second's worth")
+	fs.Var(&c.SendBytesRate, "send-bytes-rate", "most SEND body `bytes` per second per connection (suffixes KiB, MiB), a token bucket; over it the client gets ERROR \"rate limit exceeded\" and is closed; 0 disables it")
+	fs.Var(&c.SendBytesBurst, "send-bytes-burst", "SEND body `bytes` -send-bytes-rate lets through at once; 0 for one second's worth, never less than -max-frame-size")
+	fs.IntVar(&c.MaxUnacked, "max-unacked", stompws.DefaultMaxUnacked, "most messages one connection may hold unacknowledged across its client-ack subscriptions; queues hold further messages back, topics treat the subscriber as slow; 0 for no bound")
 
 	fs.Var(&c.HeartBeat, "heartbeat", "heart-beats the server offers, `send,receive` in milliseconds as in STOMP's heart-beat header; 0 disables a direction")
 	fs.DurationVar(&c.HeartBeatMin, "heartbeat-min", stompws.DefaultHeartBeatMin, "never send or expect heart-beats more often than this")
@@ -194,11 +202,15 @@ func (c *config) validate() error {
 		{"connect-timeout", float64(c.ConnectTimeout)}, {"max-connections", float64(c.MaxConnections)},
 		{"max-connections-per-ip", float64(c.MaxConnectionsPerIP)}, {"accept-rate", c.AcceptRate},
 		{"accept-burst", float64(c.AcceptBurst)}, {"send-rate", c.SendRate}, {"send-burst", float64(c.SendBurst)},
+		{"max-unacked", float64(c.MaxUnacked)},
 	}
 	for _, p := range nonNegative {
 		if p.value < 0 || math.IsNaN(p.value) || math.IsInf(p.value, 0) {
 			return fmt.Errorf("invalid value for flag -%s: must be a finite number, not negative", p.name)
 		}
+	}
+	if c.HeaderTimeout <= 0 {
+		return errors.New("invalid value for flag -http-header-timeout: must be positive")
 	}
 	if c.DrainDelay < 0 {
 		return errors.New("invalid value for flag -drain-delay: must not be negative")
@@ -247,6 +259,10 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 	if maxConns == 0 {
 		maxConns = -1
 	}
+	maxUnacked := c.MaxUnacked
+	if maxUnacked == 0 {
+		maxUnacked = -1
+	}
 	return stompws.Options{
 		Limits: frame.Limits{
 			MaxFrameBytes:  int(c.MaxFrameSize),
@@ -270,6 +286,9 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 		AcceptBurst:         c.AcceptBurst,
 		SendRate:            c.SendRate,
 		SendBurst:           c.SendBurst,
+		SendBytesRate:       float64(c.SendBytesRate),
+		SendBytesBurst:      int(c.SendBytesBurst),
+		MaxUnacked:          maxUnacked,
 		OriginPatterns:      c.originPatterns(),
 		ServerName:          "stompd/" + version,
 		Logger:              logger,

@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	serveErr := make(chan error, 3)
 	var servers []*http.Server
 	serveHTTP := func(l net.Listener, h http.Handler) {
-		hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+		hs := &http.Server{Handler: h, ReadHeaderTimeout: cfg.HeaderTimeout, IdleTimeout: cfg.HeaderTimeout, ErrorLog: errorLog}
 		servers = append(servers, hs)
 		go func() { serveErr <- hs.Serve(l) }()
 	}
