@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,18 @@ import (
 //   - /healthz answers 200 while the process serves HTTP at all.
 //   - /readyz answers 200 while the server accepts new connections and 503 once it is draining, so
 //     that load balancers stop sending clients before the sessions are told to go.
-func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Server) {
+//
+// With withPprof, the runtime profiles of net/http/pprof are served under /debug/pprof/ too. They are
+// off by default: a CPU profile costs the server while it runs, and the endpoints tell an onlooker
+// much about the process, so they belong on an admin address that only operators reach.
+func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Server, withPprof bool) {
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", metrics.Handler(reg))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

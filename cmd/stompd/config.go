@@ -32,6 +32,7 @@ type config struct {
 	HealthCheck     string
 	DrainDelay      time.Duration
 	HeaderTimeout   time.Duration
+	Pprof           bool
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -107,6 +108,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.StringVar(&c.MetricsQueues, "metrics-queues", "", "comma-separated `queues` (/queue/NAME) whose depth is exported one by one as stompd_queue_depth")
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "GET this `URL` and exit 0 if it answers 200 (for container health checks), instead of serving")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGINT/SIGTERM, how long to refuse new connections (readiness false) before telling clients to go")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's runtime profiles under /debug/pprof/ beside /metrics (on -metrics-addr when set); keep that address private")
 	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "close an HTTP connection whose request line and headers have not all arrived this long after it opened (slowloris defence); also bounds an idle keep-alive connection's wait for its next request")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "auto", "log `format`: text, json, or auto (text on a terminal, else json)")

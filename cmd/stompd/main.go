@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if cfg.MetricsAddr != "" {
 		adminMux = http.NewServeMux()
 	}
-	adminRoutes(adminMux, reg, srv)
+	adminRoutes(adminMux, reg, srv, cfg.Pprof)
 
 	var listeners listenerSet
 	defer listeners.closeAll()

@@ -323,3 +323,38 @@ func TestCheckConfigPrintsEffectiveConfiguration(t *testing.T) {
 		t.Fatalf("bad file: exit %d, %q", code, stderr.String())
 	}
 }
+
+// TestPprofIsOptIn: /debug/pprof/ is absent by default and served on the admin address with -pprof.
+func TestPprofIsOptIn(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, http.StatusNotFound},
+		{[]string{"-pprof"}, http.StatusOK},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan listenAddrs, 1)
+		exit := make(chan int, 1)
+		args := append([]string{"-http-addr", "127.0.0.1:0", "-stomp-addr", "", "-metrics-addr", "127.0.0.1:0",
+			"-stocks=false", "-chat=false"}, tc.args...)
+		go func() { exit <- run(ctx, args, env(nil), io.Discard, io.Discard, ready) }()
+		addrs := <-ready
+		resp, err := http.Get("http://" + addrs.Metrics + "/debug/pprof/goroutine?debug=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		cancel()
+		if code := <-exit; code != 0 {
+			t.Fatalf("%v: exit %d", tc.args, code)
+		}
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%v: /debug/pprof/goroutine answered %d, want %d", tc.args, resp.StatusCode, tc.want)
+		}
+		if tc.want == http.StatusOK && !strings.Contains(string(body), "goroutine profile") {
+			t.Fatalf("-pprof: not a goroutine profile: %.200s", body)
+		}
+	}
+}
