@@ -42,6 +42,10 @@ const (
 	CloseServerShutdown
 	// CloseAuthFailed is a CONNECT whose credentials were refused.
 	CloseAuthFailed
+	// CloseTokenExpired is a session whose token expired, at CONNECT or while it was connected.
+	CloseTokenExpired
+	// CloseAccessDenied is a session that sent a frame its user may not send.
+	CloseAccessDenied
 	// CloseIOError is any other read or write failure of the socket.
 	CloseIOError
 	numCloseReasons
@@ -49,7 +53,7 @@ const (
 
 var closeReasonNames = [numCloseReasons]string{
 	"client_disconnect", "peer_closed", "protocol_error", "heartbeat_timeout", "slow_consumer",
-	"write_timeout", "server_shutdown", "auth_failed", "io_error",
+	"write_timeout", "server_shutdown", "auth_failed", "token_expired", "access_denied", "io_error",
 }
 
 // String returns the label value, such as "slow_consumer".
@@ -219,6 +223,8 @@ const (
 	ErrorAccessDenied
 	// ErrorAuthFailed is a CONNECT whose credentials were refused.
 	ErrorAuthFailed
+	// ErrorTokenExpired is a token that expired, at CONNECT or during the session.
+	ErrorTokenExpired
 	// ErrorRateLimited is a frame refused by a rate limit.
 	ErrorRateLimited
 	numErrorReasons
@@ -227,7 +233,7 @@ const (
 var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
-	"auth_failed", "rate_limited",
+	"auth_failed", "token_expired", "rate_limited",
 }
 
 // String returns the label value, such as "queue_full".
@@ -252,3 +258,43 @@ func enumName(names []string, v uint8, typ string) string {
 	}
 	return typ + "(" + strconv.Itoa(int(v)) + ")"
 }
+
+// AuthMethod is how a client tried to authenticate; it is the "method" label of
+// stompd_auth_attempts_total.
+type AuthMethod uint8
+
+// Authentication methods.
+const (
+	// AuthPasscode is a login and passcode checked against the users file.
+	AuthPasscode AuthMethod = iota
+	// AuthJWT is a JSON Web Token.
+	AuthJWT
+	// AuthNone is a client that presented no credentials where they were required.
+	AuthNone
+	numAuthMethods
+)
+
+var authMethodNames = [numAuthMethods]string{"passcode", "jwt", "none"}
+
+// String returns the label value, such as "jwt".
+func (a AuthMethod) String() string { return enumName(authMethodNames[:], uint8(a), "AuthMethod") }
+
+// AuthResult is the outcome of an authentication attempt; it is the "result" label of
+// stompd_auth_attempts_total.
+type AuthResult uint8
+
+// Authentication results.
+const (
+	// AuthSuccess is an accepted credential.
+	AuthSuccess AuthResult = iota
+	// AuthFailure is a refused credential (unknown user, wrong password, bad token) or none at all.
+	AuthFailure
+	// AuthExpired is a token whose signature was good but whose time had passed.
+	AuthExpired
+	numAuthResults
+)
+
+var authResultNames = [numAuthResults]string{"success", "failure", "expired"}
+
+// String returns the label value, such as "failure".
+func (a AuthResult) String() string { return enumName(authResultNames[:], uint8(a), "AuthResult") }

@@ -39,6 +39,7 @@ type Metrics struct {
 	connectionsOpened  [numTransports]prometheus.Counter
 	connectionsClosed  [numTransports][numCloseReasons]prometheus.Counter
 	handshakeFailures  [numHandshakeFailures]prometheus.Counter
+	authAttempts       [numAuthMethods][numAuthResults]prometheus.Counter
 	bytesReceived      [numTransports]prometheus.Counter
 	bytesSent          [numTransports]prometheus.Counter
 
@@ -109,6 +110,13 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	}
 	resolve(m.handshakeFailures[:], handshakeFailureNames[:], newCounterVec(f, "handshake_failures_total",
 		"Connection attempts refused before a STOMP session began.", "reason"))
+	attempts := newCounterVec(f, "auth_attempts_total",
+		"Authentication attempts, at the WebSocket handshake or in CONNECT, by method and result.", "method", "result")
+	for a, an := range authMethodNames {
+		for r, rn := range authResultNames {
+			m.authAttempts[a][r] = attempts.WithLabelValues(an, rn)
+		}
+	}
 
 	resolve(m.framesReceived[:], commandNames[:], newCounterVec(f, "frames_received_total",
 		"STOMP frames and heart-beats read from clients.", "command"))

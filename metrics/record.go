@@ -34,6 +34,14 @@ func (m *Metrics) HandshakeFailed(f HandshakeFailure) {
 	m.handshakeFailures[f].Inc()
 }
 
+// AuthAttempted counts one authentication attempt by method a with result r.
+func (m *Metrics) AuthAttempted(a AuthMethod, r AuthResult) {
+	if m == nil || a >= numAuthMethods || r >= numAuthResults {
+		return
+	}
+	m.authAttempts[a][r].Inc()
+}
+
 // BytesReceived adds n bytes read from a client on t. Non-positive n is ignored.
 func (m *Metrics) BytesReceived(t Transport, n int) {
 	if m == nil || t >= numTransports || n <= 0 {

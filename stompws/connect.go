@@ -31,11 +31,17 @@ func (s *session) handleConnect(f *frame.Frame) error {
 	if len(f.Body) > 0 {
 		return protoErr("frame must not have a body", "%s with a %d-byte body", f.Command, len(f.Body))
 	}
+	s.errVersion.Store(uint32(v)) // the ERROR for refused credentials speaks the client's version
+	if pe := s.authenticateConnect(f); pe != nil {
+		return pe
+	}
 	s.connectArrived()
 	s.version = v
-	s.errVersion.Store(uint32(v))
 	s.connected = true
 	s.name = displayName(f, s.id)
+	if s.authenticated {
+		s.name = s.principal.User // a user cannot pose as another in the chat
+	}
 	s.parser.SetVersion(v)
 	s.hbOut, s.hbIn = negotiateHeartBeats(s.opts, cx, cy)
 
@@ -48,6 +54,7 @@ func (s *session) handleConnect(f *frame.Frame) error {
 	b = frame.AppendBody(b, nil)
 	s.enqueueControl(b, metrics.CommandConnected)
 	s.startTimers()
+	s.startExpiryTimer()
 	return nil
 }
 

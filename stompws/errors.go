@@ -30,6 +30,12 @@ var (
 	// errRateLimited closes a session that sent SEND frames faster than Options.SendRate allows.
 	errRateLimited = &protocolError{message: "rate limit exceeded", code: transport.ClosePolicyViolation,
 		reason: metrics.ErrorRateLimited}
+	// errAuthFailed answers a CONNECT whose credentials were refused, without saying which part was wrong.
+	errAuthFailed = &protocolError{message: "authentication failed", code: transport.ClosePolicyViolation,
+		reason: metrics.ErrorAuthFailed, closeReason: metrics.CloseAuthFailed}
+	// errTokenExpired answers a CONNECT whose token has expired, and ends a session whose token expires.
+	errTokenExpired = &protocolError{message: "token expired", code: transport.ClosePolicyViolation,
+		reason: metrics.ErrorTokenExpired, closeReason: metrics.CloseTokenExpired}
 	// errAcceptRate refuses a connection arriving faster than Options.AcceptRate allows.
 	errAcceptRate = &protocolError{message: "connection rate exceeded"}
 	// errTooManyConnections refuses a connection beyond Options.MaxConnections.

@@ -30,6 +30,9 @@ func (s *session) stopTimers() {
 	if s.connectTimer != nil {
 		s.connectTimer.Stop()
 	}
+	if s.expiryTimer != nil {
+		s.expiryTimer.Stop()
+	}
 	if s.hbOutTimer != nil {
 		s.hbOutTimer.Stop()
 	}

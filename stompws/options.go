@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/metrics"
+	"github.com/stompd/stompd/stompws/auth"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
@@ -109,6 +110,20 @@ type Options struct {
 	// each subscription within it.
 	MaxUnacked int
 
+	// Authenticator checks credentials at the WebSocket upgrade and in CONNECT. nil, or one with no
+	// users file and no JWT key, turns authentication off: every client is anonymous and Policy is not
+	// consulted.
+	Authenticator *auth.Authenticator
+	// Policy decides what authenticated users may publish and subscribe to; nil means
+	// auth.DefaultRules. Only used when Authenticator is on.
+	Policy *auth.Policy
+	// HandshakeAuth says whether a WebSocket upgrade must carry credentials; default
+	// HandshakeAuthOptional.
+	HandshakeAuth HandshakeAuth
+	// AuthFailureDelay is how long a CONNECT with refused credentials waits before its ERROR, to slow
+	// down password guessing; default 1s, negative for none. It holds only that connection.
+	AuthFailureDelay time.Duration
+
 	// OriginPatterns lists the WebSocket Origin host patterns allowed besides the server's own host
 	// (path.Match syntax, as coder/websocket's AcceptOptions.OriginPatterns). Requests without an Origin
 	// header (non-browser clients) are always allowed.
@@ -141,6 +156,10 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.HeartBeatMax, DefaultHeartBeatMax)
 	setDefault(&o.CloseTimeout, DefaultCloseTimeout)
 	setDefault(&o.ConnectTimeout, DefaultConnectTimeout)
+	setDefault(&o.AuthFailureDelay, DefaultAuthFailureDelay)
+	if o.Policy == nil && o.Authenticator.Enabled() {
+		o.Policy = defaultPolicy
+	}
 	setDefault(&o.MaxConnections, DefaultMaxConnections)
 	if o.AcceptBurst <= 0 {
 		o.AcceptBurst = burstFor(o.AcceptRate)
@@ -173,3 +192,12 @@ func setDefault[T int | time.Duration](v *T, def T) {
 func (o *Options) transportOptions() transport.Options {
 	return transport.Options{MaxQueuedBytes: o.MaxQueuedBytes, WriteTimeout: o.WriteTimeout}
 }
+
+// defaultPolicy is auth.DefaultRules as a Policy, used when authentication is on and no rules are given.
+var defaultPolicy = func() *auth.Policy {
+	p, err := auth.NewPolicy(auth.DefaultRules())
+	if err != nil {
+		panic("stompws: default authorization rules: " + err.Error())
+	}
+	return p
+}()

@@ -25,6 +25,7 @@ const (
 var reservedHeaders = map[string]bool{
 	"destination": true, "content-length": true, "transaction": true, "receipt": true,
 	"message-id": true, "subscription": true, "ack": true, "redelivered": true,
+	"user-id": true, // set by the server from the authenticated user, never by the client
 }
 
 // handleSend publishes a SEND, or holds it in its transaction until COMMIT.
@@ -35,6 +36,9 @@ func (s *session) handleSend(f *frame.Frame) error {
 	dest, ok := f.Get("destination")
 	if !ok || len(dest) == 0 {
 		return protoErr("missing destination header", "SEND requires a destination")
+	}
+	if pe := s.authorize(string(dest), true); pe != nil {
+		return pe
 	}
 	resolved, err := s.resolveDestination(string(dest))
 	if err != nil {
@@ -242,16 +246,19 @@ var tailEncoders = [...]func(*broker.Message) []byte{
 	frame.V12: func(m *broker.Message) []byte { return encodeMessageTail(m, frame.V12) },
 }
 
-// encodeMessageTail encodes destination, message-id, user headers, content-length and the body. The
+// encodeMessageTail encodes destination, message-id, the sender's user-id when authenticated, user headers, content-length and the body. The
 // first byte is a flag (1 if the rest is valid UTF-8) so the check runs once per message, not per delivery.
 func encodeMessageTail(m *broker.Message, v frame.Version) []byte {
-	size := 1 + 64 + len(m.Destination) + len(m.ID) + len(m.Body)
+	size := 1 + 64 + len(m.Destination) + len(m.ID) + len(m.Sender.User) + len(m.Body)
 	for _, h := range m.Header {
 		size += len(h.Name) + len(h.Value) + 2
 	}
 	b := make([]byte, 1, size)
 	b = frame.AppendHeader(b, v, "destination", m.Destination)
 	b = frame.AppendHeader(b, v, "message-id", m.ID)
+	if m.Sender.User != "" {
+		b = frame.AppendHeader(b, v, "user-id", m.Sender.User)
+	}
 	for _, h := range m.Header {
 		b = frame.AppendHeader(b, v, h.Name, h.Value)
 	}

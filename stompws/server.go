@@ -65,6 +65,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer srv.admit.release(ip)
+	ctx, ok := srv.authenticateHandshake(w, r, context.WithoutCancel(r.Context()))
+	if !ok {
+		return
+	}
 	opts := transport.WebSocketOptions{
 		Options:        srv.opts.transportOptions(),
 		Subprotocols:   Subprotocols,
@@ -84,7 +88,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The request context ends with the hijacked connection's handler; the session has its own lifetime.
-	_ = srv.ServeConn(context.WithoutCancel(r.Context()), conn)
+	_ = srv.ServeConn(ctx, conn)
 }
 
 // ServeTCP accepts STOMP connections from l until Shutdown, serving each on its own goroutine. It always
@@ -147,6 +151,7 @@ func (srv *Server) ServeConn(ctx context.Context, c transport.Conn) error {
 // srv.conns.
 func (srv *Server) runSession(ctx context.Context, c transport.Conn) error {
 	s := newSession(srv)
+	s.principal, s.authenticated = principalFrom(ctx)
 	if c.Transport() == "tcp" {
 		s.transport = metrics.TransportTCP
 	} else {

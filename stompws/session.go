@@ -17,6 +17,7 @@ import (
 
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/metrics"
+	"github.com/stompd/stompd/stompws/auth"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
@@ -80,6 +81,12 @@ type session struct {
 
 	sendBytesLimiter *rate.Limiter        // nil when Options.SendBytesRate is off
 	unackedLimit     *broker.UnackedLimit // shared by the session's subscriptions; nil: no bound
+
+	// who the client is, set before the session starts (handshake) or at CONNECT; serve goroutine only,
+	// read-only once connected
+	principal     auth.Principal
+	authenticated bool
+	expiryTimer   *time.Timer // guarded by hbMu; ends the session when the principal's token expires
 }
 
 func newSession(srv *Server) *session {
@@ -104,7 +111,7 @@ func newSession(srv *Server) *session {
 // identity is who this session is to the broker: the sender of its messages, the owner of its
 // subscriptions.
 func (s *session) identity() broker.Identity {
-	return broker.Identity{Session: s.id, Name: s.name}
+	return broker.Identity{Session: s.id, Name: s.name, User: s.principal.User}
 }
 
 // serve runs the session on conn until the peer goes away, a protocol error or DISCONNECT ends it, or

@@ -172,6 +172,9 @@ func (s *session) handleSubscribe(f *frame.Frame) error {
 		}
 		prefetch = int(n)
 	}
+	if pe := s.authorize(string(dest), false); pe != nil {
+		return pe
+	}
 	resolved, err := s.resolveDestination(string(dest))
 	if err != nil {
 		return err

@@ -249,11 +249,22 @@ func (g *readGate) resume() { g.mu.Lock(); g.paused = false; g.cond.Broadcast();
 // rawWS opens a byte-level client over WebSocket offering subprotocols; each write is one message.
 func (ts *testServer) rawWS(t testing.TB, subprotocols ...string) *rawClient {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, ts.WSURL, &websocket.DialOptions{Subprotocols: subprotocols})
+	rc, _, err := ts.rawWSWith(t, ts.WSURL, nil, subprotocols...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return rc
+}
+
+// rawWSWith is rawWS to url with extra request headers; it returns the handshake's response and error
+// instead of failing the test, for handshakes expected to be refused.
+func (ts *testServer) rawWSWith(t testing.TB, url string, header http.Header, subprotocols ...string) (*rawClient, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: subprotocols, HTTPHeader: header})
+	if err != nil {
+		return nil, resp, err
 	}
 	c.SetReadLimit(64 << 20)
 	rc := newRawClient(t)
@@ -284,7 +295,7 @@ func (ts *testServer) rawWS(t testing.TB, subprotocols ...string) *rawClient {
 		return copy(buf, p), nil
 	})
 	t.Cleanup(rc.close)
-	return rc
+	return rc, resp, nil
 }
 
 // readLoop parses inbound bytes into frames until read fails.

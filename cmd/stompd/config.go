@@ -17,6 +17,7 @@ import (
 	"github.com/stompd/stompd/broker/stocks"
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
+	"github.com/stompd/stompd/stompws/auth"
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -42,6 +43,7 @@ type config struct {
 	TLSClientCA    string
 	MetricsTLS     bool
 	AllowedOrigins string
+	Auth           authSettings
 
 	MaxFrameSize     byteSize
 	MaxHeaders       int
@@ -81,6 +83,8 @@ type config struct {
 	CheckConfig bool
 	// Policies are the config file's destination policies, in file order.
 	Policies []broker.DestinationPolicy
+	// Rules are the config file's authorization rules; none means the default rules.
+	Rules []auth.Rule
 	// Sources says where each flag's value came from, for -check-config.
 	Sources map[string]string
 	flags   *flag.FlagSet
@@ -118,6 +122,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key `file` for -tls-cert")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", "", "PEM `file` of CA certificates; with it, every TLS client must present a certificate they signed (mutual TLS)")
 	fs.BoolVar(&c.MetricsTLS, "metrics-tls", true, "with -tls-cert and a -metrics-addr, serve /metrics, /healthz and /readyz over TLS too; false keeps them plain HTTP")
+	c.Auth.register(fs)
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated browser Origin `patterns` allowed besides the server's own host, e.g. https://app.example.com,https://*.example.com; a pattern without :// matches the host alone. Clients sending no Origin are always allowed")
 
 	fs.Var(&c.MaxFrameSize, "max-frame-size", "largest inbound frame (command, headers and body), `bytes` (suffixes KiB, MiB); the WebSocket read limit follows it")
@@ -159,7 +164,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 
 	fs.Usage = func() { printUsage(usageOut, fs) }
 
-	policies, sources, err := parseSettings(fs, args, lookupEnv)
+	sections, sources, err := parseSettings(fs, args, lookupEnv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.Usage()
@@ -167,7 +172,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		}
 		return nil, err
 	}
-	c.Policies, c.Sources, c.flags = policies, sources, fs
+	c.Policies, c.Rules, c.Sources, c.flags = sections.Policies, sections.Rules, sources, fs
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
@@ -210,6 +215,12 @@ func (c *config) validate() error {
 		if p.value < 0 || math.IsNaN(p.value) || math.IsInf(p.value, 0) {
 			return fmt.Errorf("invalid value for flag -%s: must be a finite number, not negative", p.name)
 		}
+	}
+	if c.Auth.JWTLeeway < 0 || c.Auth.FailureDelay < 0 {
+		return errors.New("invalid value for flag -jwt-leeway or -auth-failure-delay: must not be negative")
+	}
+	if _, err := policyFor(c.Rules); err != nil {
+		return err
 	}
 	if c.HeaderTimeout <= 0 {
 		return errors.New("invalid value for flag -http-header-timeout: must be positive")
@@ -261,6 +272,10 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 	if maxConns == 0 {
 		maxConns = -1
 	}
+	authDelay := c.Auth.FailureDelay
+	if authDelay == 0 {
+		authDelay = -1
+	}
 	maxUnacked := c.MaxUnacked
 	if maxUnacked == 0 {
 		maxUnacked = -1
@@ -288,6 +303,8 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 		AcceptBurst:         c.AcceptBurst,
 		SendRate:            c.SendRate,
 		SendBurst:           c.SendBurst,
+		HandshakeAuth:       stompws.HandshakeAuth(c.Auth.Handshake),
+		AuthFailureDelay:    authDelay,
 		SendBytesRate:       float64(c.SendBytesRate),
 		SendBytesBurst:      int(c.SendBytesBurst),
 		MaxUnacked:          maxUnacked,

@@ -1,7 +1,8 @@
 package main
 
 // The config file is YAML: every flag by its name as a key, plus "policies",
-// the per-destination policies no flag can express. It is the lowest layer
+// the per-destination policies, and "rules", the authorization rules, which no
+// flag can express. It is the lowest layer
 // above the defaults: the environment overrides it and the command line
 // overrides both, so a file can be shared by several brokers that differ in
 // a flag or two.
@@ -20,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/auth"
 )
 
 // Where a setting's value came from, as parseSettings records it and
@@ -35,8 +37,17 @@ const (
 // at the config file.
 const configFlag = "config"
 
-// policiesKey is the one top-level key of the file that is not a flag.
-const policiesKey = "policies"
+// Top-level keys of the file that are not flags.
+const (
+	policiesKey = "policies"
+	rulesKey    = "rules"
+)
+
+// fileSections are the parts of the config file that are not flags.
+type fileSections struct {
+	Policies []broker.DestinationPolicy // in file order
+	Rules    []auth.Rule                // in file order; nil when the file has none
+}
 
 // commandLineOnly lists the flags that choose the configuration or replace
 // serving with a one-off action, so a config file may not set them: a file
@@ -65,12 +76,12 @@ func isSecretSetting(name string) bool {
 
 // pathSettings name files rather than hold secrets, though their names match secretWords: the key
 // file's path is shown, its content never is.
-var pathSettings = map[string]bool{"tls-key": true, "tls-cert": true, "tls-client-ca": true}
+var pathSettings = map[string]bool{"tls-key": true, "tls-cert": true, "tls-client-ca": true, "jwt-public-key": true}
 
 // parseSettings fills fs from, in rising precedence, the config file named by
 // -config on the command line or else by STOMPD_CONFIG, the STOMPD_
 // environment variables (looked up with lookupEnv), and args. It returns the
-// file's destination policies, in file order, and where every flag's value
+// file's destination policies and authorization rules, and where every flag's value
 // came from: sourceFlag, sourceEnv, sourceFile or sourceDefault.
 //
 // Errors name their origin: a file error its path and line, an environment
@@ -79,9 +90,9 @@ var pathSettings = map[string]bool{"tls-key": true, "tls-cert": true, "tls-clien
 // errors never echo a secret's value; the command line's, which repeat what
 // the user just typed, are left as the flag package words them. fs must not
 // have been parsed or set yet.
-func parseSettings(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) ([]broker.DestinationPolicy, map[string]string, error) {
+func parseSettings(fs *flag.FlagSet, args []string, lookupEnv func(string) (string, bool)) (fileSections, map[string]string, error) {
 	sources := make(map[string]string)
-	var policies []broker.DestinationPolicy
+	var sections fileSections
 
 	// The file is applied first so that the layers above can override it,
 	// but its path is itself a flag: find it with a dry run over args. When
@@ -95,8 +106,8 @@ func parseSettings(fs *flag.FlagSet, args []string, lookupEnv func(string) (stri
 		}
 		if path != "" {
 			var err error
-			if policies, err = loadConfigFile(path, fs); err != nil {
-				return nil, nil, err
+			if sections, err = loadConfigFile(path, fs); err != nil {
+				return fileSections{}, nil, err
 			}
 			fs.Visit(func(f *flag.Flag) { sources[f.Name] = sourceFile })
 		}
@@ -119,11 +130,11 @@ func parseSettings(fs *flag.FlagSet, args []string, lookupEnv func(string) (stri
 		sources[f.Name] = sourceEnv
 	})
 	if envErr != nil {
-		return nil, nil, envErr
+		return fileSections{}, nil, envErr
 	}
 
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, err
+		return fileSections{}, nil, err
 	}
 	for name := range given {
 		sources[name] = sourceFlag
@@ -133,7 +144,7 @@ func parseSettings(fs *flag.FlagSet, args []string, lookupEnv func(string) (stri
 			sources[f.Name] = sourceDefault
 		}
 	})
-	return policies, sources, nil
+	return sections, sources, nil
 }
 
 // scanCommandLine parses args against a stand-in for every flag of fs and
@@ -175,11 +186,13 @@ func (v *scannedValue) Set(s string) error {
 
 // loadConfigFile reads the YAML config file at path and sets each flag it
 // names in fs through fs.Set, so that fs.Visit lists them until anything
-// else sets flags. It returns the file's destination policies in file order.
+// else sets flags. It returns the file's destination policies and
+// authorization rules in file order.
 //
 // The file is one YAML mapping. Its keys are flag names (a flag that only
 // makes sense on the command line, such as -config, is refused) and
-// "policies", a list of destination policies. Values are scalars, given to
+// "policies", a list of destination policies, and "rules", a list of
+// authorization rules. Values are scalars, given to
 // the flag in their text form: 4MiB, 10s, "10000,10000", false. An empty
 // file sets nothing.
 //
@@ -188,62 +201,67 @@ func (v *scannedValue) Set(s string) error {
 // list or mapping where a single value belongs, or a bad policy. Values of
 // secret settings are not echoed. The first problem stops the load, and fs
 // may then be partly set.
-func loadConfigFile(path string, fs *flag.FlagSet) ([]broker.DestinationPolicy, error) {
+func loadConfigFile(path string, fs *flag.FlagSet) (fileSections, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config file: %w", err)
+		return fileSections{}, fmt.Errorf("config file: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil // empty, or comments only
+			return fileSections{}, nil // empty, or comments only
 		}
-		return nil, yamlSyntaxError(path, err)
+		return fileSections{}, yamlSyntaxError(path, err)
 	}
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, yamlSyntaxError(path, err)
+			return fileSections{}, yamlSyntaxError(path, err)
 		}
-		return nil, fmt.Errorf("%s:%d: a second YAML document; the config file holds one mapping", path, next.Line)
+		return fileSections{}, fmt.Errorf("%s:%d: a second YAML document; the config file holds one mapping", path, next.Line)
 	}
 	root := doc.Content[0]
 	if isNull(root) {
-		return nil, nil
+		return fileSections{}, nil
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s:%d: want a mapping of settings such as \"http-addr: :8080\"", path, root.Line)
+		return fileSections{}, fmt.Errorf("%s:%d: want a mapping of settings such as \"http-addr: :8080\"", path, root.Line)
 	}
 
-	var policies []broker.DestinationPolicy
+	var sections fileSections
 	seen := make(map[string]int) // key → line
 	for i := 0; i+1 < len(root.Content); i += 2 {
 		keyNode, valueNode := root.Content[i], root.Content[i+1]
 		key, err := mappingKey(path, keyNode, seen)
 		if err != nil {
-			return nil, err
+			return fileSections{}, err
 		}
 		switch {
 		case key == policiesKey:
-			if policies, err = parsePolicies(path, valueNode); err != nil {
-				return nil, err
+			if sections.Policies, err = parsePolicies(path, valueNode); err != nil {
+				return fileSections{}, err
+			}
+			continue
+		case key == rulesKey:
+			if sections.Rules, err = parseRules(path, valueNode); err != nil {
+				return fileSections{}, err
 			}
 			continue
 		case commandLineOnly[key]:
-			return nil, fmt.Errorf("%s:%d: %q cannot be set in the config file; give it on the command line or in %s", path, keyNode.Line, key, envName(key))
+			return fileSections{}, fmt.Errorf("%s:%d: %q cannot be set in the config file; give it on the command line or in %s", path, keyNode.Line, key, envName(key))
 		case fs.Lookup(key) == nil:
-			return nil, unknownKeyError(path, keyNode.Line, "key", key, fileKeys(fs))
+			return fileSections{}, unknownKeyError(path, keyNode.Line, "key", key, fileKeys(fs))
 		}
 		text, err := scalarText(path, key, valueNode)
 		if err != nil {
-			return nil, err
+			return fileSections{}, err
 		}
 		if err := fs.Set(key, text); err != nil {
-			return nil, fmt.Errorf("%s:%d: %s: %s", path, valueNode.Line, key, describeSetError(fs.Lookup(key), text, err))
+			return fileSections{}, fmt.Errorf("%s:%d: %s: %s", path, valueNode.Line, key, describeSetError(fs.Lookup(key), text, err))
 		}
 	}
-	return policies, nil
+	return sections, nil
 }
 
 // yamlSyntaxError turns a YAML parse error into "path:line: problem". The
@@ -327,7 +345,7 @@ func describeSetError(f *flag.Flag, text string, err error) string {
 
 // fileKeys lists every key a config file may use with fs, for suggestions.
 func fileKeys(fs *flag.FlagSet) []string {
-	keys := []string{policiesKey}
+	keys := []string{policiesKey, rulesKey}
 	fs.VisitAll(func(f *flag.Flag) {
 		if !commandLineOnly[f.Name] {
 			keys = append(keys, f.Name)
@@ -546,7 +564,7 @@ func checkPolicyPattern(pattern string) error {
 // file may not set, such as -config, appear as comments. Secret settings
 // (see isSecretSetting) show as <redacted> unless empty. It returns the
 // first write error.
-func printEffectiveConfig(w io.Writer, fs *flag.FlagSet, sources map[string]string, policies []broker.DestinationPolicy) error {
+func printEffectiveConfig(w io.Writer, fs *flag.FlagSet, sources map[string]string, policies []broker.DestinationPolicy, rules []auth.Rule) error {
 	// Comments line up in one column, except after a value too long to
 	// wait for: it should not push every comment off the screen.
 	const widestAligned = 48
@@ -574,6 +592,7 @@ func printEffectiveConfig(w io.Writer, fs *flag.FlagSet, sources map[string]stri
 	for _, l := range lines {
 		fmt.Fprintf(&b, "%-*s  # %s\n", width, l.setting, l.source)
 	}
+	writeRules(&b, rules)
 	if len(policies) == 0 {
 		b.WriteString(policiesKey + ": []\n")
 	} else {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/auth"
 )
 
 // newTestFlags returns a flag set with one flag of every kind stompd uses,
@@ -122,7 +123,8 @@ stomp-passcode: long-enough
 		t.Run(tc.name, func(t *testing.T) {
 			writeConfig(t, "stompd.yaml", tc.content)
 			fs := newTestFlags()
-			policies, err := loadConfigFile("stompd.yaml", fs)
+			sections, err := loadConfigFile("stompd.yaml", fs)
+			policies := sections.Policies
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -315,7 +317,8 @@ policies:
 		t.Run(tc.name, func(t *testing.T) {
 			writeConfig(t, "stompd.yaml", tc.content)
 			fs := newTestFlags()
-			got, err := loadConfigFile("stompd.yaml", fs)
+			gotSections, err := loadConfigFile("stompd.yaml", fs)
+			got := gotSections.Policies
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -399,7 +402,8 @@ policies:
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fs := newTestFlags()
-			policies, sources, err := parseSettings(fs, tc.args, env(tc.env))
+			sections, sources, err := parseSettings(fs, tc.args, env(tc.env))
+			policies := sections.Policies
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -485,16 +489,16 @@ func TestPrintEffectiveConfig(t *testing.T) {
 	t.Chdir(t.TempDir())
 	writeConfig(t, "stompd.yaml", "http-addr: \":7000\"\nstocks: false\nauth-token: file-secret-1\n")
 	fs := newTestFlags()
-	policies, sources, err := parseSettings(fs, []string{"-config", "stompd.yaml", "-max-headers", "9"},
+	sections, sources, err := parseSettings(fs, []string{"-config", "stompd.yaml", "-max-headers", "9"},
 		env(map[string]string{"STOMPD_STOMP_PASSCODE": "env-secret-2", "STOMPD_HTTP_ADDR": "localhost:7001"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	policies = append(policies,
+	policies := append(sections.Policies,
 		broker.DestinationPolicy{Pattern: "/topic/prices.#", SlowConsumer: broker.PolicyConflate, MaxPending: 50, LastValue: true},
 		broker.DestinationPolicy{Pattern: "#", History: 3, ReadOnly: true, MaxQueueDepth: 9})
 	var buf bytes.Buffer
-	if err := printEffectiveConfig(&buf, fs, sources, policies); err != nil {
+	if err := printEffectiveConfig(&buf, fs, sources, policies, nil); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
@@ -558,12 +562,13 @@ func TestPrintEffectiveConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		var buf bytes.Buffer
-		if err := printEffectiveConfig(&buf, fs, sources, policies); err != nil {
+		if err := printEffectiveConfig(&buf, fs, sources, policies, nil); err != nil {
 			t.Fatal(err)
 		}
 		writeConfig(t, "printed.yaml", buf.String())
 		reloaded := newTestFlags()
-		gotPolicies, err := loadConfigFile("printed.yaml", reloaded)
+		gotSections, err := loadConfigFile("printed.yaml", reloaded)
+		gotPolicies := gotSections.Policies
 		if err != nil {
 			t.Fatalf("%v\n%s", err, buf.String())
 		}
@@ -577,7 +582,7 @@ func TestPrintEffectiveConfig(t *testing.T) {
 
 	t.Run("no policies", func(t *testing.T) {
 		var buf bytes.Buffer
-		if err := printEffectiveConfig(&buf, newTestFlags(), nil, nil); err != nil {
+		if err := printEffectiveConfig(&buf, newTestFlags(), nil, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.HasSuffix(buf.String(), "\npolicies: []\n") {
@@ -591,7 +596,7 @@ func TestPrintEffectiveConfig(t *testing.T) {
 	})
 
 	t.Run("write error", func(t *testing.T) {
-		if err := printEffectiveConfig(failingWriter{}, newTestFlags(), nil, nil); !errors.Is(err, errWriteFailed) {
+		if err := printEffectiveConfig(failingWriter{}, newTestFlags(), nil, nil, nil); !errors.Is(err, errWriteFailed) {
 			t.Errorf("error %v, want %v", err, errWriteFailed)
 		}
 	})
@@ -668,7 +673,8 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	}
 
 	path := filepath.Join("testdata", "stompd.example.yaml")
-	policies, err := loadConfigFile(path, stand)
+	sections, err := loadConfigFile(path, stand)
+	policies := sections.Policies
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -739,8 +745,60 @@ func BenchmarkPrintEffectiveConfig(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := printEffectiveConfig(io.Discard, fs, nil, policies); err != nil {
+		if err := printEffectiveConfig(io.Discard, fs, nil, policies, nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestConfigFileRules(t *testing.T) {
+	t.Chdir(t.TempDir())
+	writeConfig(t, "stompd.yaml", `rules:
+  - users: ["*"]
+    publish: /app/chat
+    subscribe: [/topic/chat, "/topic/stocks.*"]
+  - roles: [ops, admin]
+    publish: ["/queue/#"]
+`)
+	sections, err := loadConfigFile("stompd.yaml", newTestFlags())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []auth.Rule{
+		{Users: []string{"*"}, Publish: []string{"/app/chat"}, Subscribe: []string{"/topic/chat", "/topic/stocks.*"}},
+		{Roles: []string{"ops", "admin"}, Publish: []string{"/queue/#"}},
+	}
+	if !reflect.DeepEqual(sections.Rules, want) {
+		t.Fatalf("rules %+v, want %+v", sections.Rules, want)
+	}
+
+	// What -check-config prints reads back as the same rules.
+	var buf bytes.Buffer
+	if err := printEffectiveConfig(&buf, newTestFlags(), nil, nil, sections.Rules); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, "printed.yaml", buf.String())
+	reloaded, err := loadConfigFile("printed.yaml", newTestFlags())
+	if err != nil {
+		t.Fatalf("printed config does not load: %v\n%s", err, buf.String())
+	}
+	if !reflect.DeepEqual(reloaded.Rules, want) {
+		t.Fatalf("printed rules read back as %+v", reloaded.Rules)
+	}
+
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"unknown key", "rules:\n  - users: [a]\n    publsh: [/topic/x]\n", `stompd.yaml:3: unknown rule key "publsh"; did you mean "publish"?`},
+		{"nobody", "rules:\n  - publish: [/topic/x]\n", "stompd.yaml:2: rule: names no users and no roles"},
+		{"nothing granted", "rules:\n  - users: [a]\n", "stompd.yaml:2: rule: grants neither publish nor subscribe"},
+		{"empty list", "rules:\n  - users: []\n    publish: [/topic/x]\n", "stompd.yaml:2: rule users: an empty list grants nothing; leave the key out"},
+		{"not a list", "rules: {users: [a]}\n", "stompd.yaml:1: rules: want a list of rules"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			writeConfig(t, "bad.yaml", tc.yaml)
+			_, err := loadConfigFile("bad.yaml", newTestFlags())
+			if err == nil || !strings.HasPrefix(strings.ReplaceAll(err.Error(), "bad.yaml", "stompd.yaml"), tc.want) {
+				t.Fatalf("error %v, want it to start with %q", err, tc.want)
+			}
+		})
 	}
 }

@@ -62,7 +62,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 				return 1
 			}
 		}
-		if err := printEffectiveConfig(stdout, cfg.flags, cfg.Sources, cfg.brokerOptions(nil).Policies); err != nil {
+		if _, err := cfg.Auth.authenticator(nil); err != nil {
+			fmt.Fprintf(stderr, "stompd: %v\n", err)
+			return 1
+		}
+		if err := printEffectiveConfig(stdout, cfg.flags, cfg.Sources, cfg.brokerOptions(nil).Policies, cfg.Rules); err != nil {
 			fmt.Fprintf(stderr, "stompd: %v\n", err)
 			return 1
 		}
@@ -79,7 +83,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	b := broker.New(cfg.brokerOptions(logger))
 	observeBroker(m, b)
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
-	srv := stompws.NewServer(b, cfg.serverOptions(logger, ver, m))
+	opts := cfg.serverOptions(logger, ver, m)
+	if opts.Authenticator, err = cfg.Auth.authenticator(logger); err != nil {
+		fmt.Fprintf(stderr, "stompd: %v\n", err)
+		return 1
+	}
+	if opts.Policy, err = policyFor(cfg.Rules); err != nil {
+		fmt.Fprintf(stderr, "stompd: %v\n", err)
+		return 1
+	}
+	srv := stompws.NewServer(b, opts)
 	if cfg.Chat {
 		room := chat.New(b, cfg.chatOptions())
 		defer room.Close()

@@ -2,7 +2,7 @@
 // a small live strip, which also proves the connection works.
 import { brokerURL, connect, tcpAddress, el } from './stompd.js';
 
-for (const node of document.querySelectorAll('.ws-url')) node.textContent = brokerURL();
+for (const node of document.querySelectorAll('.ws-url')) node.textContent = brokerURL().split('?')[0]; // never show a token
 for (const node of document.querySelectorAll('.tcp-addr')) node.textContent = tcpAddress();
 
 const ticker = document.getElementById('ticker');

@@ -2,9 +2,15 @@
 // connection badge in the page header. StompJs is the global of the vendored UMD bundle, which each
 // page loads (deferred) before its own module.
 
-/** The broker's WebSocket URL, on the host that served the page. */
+/**
+ * The broker's WebSocket URL, on the host that served the page. When the broker requires
+ * authentication, open the page with ?access_token=TOKEN: the token is passed on to the WebSocket
+ * upgrade, the one place a browser can present it.
+ */
 export function brokerURL(loc = window.location) {
-  return `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+  const url = `${loc.protocol === 'https:' ? 'wss:' : 'ws:'}//${loc.host}/ws`;
+  const token = new URLSearchParams(loc.search).get('access_token');
+  return token ? `${url}?access_token=${encodeURIComponent(token)}` : url;
 }
 
 /** The broker's STOMP-over-TCP address as a client on this host would dial it (default port). */
