@@ -3,10 +3,16 @@ package stompws
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/auth"
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -14,6 +20,8 @@ import (
 // real in-process broker. Whatever the input: no panic; the session ends promptly once the input is
 // exhausted; everything the server wrote parses as STOMP frames; an ERROR, if any, is the last frame
 // written; and the session leaves no subscription or unacknowledged message behind in the broker.
+// When the high bit of chunk is set, authentication and authorization are on (user u, passcode p, role
+// ops; a users file and an HS256 key), so CONNECT credentials and denied frames are fuzzed too.
 //
 // go test -run x -fuzz FuzzSession -fuzztime 60s ./stompws
 func FuzzSession(f *testing.F) {
@@ -27,19 +35,34 @@ func FuzzSession(f *testing.F) {
 		"SEND\ndestination:/queue/a\n\nbefore connect\x00",
 		"CONNECT\naccept-version:1.2\n\n\x00SEND\ndestination:/app/none\n\nx\x00",
 	}
+	authSeeds := []string{
+		"CONNECT\naccept-version:1.2\nlogin:u\npasscode:p\n\n\x00SUBSCRIBE\nid:0\ndestination:/queue/a\nack:client\n\n\x00SEND\ndestination:/queue/a\nuser-id:x\n\nhi\x00SEND\ndestination:/topic/stocks\n\nno\x00",
+		"CONNECT\naccept-version:1.2\nlogin:u\npasscode:wrong\n\n\x00",
+		"CONNECT\naccept-version:1.2\nAuthorization:Bearer " + fuzzToken + "\n\n\x00SUBSCRIBE\nid:0\ndestination:/topic/#\n\n\x00",
+		"CONNECT\naccept-version:1.1\npasscode:" + fuzzToken + "\n\n\x00SEND\ndestination:/temp-queue/r\n\nx\x00",
+	}
 	for _, s := range seeds {
 		f.Add([]byte(s), uint8(0))
 		f.Add([]byte(s), uint8(7))
 	}
+	for _, s := range authSeeds {
+		f.Add([]byte(s), uint8(0x80))
+		f.Add([]byte(s), uint8(0x85))
+	}
+	authn, policy := fuzzAuth(f)
 	f.Fuzz(func(t *testing.T, input []byte, chunk uint8) {
 		br := broker.New(broker.Options{MaxQueueDepth: 50})
-		srv := NewServer(br, Options{
+		opts := Options{
 			HeartBeatSend: -1, HeartBeatReceive: -1,
 			Limits:           frame.Limits{MaxFrameBytes: 64 << 10, MaxHeaders: 32, MaxHeaderBytes: 1 << 10},
 			MaxSubscriptions: 8, MaxTransactions: 4, MaxTxFrames: 16,
-		})
+		}
+		if chunk&0x80 != 0 {
+			opts.Authenticator, opts.Policy, opts.AuthFailureDelay = authn, policy, -1
+		}
+		srv := NewServer(br, opts)
 		c := newMemConn(string(input))
-		c.chunk, c.eof, c.capture = int(chunk), true, true
+		c.chunk, c.eof, c.capture = int(chunk&0x7f), true, true
 		done := make(chan struct{})
 		go func() {
 			_ = srv.ServeConn(context.Background(), c)
@@ -86,4 +109,38 @@ func FuzzSession(f *testing.F) {
 			t.Fatalf("an input reached the internal error path: %q", out)
 		}
 	})
+}
+
+// fuzzSecret signs fuzzToken, a token for user u with role ops that never expires.
+var (
+	fuzzSecret = []byte("0123456789abcdef0123456789abcdef")
+	fuzzToken  = func() string {
+		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "u", "roles": []string{"ops"}}).SignedString(fuzzSecret)
+		if err != nil {
+			panic(err)
+		}
+		return tok
+	}()
+)
+
+// fuzzAuth makes FuzzSession's authenticator (a users file holding u:p with role ops, and fuzzSecret)
+// and a policy that grants ops the queues and everyone the default rules.
+func fuzzAuth(f *testing.F) (*auth.Authenticator, *auth.Policy) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("p"), bcrypt.MinCost)
+	if err != nil {
+		f.Fatal(err)
+	}
+	users := filepath.Join(f.TempDir(), "users")
+	if err := os.WriteFile(users, []byte("u:"+string(hash)+":ops\n"), 0o600); err != nil {
+		f.Fatal(err)
+	}
+	authn, err := auth.New(auth.Config{UsersFile: users, JWT: auth.JWTConfig{Secret: fuzzSecret}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	policy, err := auth.NewPolicy(append(auth.DefaultRules(), auth.Rule{Roles: []string{"ops"}, Publish: []string{"/queue/#"}, Subscribe: []string{"/queue/#"}}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	return authn, policy
 }
