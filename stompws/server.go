@@ -48,10 +48,11 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 	return srv
 }
 
-// ServeHTTP upgrades the request to a WebSocket and serves one STOMP session on it until it ends.
-// A request that is not a valid upgrade or comes from a disallowed Origin gets a 4xx response; one
-// that arrives during Shutdown or is over a connection limit or the accept rate gets 503 with
-// Retry-After.
+// ServeHTTP upgrades the request to a WebSocket and starts one STOMP session on it, on a goroutine of
+// its own that Shutdown waits for; ServeHTTP returns once the session has started. A request that is
+// not a valid upgrade or comes from a disallowed Origin gets a 4xx response, one with refused
+// credentials 401; one that arrives during Shutdown or is over a connection limit or the accept rate
+// gets 503 with Retry-After.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if srv.isClosing() {
 		srv.opts.Metrics.HandshakeFailed(metrics.HandshakeShuttingDown)
@@ -64,7 +65,12 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.refuseHTTP(w, r, refusal, retryAfter)
 		return
 	}
-	defer srv.admit.release(ip)
+	sessionStarted := false // then the session's goroutine releases the admission slot
+	defer func() {
+		if !sessionStarted {
+			srv.admit.release(ip)
+		}
+	}()
 	ctx, ok := srv.authenticateHandshake(w, r, context.WithoutCancel(r.Context()))
 	if !ok {
 		return
@@ -87,8 +93,19 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"reason", reason.String(), "error", err)
 		return
 	}
-	// The request context ends with the hijacked connection's handler; the session has its own lifetime.
-	_ = srv.ServeConn(ctx, conn)
+	// The session runs on a goroutine of its own and this handler returns: net/http lets go of the
+	// request, its buffers and the handler's stack, which an idle connection would otherwise hold for
+	// its whole life. The request context ended with the handler; the session has its own lifetime.
+	if !srv.addConn() {
+		conn.Abort()
+		return
+	}
+	sessionStarted = true
+	go func() {
+		defer srv.conns.Done()
+		defer srv.admit.release(ip)
+		_ = srv.runSession(ctx, conn)
+	}()
 }
 
 // ServeTCP accepts STOMP connections from l until Shutdown, serving each on its own goroutine. It always

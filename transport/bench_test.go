@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -130,16 +131,62 @@ func BenchmarkTCPEnqueueOneAtATime(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	drained := make(chan struct{}, 1)
 	c := NewTCPConn(sc, Options{})
-	c.SetOnDrain(func() { drained <- struct{}{} })
-	o := &c.(*tcpConn).outbound
 	discarded := make(chan struct{})
 	go func() {
 		defer close(discarded)
 		io.Copy(io.Discard, client)
 	}()
 
+	enqueueOneAtATime(b, c, &c.(*tcpConn).outbound)
+
+	c.Abort()
+	client.Close()
+	<-discarded
+}
+
+// BenchmarkWebSocketEnqueueOneAtATime is BenchmarkTCPEnqueueOneAtATime over WebSocket: every frame
+// is a message of its own.
+func BenchmarkWebSocketEnqueueOneAtATime(b *testing.B) {
+	conns := make(chan Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := AcceptWebSocket(w, r, WebSocketOptions{})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		conns <- c
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(raw, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", addr)
+	br := bufio.NewReader(raw)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		b.Fatalf("upgrade: %v %v", resp, err)
+	}
+	c := <-conns
+	discarded := make(chan struct{})
+	go func() {
+		defer close(discarded)
+		io.Copy(io.Discard, br)
+	}()
+
+	enqueueOneAtATime(b, c, &c.(*wsConn).outbound)
+
+	c.Abort()
+	raw.Close()
+	<-discarded
+}
+
+func enqueueOneAtATime(b *testing.B, c Conn, o *outbound) {
+	drained := make(chan struct{}, 1)
+	c.SetOnDrain(func() { drained <- struct{}{} })
 	b.SetBytes(int64(len(benchHead) + len(benchTail)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -158,8 +205,123 @@ func BenchmarkTCPEnqueueOneAtATime(b *testing.B) {
 			runtime.Gosched()
 		}
 	}
+}
 
+// benchSend is a 200-byte inbound frame, the size of a typical SEND.
+var benchSend = append(append([]byte("SEND\ndestination:/topic/bench\ncontent-length:150\n\n"), make([]byte, 150)...), 0)
+
+// streamInbound makes the peer write frames (already framed for the transport) without pause until
+// stop is closed.
+func streamInbound(peer net.Conn, blob []byte, stop <-chan struct{}) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := peer.Write(blob); err != nil {
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// readInbound reads b.N frames' worth of bytes with read and reports throughput.
+func readInbound(b *testing.B, frame int, read func() (int, error)) {
+	b.SetBytes(int64(frame))
+	b.ReportAllocs()
+	b.ResetTimer()
+	want := b.N * frame
+	for got := 0; got < want; {
+		n, err := read()
+		if err != nil {
+			b.Fatal(err)
+		}
+		got += n
+	}
+	b.StopTimer()
+}
+
+// BenchmarkWebSocketRead measures the inbound path: a raw client streams one 200-byte frame per
+// WebSocket message, and the server reads.
+func BenchmarkWebSocketRead(b *testing.B) {
+	conns := make(chan Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := AcceptWebSocket(w, r, WebSocketOptions{})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		conns <- c
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(raw, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", addr)
+	resp, err := http.ReadResponse(bufio.NewReader(raw), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		b.Fatalf("upgrade: %v %v", resp, err)
+	}
+	c := <-conns
+	var blob []byte
+	for range 64 {
+		blob = append(blob, maskedTextFrame(string(benchSend))...)
+	}
+	stop := make(chan struct{})
+	done := streamInbound(raw, blob, stop)
+
+	benchmarkReads(b, c)
+
+	close(stop)
+	c.Abort()
+	raw.Close()
+	<-done
+}
+
+// benchmarkReads reads c with Read into the caller's buffer and with ReadPooled.
+func benchmarkReads(b *testing.B, c Conn) {
+	b.Run("Read", func(b *testing.B) {
+		buf := make([]byte, readBufferSize)
+		readInbound(b, len(benchSend), func() (int, error) { return c.Read(buf) })
+	})
+	b.Run("ReadPooled", func(b *testing.B) {
+		var sum int
+		f := func(p []byte) { sum += int(p[0]) }
+		readInbound(b, len(benchSend), func() (int, error) { return ReadPooled(c, f) })
+	})
+}
+
+// BenchmarkTCPRead is BenchmarkWebSocketRead over plain TCP.
+func BenchmarkTCPRead(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := NewTCPConn(sc, Options{})
+	stop := make(chan struct{})
+	done := streamInbound(client, bytes.Repeat(benchSend, 64), stop)
+
+	benchmarkReads(b, c)
+
+	close(stop)
 	c.Abort()
 	client.Close()
-	<-discarded
+	<-done
 }

@@ -4,6 +4,7 @@
 // A Conn is an inbound byte stream, read by the caller's goroutine, plus a bounded, non-blocking
 // outbound frame queue. AcceptWebSocket upgrades an HTTP request (subprotocol choice in the server's
 // order of preference, origin check, read limit); NewTCPConn wraps an accepted stream connection.
+// ReadPooled reads a Conn without the caller owning a buffer.
 //
 // # Invariants
 //
@@ -13,8 +14,11 @@
 //  2. Frames are written in Enqueue order. A frame's head is copied at Enqueue; its tail is never copied
 //     at Enqueue and never modified, so one encoded body can be queued on many connections.
 //  3. A connection has a writer goroutine only while it has something to write: Enqueue starts it, it
-//     drains the queue in batches, calls the drain callback (SetOnDrain) once the queue is empty, and exits. An idle connection
-//     holds no writer, no queue memory and no write buffer (they come from pools).
+//     drains the queue in batches, calls the drain callback (SetOnDrain) once the queue is empty, and
+//     exits. An idle connection holds no writer, no queue memory and no write buffer (they come from
+//     pools), and a connection waiting in ReadPooled holds no read buffer: it borrows one from a pool
+//     once the socket is readable and gives it back when the bytes have been consumed. Over WebSocket
+//     the library's own buffers are 16 and 127 bytes, and net/http's 8 KiB are freed at the hijack.
 //  4. Every write call is bounded by Options.WriteTimeout: a watchdog closes the network connection
 //     under a write that stays blocked longer, and the connection fails with ErrWriteTimeout.
 //  5. Close writes every frame queued before it, then the WebSocket close frame or the TCP FIN, so an
@@ -27,8 +31,17 @@
 //
 // Each connection has one mutex guarding its queue and its state. It is a leaf: it is never held while
 // calling into the network, the WebSocket library, or the drain callback. A TCP connection also serializes its
-// reads with a second mutex so that Close can take over the read side to drain it; the two are never
-// held together.
+// reads with a second mutex so that Close can take over the read side to drain it; a WebSocket
+// connection serializes its writes to the network with a second mutex, held across one write call, by
+// the writer or by the library writing a control frame. Neither is ever held with the first.
+//
+// # WebSocket writes
+//
+// Data messages bypass the WebSocket library: the writer writes each message as one unfragmented frame,
+// its header built here, in one write call (a batch copied behind the header; a single frame as one
+// writev of header, head and tail, so that a shared tail is never copied). The library writes only the
+// control frames it sends on its own (pong, close), each as one write. A mutex per connection
+// serializes the two, and once the library has sent a close frame no data frame follows.
 //
 // # WebSocket close handshake
 //

@@ -24,6 +24,11 @@ var ErrWriteTimeout = errors.New("transport: write timed out")
 // exceeded WebSocketOptions.ReadLimit. The peer has been sent close code 1009.
 var ErrMessageTooBig = errors.New("transport: inbound message too big")
 
+// errCloseSent stops the writer of a WebSocket connection on which the library has sent a close frame
+// (answering the peer's, or failing the connection on a protocol error): RFC 6455 allows no data frame
+// after it, and the connection is going away.
+var errCloseSent = errors.New("transport: websocket close frame already sent")
+
 // HandshakeError is returned by AcceptWebSocket when it refused the upgrade; the response with Status
 // has been written.
 type HandshakeError struct {

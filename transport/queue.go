@@ -109,3 +109,26 @@ func appendFrames(dst []byte, b *frameBatch, from, to int) []byte {
 	}
 	return dst
 }
+
+// appendFrameIovecs appends frames[from:to] of b to iov for a vectored write: heads from the arena,
+// tails from the caller's memory, nothing copied. Heads are adjacent in the arena, so the heads of
+// frames without a tail (receipts, errors, heart-beats) merge into one iovec.
+func appendFrameIovecs(iov [][]byte, b *frameBatch, from, to int) [][]byte {
+	headRun := -1 // arena offset where the last iovec starts, when that iovec is a run of heads
+	for i := from; i < to; i++ {
+		f := &b.frames[i]
+		if f.headEnd > f.headStart {
+			if headRun >= 0 {
+				iov[len(iov)-1] = b.arena[headRun:f.headEnd:f.headEnd]
+			} else {
+				headRun = f.headStart
+				iov = append(iov, b.head(f))
+			}
+		}
+		if len(f.tail) > 0 {
+			iov = append(iov, f.tail)
+			headRun = -1
+		}
+	}
+	return iov
+}

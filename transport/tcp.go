@@ -11,11 +11,12 @@ import (
 type tcpConn struct {
 	outbound
 	c          net.Conn
-	vectored   bool        // c writes net.Buffers with one writev
-	iov        net.Buffers // the writev argument, consumed by each write; writer only
+	vectored   bool          // c writes net.Buffers with one writev
+	iov        net.Buffers   // the writev argument, consumed by each write; writer only
+	in         *socketReader // ReadPooled's reader; nil when c does not expose its socket
 	remoteAddr string
 
-	readMu sync.Mutex // held by Read, and by Close while it discards the peer's last bytes
+	readMu sync.Mutex // held while reading (Read, ReadPooled), and by Close while it discards the peer's last bytes
 }
 
 // NewTCPConn wraps an accepted TCP (or TLS, or other stream) connection; the Conn owns c from then on.
@@ -27,6 +28,9 @@ func NewTCPConn(c net.Conn, opts Options) Conn {
 	switch c.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		t.vectored = true
+	}
+	if in := newSocketReader(c, nil); in.raw != nil {
+		t.in = in
 	}
 	if a := c.RemoteAddr(); a != nil {
 		t.remoteAddr = a.String()
@@ -47,6 +51,29 @@ func (t *tcpConn) Read(p []byte) (int, error) {
 		err = t.readFailure(err)
 	}
 	return n, err
+}
+
+// readPooled implements ReadPooled. The read lock is not held while f runs: f may close the
+// connection, and Close takes the read side over to drain it.
+func (t *tcpConn) readPooled(f func(p []byte)) (int, error) {
+	if t.in == nil {
+		return readBorrowing(t, f)
+	}
+	t.readMu.Lock()
+	if t.localClose.Load() {
+		t.readMu.Unlock()
+		return 0, ErrClosed
+	}
+	p, err := t.in.next()
+	t.readMu.Unlock()
+	if len(p) > 0 {
+		f(p)
+	}
+	t.in.release()
+	if err != nil {
+		err = t.readFailure(err)
+	}
+	return len(p), err
 }
 
 // Close implements Conn.Close.
@@ -74,43 +101,26 @@ func (t *tcpConn) writeBatch(b *frameBatch) error {
 }
 
 // writeVectored writes up to maxBatch bytes per writev: heads straight from the arena, tails from the
-// caller's memory. Heads are adjacent in the arena, so the heads of frames without a tail (receipts,
-// errors, heart-beats) merge into one iovec.
+// caller's memory.
 func (t *tcpConn) writeVectored(b *frameBatch) error {
 	s := t.scratch()
 	frames := b.frames
 	for i := 0; i < len(frames); {
-		iov := s.iov[:0]
-		total := 0
-		headRun := -1 // arena offset where the last iovec starts, when that iovec is a run of heads
-		for ; i < len(frames); i++ {
-			f := &frames[i]
-			size := f.size()
-			if total > 0 && total+size > t.maxBatch {
-				break
-			}
-			total += size
-			if f.headEnd > f.headStart {
-				if headRun >= 0 {
-					iov[len(iov)-1] = b.arena[headRun:f.headEnd:f.headEnd]
-				} else {
-					headRun = f.headStart
-					iov = append(iov, b.head(f))
-				}
-			}
-			if len(f.tail) > 0 {
-				iov = append(iov, f.tail)
-				headRun = -1
-			}
+		total := frames[i].size()
+		j := i + 1
+		for j < len(frames) && total+frames[j].size() <= t.maxBatch {
+			total += frames[j].size()
+			j++
 		}
-		s.iov = iov
-		t.iov = iov
+		s.iov = appendFrameIovecs(s.iov[:0], b, i, j)
+		t.iov = s.iov
 		t.beginWrite()
 		n, err := t.iov.WriteTo(t.c)
 		t.endWrite(int(n))
 		if err != nil {
 			return err
 		}
+		i = j
 	}
 	return nil
 }

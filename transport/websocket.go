@@ -12,19 +12,25 @@ import (
 	"github.com/coder/websocket"
 )
 
-// The library's contexts arm a context.AfterFunc per frame read and per write, which allocates; reads
-// and writes here use a context that is never done, and are interrupted by closing the network
-// connection instead (watchdog, Close, Abort).
+// The library's contexts arm a context.AfterFunc per frame read, which allocates; reads here use a
+// context that is never done, and are interrupted by closing the network connection instead (Close,
+// Abort, the write watchdog).
 var neverDone = context.Background()
 
-// wsConn is a Conn over a WebSocket connection.
+// wsConn is a Conn over a WebSocket connection. The library reads frames, answers pings and runs the
+// close handshake; data messages are written here, straight to the network connection, so that each
+// goes out in one write call without passing through a buffer of the library's.
 type wsConn struct {
 	outbound
 	ws         *websocket.Conn
-	raw        net.Conn // the hijacked network connection beneath ws
+	raw        net.Conn    // the hijacked network connection beneath ws
+	wire       *wsWire     // serializes writes to raw between the writer and the library
+	vectored   bool        // raw writes net.Buffers with one writev
+	iov        net.Buffers // the writev argument, consumed by each write; writer only
 	remoteAddr string
 
-	msg io.Reader // the inbound message being read; Read goroutine only
+	msg    io.Reader   // the inbound message being read; Read goroutine only
+	msgBuf *readBuffer // ReadPooled's buffer for msg, borrowed until msg ends; Read goroutine only
 }
 
 // AcceptWebSocket upgrades r to a WebSocket connection. On failure the HTTP response has been written
@@ -61,7 +67,14 @@ func AcceptWebSocket(w http.ResponseWriter, r *http.Request, opts WebSocketOptio
 	default:
 		ws.SetReadLimit(opts.ReadLimit)
 	}
-	c := &wsConn{ws: ws, raw: rec.conn, remoteAddr: r.RemoteAddr}
+	// The library wrapped its reader around the raw connection, to replay what was buffered (nothing:
+	// what net/http had read ahead is in rec.in); point it back at the socketReader.
+	rec.br.Reset(rec.in)
+	c := &wsConn{ws: ws, raw: rec.conn, wire: rec.wire, remoteAddr: r.RemoteAddr}
+	switch rec.conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		c.vectored = true
+	}
 	c.outbound.init(opts.Options, c)
 	return c, nil
 }
@@ -84,7 +97,7 @@ func (c *wsConn) Read(p []byte) (int, error) {
 		}
 		n, err := c.msg.Read(p)
 		if err == io.EOF {
-			c.msg = nil
+			c.endMessage()
 			err = nil
 		}
 		if err != nil {
@@ -93,6 +106,52 @@ func (c *wsConn) Read(p []byte) (int, error) {
 		if n > 0 {
 			return n, nil
 		}
+	}
+}
+
+// readPooled implements ReadPooled. Waiting for the next message happens inside the library, whose
+// reader reads from the socketReader: no buffer is held until a frame header has arrived. The buffer
+// borrowed for a message is kept until the message has been read to its end, which takes one more
+// call that returns nothing, so that a message costs one trip to the pool.
+func (c *wsConn) readPooled(f func(p []byte)) (int, error) {
+	if c.localClose.Load() {
+		return 0, ErrClosed
+	}
+	for {
+		if c.msg == nil {
+			_, r, err := c.ws.Reader(neverDone)
+			if err != nil {
+				return 0, c.readFailure(wsReadError(err))
+			}
+			c.msg = r
+		}
+		if c.msgBuf == nil { // a new message, or one that Read began
+			c.msgBuf = getReadBuffer()
+		}
+		n, err := c.msg.Read(c.msgBuf[:])
+		if n > 0 {
+			f(c.msgBuf[:n])
+		}
+		if err == io.EOF {
+			c.endMessage()
+			err = nil
+		}
+		if err != nil {
+			c.endMessage()
+			return n, c.readFailure(wsReadError(err))
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// endMessage forgets the message being read and gives its buffer back.
+func (c *wsConn) endMessage() {
+	c.msg = nil
+	if c.msgBuf != nil {
+		putReadBuffer(c.msgBuf)
+		c.msgBuf = nil
 	}
 }
 
@@ -131,89 +190,6 @@ func (c *wsConn) Subprotocol() string { return c.ws.Subprotocol() }
 
 // RemoteAddr implements Conn.RemoteAddr.
 func (c *wsConn) RemoteAddr() string { return c.remoteAddr }
-
-// writeBatch sends consecutive frames of the same message type as one WebSocket message, up to
-// maxBatch bytes; STOMP peers parse any number of frames per message.
-func (c *wsConn) writeBatch(b *frameBatch) error {
-	frames := b.frames
-	for i := 0; i < len(frames); {
-		first := &frames[i]
-		total := first.size()
-		j := i + 1
-		for j < len(frames) && frames[j].binary == first.binary && total+frames[j].size() <= c.maxBatch {
-			total += frames[j].size()
-			j++
-		}
-		typ := websocket.MessageText
-		if first.binary {
-			typ = websocket.MessageBinary
-		}
-		var err error
-		if j == i+1 {
-			err = c.writeFrame(b, first, typ)
-		} else {
-			s := c.scratch()
-			s.buf = appendFrames(s.buf[:0], b, i, j)
-			err = c.writeMessage(typ, s.buf)
-		}
-		if err != nil {
-			return err
-		}
-		i = j
-	}
-	return nil
-}
-
-// writeFrame sends one frame as one message, copying only when both parts are present and fit a batch.
-func (c *wsConn) writeFrame(b *frameBatch, f *queuedFrame, typ websocket.MessageType) error {
-	head := b.head(f)
-	switch {
-	case len(f.tail) == 0:
-		return c.writeMessage(typ, head)
-	case len(head) == 0:
-		return c.writeMessage(typ, f.tail)
-	case f.size() <= c.maxBatch:
-		s := c.scratch()
-		s.buf = append(append(s.buf[:0], head...), f.tail...)
-		return c.writeMessage(typ, s.buf)
-	}
-	// Too big to coalesce: stream head and tail as fragments of one message rather than copy the tail.
-	c.beginWrite()
-	err := c.streamMessage(typ, head, f.tail)
-	n := 0
-	if err == nil {
-		n = len(head) + len(f.tail)
-	}
-	c.endWrite(n)
-	return err
-}
-
-func (c *wsConn) streamMessage(typ websocket.MessageType, parts ...[]byte) error {
-	w, err := c.ws.Writer(neverDone, typ)
-	if err != nil {
-		return err
-	}
-	for _, p := range parts {
-		if _, err = w.Write(p); err != nil {
-			break
-		}
-	}
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
-func (c *wsConn) writeMessage(typ websocket.MessageType, p []byte) error {
-	c.beginWrite()
-	err := c.ws.Write(neverDone, typ, p)
-	n := 0
-	if err == nil {
-		n = len(p)
-	}
-	c.endWrite(n)
-	return err
-}
 
 // closeGracefully runs the library's close handshake, which writes the close frame and then waits for
 // the peer's, reading and discarding data meanwhile (or letting a Read in progress on another goroutine
