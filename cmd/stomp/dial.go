@@ -194,24 +194,48 @@ func dialStream(ctx context.Context, ep endpoint, tlsCfg *tls.Config) (io.ReadWr
 }
 
 // fail turns an error from the STOMP client into the command's error, preferring the broker's own
-// reason when it sent an ERROR frame.
+// reason when it sent an ERROR frame. go-stomp reports its own failures (the connection ending, a
+// heart-beat timeout) as ERROR frames too; the tap, which reads every byte before go-stomp does,
+// tells them apart from the broker's, and a lost connection is reported as such.
 func (s *session) fail(what string, err error) error {
 	if be := s.tap.brokerError(); be != nil {
 		return fmt.Errorf("%s: %w", what, be)
 	}
 	var se stomp.Error
 	if errors.As(err, &se) && se.Frame != nil && se.Frame.Command == "ERROR" {
-		return fmt.Errorf("%s: %w", what, newBrokerError(se.Message, se.Frame.Body))
+		if !s.tap.watching() {
+			return fmt.Errorf("%s: %w", what, newBrokerError(se.Message, se.Frame.Body))
+		}
+		if end := s.tap.streamEnd(); end != nil {
+			return fmt.Errorf("%s: %w", what, connectionLost(end))
+		}
+		return fmt.Errorf("%s: %s", what, se.Message)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
+// connectionLost describes how the stream under the STOMP client ended.
+func connectionLost(end error) error {
+	if errors.Is(end, io.EOF) {
+		return errors.New("connection closed by the broker")
+	}
+	return fmt.Errorf("connection lost: %w", end)
+}
+
 // close disconnects: DISCONNECT with a receipt, so that the broker has handled every earlier frame
-// when it returns nil. It reports an ERROR the broker sent at any point.
+// when it returns nil. A broker may instead answer DISCONNECT by closing the connection normally
+// (RabbitMQ's Web-STOMP closes the WebSocket with status 1000 and no RECEIPT); that is a success
+// too, since a broker handles a connection's frames in order (see errorTap.endedCleanlyOnDisconnect).
+// It reports an ERROR the broker sent at any point, and any other end of the connection.
 func (s *session) close() error {
 	err := s.conn.Disconnect()
 	if be := s.tap.brokerError(); be != nil {
 		return be
+	}
+	if err != nil && !isReceiptTimeout(err) && s.tap.endedCleanlyOnDisconnect() {
+		// go-stomp closes its side once its frame loop has seen the end; this makes sure.
+		s.abort()
+		return nil
 	}
 	if err != nil {
 		return s.fail("disconnect", err)

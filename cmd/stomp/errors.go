@@ -74,3 +74,14 @@ func isReceiptTimeout(err error) bool {
 // errFlagReported is a usage error the flag package has already printed, with the command's usage;
 // run prints nothing more for it.
 var errFlagReported = fmt.Errorf("%w: bad flag", errUsage)
+
+// errBenchFailed marks a bench run that completed but lost, duplicated or reordered messages, or
+// got messages it cannot account for. Errors wrapping it exit 1, after the report.
+var errBenchFailed = errors.New("delivery problems")
+
+// errUnexpectedFrame means the broker sent, during a bench connection's handshake, a frame that
+// has no place there (anything but CONNECTED, the awaited RECEIPT, or ERROR).
+var errUnexpectedFrame = errors.New("unexpected frame")
+
+// errProcFormat means a /proc file read for bench -pid did not have the expected layout.
+var errProcFormat = errors.New("unexpected format")

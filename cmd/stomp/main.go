@@ -41,6 +41,7 @@ type command struct {
 var commands = []command{
 	{name: "sub", summary: "print messages from destinations as they arrive", run: runSub},
 	{name: "pub", summary: "send messages to a destination", run: runPub},
+	{name: "bench", summary: "load a broker and measure throughput, loss, latency, CPU and memory", run: runBench},
 }
 
 // run is the whole program; it returns the exit code. ctx ending (SIGINT, SIGTERM) stops the
@@ -86,8 +87,10 @@ Environment: STOMP_URL, STOMP_LOGIN and STOMP_PASSCODE stand in for -url, -login
 
 Exit codes:
   0  success
-  1  runtime or broker error (reason on stderr, with an ERROR frame's message)
+  1  runtime or broker error (reason on stderr, with an ERROR frame's message); bench: messages
+     lost, duplicated, or out of order on a topic
   2  usage error
-  3  timeout (sub -timeout with no message, -connect-timeout, a receipt that never came)
+  3  timeout (sub -timeout with no message, -connect-timeout, a receipt that never came,
+     bench -timeout)
 `)
 }

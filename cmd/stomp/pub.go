@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"strings"
 
 	"github.com/go-stomp/stomp/v3"
@@ -116,7 +117,7 @@ func runPub(ctx context.Context, con *console, args []string) error {
 	if err != nil {
 		s.abort()
 	} else {
-		err = s.close()
+		err = closeAwaitingReceipt(s)
 	}
 	if err == nil && o.verbose {
 		fmt.Fprintf(con.stderr, "stomp pub: sent %d message(s) to %s\n", p.sent, dest)
@@ -141,16 +142,47 @@ func (p *publisher) sendRepeated(ctx context.Context, body []byte, knownLast boo
 		if err := p.pacer.wait(ctx); err != nil {
 			return fmt.Errorf("interrupted after %d message(s): %w", p.sent, err)
 		}
-		opts := p.sendOpts
+		var err error
 		if p.opts.receipt || (knownLast && i == p.opts.count-1) {
-			opts = append(opts[:len(opts):len(opts)], stomp.SendOpt.Receipt)
+			err = p.sendAwaitingReceipt(body)
+		} else {
+			err = p.conn.Send(p.dest, p.opts.contentType, body, p.sendOpts...)
 		}
-		if err := p.conn.Send(p.dest, p.opts.contentType, body, opts...); err != nil {
+		if err != nil {
 			return p.fail(fmt.Sprintf("send %s (message %d)", p.dest, p.sent+1), err)
 		}
 		p.sent++
 	}
 	return nil
+}
+
+// sendAwaitingReceipt sends body with a receipt header and waits for the RECEIPT. The error tap
+// watches the wait, so that an ERROR (or a broken connection) ends it at once with the broker's
+// reason instead of after go-stomp's receipt timeout.
+func (p *publisher) sendAwaitingReceipt(body []byte) error {
+	id := newReceiptID()
+	if err := p.tap.awaitWrite(carriesHeader(frame.Receipt, id)); err != nil {
+		return err
+	}
+	defer p.tap.settled()
+	opts := append(p.sendOpts[:len(p.sendOpts):len(p.sendOpts)], stomp.SendOpt.Header(frame.Receipt, id))
+	return p.conn.Send(p.dest, p.opts.contentType, body, opts...)
+}
+
+// closeAwaitingReceipt is session.close with the DISCONNECT receipt watched the same way.
+func closeAwaitingReceipt(s *session) error {
+	if err := s.tap.awaitWrite(startsFrame(frame.DISCONNECT)); err != nil {
+		s.abort()
+		return s.fail("disconnect", err)
+	}
+	defer s.tap.settled()
+	return s.close()
+}
+
+// newReceiptID returns a receipt id that nothing else on the connection uses, and that no message
+// body plausibly contains, since the error tap looks for it in the bytes written.
+func newReceiptID() string {
+	return fmt.Sprintf("pub-%016x", rand.Uint64())
 }
 
 // sendLines sends each line of r as it is read, so that pub can follow a growing stream. The last

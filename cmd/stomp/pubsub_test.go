@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"io"
+	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stompd/stompd/broker"
 )
@@ -218,3 +223,96 @@ func deref(p *string) string {
 }
 
 func equalPtr(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+
+func TestPubErrorWhileAwaitingReceipt(t *testing.T) {
+	// An ERROR must end pub at once with the broker's message, also when it arrives while pub is
+	// waiting for a receipt go-stomp has not yet registered; go-stomp alone would then wait out its
+	// 30-second receipt timeout. Each case is looped because the race is won or lost per run.
+	t.Run("unknown destination", func(t *testing.T) {
+		eachTransport(t, func(t *testing.T, tb *testBroker, url string) {
+			for range 10 {
+				r := runStompWithin(t, "", "pub", "-url", url, "-count", "3", "/nowhere", "x")
+				if r.code != exitFailure || !strings.Contains(r.stderr, "broker ERROR: unknown destination") {
+					t.Fatalf("exit %d, stderr %q; want %d and the ERROR's message", r.code, r.stderr, exitFailure)
+				}
+			}
+		})
+	})
+	t.Run("ERROR while a large message is being written", func(t *testing.T) {
+		addr := startRefusingBroker(t)
+		body := strings.Repeat("b", 16<<20) // fills the socket buffers, so pub's writes are still under way when the ERROR comes
+		for _, args := range [][]string{
+			{"-count", "3"},
+			{"-receipt", "-count", "2"},
+			{"-lines"}, // confirmed by the DISCONNECT receipt
+		} {
+			for range 3 {
+				r := runStompWithin(t, body, append([]string{"pub", "-url", "tcp://" + addr, "/queue/a", "-"}, args...)...)
+				if r.code != exitFailure || !strings.Contains(r.stderr, "broker ERROR: go away") {
+					t.Fatalf("pub %v: exit %d, stderr %q; want %d and the ERROR's message", args, r.code, r.stderr, exitFailure)
+				}
+			}
+		}
+	})
+}
+
+// runStompWithin is runStomp that fails the test when the command is still running after
+// waitTimeout, well short of go-stomp's receipt timeout.
+func runStompWithin(t *testing.T, stdin string, args ...string) result {
+	t.Helper()
+	done := make(chan result, 1)
+	go func() { done <- runStomp(t, stdin, nil, args...) }()
+	select {
+	case r := <-done:
+		return r
+	case <-time.After(waitTimeout):
+		t.Fatalf("stomp %v still running after %s", args, waitTimeout)
+		return result{}
+	}
+}
+
+// startRefusingBroker serves a STOMP peer over TCP that answers CONNECT, then sends ERROR "go away"
+// as soon as the first bytes of the next frame arrive, and reads and discards whatever follows until
+// the client hangs up.
+func startRefusingBroker(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := br.ReadBytes(0); err != nil {
+					return
+				}
+				if _, err := c.Write([]byte("CONNECTED\nversion:1.2\n\n\x00")); err != nil {
+					return
+				}
+				if _, err := br.ReadByte(); err != nil {
+					return
+				}
+				if _, err := c.Write([]byte("ERROR\nmessage:go away\n\n\x00")); err != nil {
+					return
+				}
+				_, _ = io.Copy(io.Discard, br)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}

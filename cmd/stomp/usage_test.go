@@ -17,7 +17,7 @@ func TestUsageErrors(t *testing.T) {
 		{name: "no command", args: nil, wantCode: exitUsage, wantStderr: "Commands:"},
 		{name: "help", args: []string{"-h"}, wantCode: exitOK, wantStdout: "Exit codes:"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: exitUsage, wantStderr: `unknown command "frobnicate"`},
-		{name: "no bench yet", args: []string{"bench"}, wantCode: exitUsage, wantStderr: "unknown command"},
+		{name: "bench without scenario", args: []string{"bench"}, wantCode: exitUsage, wantStderr: "want one SCENARIO"},
 		{name: "sub help", args: []string{"sub", "-h"}, wantCode: exitOK, wantStdout: "usage: stomp sub [flags] DEST..."},
 		{name: "pub help", args: []string{"pub", "-h"}, wantCode: exitOK, wantStdout: "-insecure"},
 		{name: "bad flag", args: []string{"sub", "-nope", "/queue/a"}, wantCode: exitUsage, wantStderr: "flag provided but not defined: -nope"},
@@ -61,18 +61,7 @@ func TestFlagsAfterArguments(t *testing.T) {
 
 func TestTimeouts(t *testing.T) {
 	tb := startBroker(t)
-	// A listener that never accepts: the kernel completes TCP handshakes, but no CONNECTED comes.
-	silent, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer silent.Close()
-	refused, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refusedURL := "tcp://" + refused.Addr().String()
-	refused.Close()
+	silent, refusedURL := deadEnds(t)
 
 	cases := []struct {
 		name       string
@@ -93,4 +82,22 @@ func TestTimeouts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// deadEnds returns a listener that never accepts (the kernel completes TCP handshakes, but no
+// CONNECTED comes), closed at the end of the test, and the URL of a port that refuses connections.
+func deadEnds(t *testing.T) (silent net.Listener, refusedURL string) {
+	t.Helper()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedURL = "tcp://" + refused.Addr().String()
+	refused.Close()
+	return silent, refusedURL
 }

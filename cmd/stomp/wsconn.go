@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"unicode/utf8"
@@ -31,7 +32,9 @@ func newWSStream(conn *websocket.Conn) *wsStream {
 }
 
 // Read returns bytes of the current message, moving on to the next message at the end of one. A
-// normal close by the broker reads as io.EOF.
+// normal close by the broker (status 1000) reads as io.EOF, as a TCP peer's orderly close does; any
+// other close, going-away (1001) included, is an error that names its status and reason, since a
+// broker going away may not have handled what was sent last.
 func (s *wsStream) Read(p []byte) (int, error) {
 	for {
 		if s.msg == nil {
@@ -76,11 +79,15 @@ func (s *wsStream) Close() error {
 	return nil
 }
 
-// closeAsEOF maps a normal or going-away close to io.EOF, as a TCP peer's orderly close reads.
+// closeAsEOF maps a normal close to io.EOF, as a TCP peer's orderly close reads, and names the
+// status and reason of any other close.
 func closeAsEOF(err error) error {
-	switch websocket.CloseStatus(err) {
-	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+	var ce websocket.CloseError
+	switch {
+	case !errors.As(err, &ce):
+		return err
+	case ce.Code == websocket.StatusNormalClosure:
 		return io.EOF
 	}
-	return err
+	return fmt.Errorf("the broker closed the WebSocket: %w", ce)
 }
