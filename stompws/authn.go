@@ -74,7 +74,7 @@ func cutScheme(h, scheme string) (string, bool) {
 
 // authenticateHandshake checks the credentials of a WebSocket upgrade. It returns the context to serve
 // the session with (carrying the principal, if any) and false once it has answered 401.
-func (srv *Server) authenticateHandshake(w http.ResponseWriter, r *http.Request, ctx context.Context) (context.Context, bool) {
+func (srv *Server) authenticateHandshake(ctx context.Context, w http.ResponseWriter, r *http.Request) (context.Context, bool) {
 	if !srv.opts.authOn() {
 		return ctx, true
 	}

@@ -13,14 +13,26 @@
 // destination that other sessions can SEND to, and the session receives those replies on subscription
 // id /temp-queue/NAME without subscribing. The queue is deleted with the session.
 //
+// # Authentication and authorization
+//
+// With Options.Authenticator on, a client proves who it is at the WebSocket upgrade (an Authorization
+// header, Basic or Bearer, or an access_token query parameter; a bad credential gets 401 with
+// WWW-Authenticate, and with HandshakeAuthRequired so does a missing one) or in CONNECT (login and
+// passcode, a token as passcode, or an Authorization: Bearer header). A refused CONNECT waits
+// Options.AuthFailureDelay, then gets ERROR "authentication failed", or "token expired" for a genuine
+// token past its exp; a session whose token expires is ended with that ERROR at exp. Options.Policy
+// then decides each SEND and SUBSCRIBE by destination (ERROR "access denied"). Every message of an
+// authenticated session carries its user as user-id, which clients cannot set.
+//
 // # Abuse limits
 //
 // A connection must send CONNECT within Options.ConnectTimeout. ServeHTTP and ServeTCP admit a
 // connection only within Options.MaxConnections, Options.MaxConnectionsPerIP and Options.AcceptRate;
 // a refused WebSocket upgrade gets HTTP 503 with Retry-After before any upgrade, a refused TCP
 // connection an ERROR frame and an immediate close, and both count as handshake failures with reason
-// "limit". A session sending SEND frames faster than Options.SendRate gets ERROR "rate limit
-// exceeded" and is closed. Limits cost no goroutine: the CONNECT deadline is a timer, the rates are
+// "limit". A session sending SEND frames faster than Options.SendRate, or body bytes faster than
+// Options.SendBytesRate, gets ERROR "rate limit exceeded" and is closed; one holding
+// Options.MaxUnacked unacknowledged messages gets no more until it acknowledges some. Limits cost no goroutine: the CONNECT deadline is a timer, the rates are
 // token buckets checked on the goroutine that accepts or reads.
 //
 // # Invariants
@@ -32,13 +44,13 @@
 //     waiting. When the connection's outbound queue is full, a topic subscription is handled by its
 //     destination's slow-consumer policy and a queue subscription holds the message in the broker until
 //     the connection drains.
-//   - The part of a MESSAGE frame shared by all subscribers (destination, message-id, user headers,
+//   - The part of a MESSAGE frame shared by all subscribers (destination, message-id, user-id, user headers,
 //     content-length and body) is encoded once per message and protocol version and shared by every
 //     delivery; only the subscription, ack and redelivered headers are written per delivery.
 //   - A connection slot taken at admission is given back exactly once, when the connection's session
 //     has ended; the per-IP table holds no IP with no connection.
-//   - Each session is owned by the goroutine that runs ServeConn (the WebSocket handler's, or one per
-//     accepted TCP connection). Timers and the close path run on short-lived goroutines that the session
+//   - Each session is owned by the goroutine that runs it (one started by ServeHTTP after the upgrade,
+//     one per accepted TCP connection, or the caller of ServeConn). Timers and the close path run on short-lived goroutines that the session
 //     waits for before ServeConn returns; Shutdown leaves no goroutine behind.
 //
 // # Locks

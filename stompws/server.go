@@ -71,7 +71,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			srv.admit.release(ip)
 		}
 	}()
-	ctx, ok := srv.authenticateHandshake(w, r, context.WithoutCancel(r.Context()))
+	ctx, ok := srv.authenticateHandshake(context.WithoutCancel(r.Context()), w, r)
 	if !ok {
 		return
 	}
