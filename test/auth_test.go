@@ -33,8 +33,8 @@ type authFixture struct {
 
 func newAuthFixture(t *testing.T, users map[string]string) *authFixture {
 	t.Helper()
-	f := &authFixture{usersFile: filepath.Join(t.TempDir(), "users"), secret: make([]byte, 32)}
-	_, _ = rand.Read(f.secret)
+	// A printable secret, so that it can also be given to the binary as -jwt-secret.
+	f := &authFixture{usersFile: filepath.Join(t.TempDir(), "users"), secret: []byte(rand.Text() + rand.Text())}
 	f.writeUsers(t, users)
 	return f
 }

@@ -26,14 +26,14 @@ func screenshotDir(t *testing.T) string {
 
 // runPages runs one pages.mjs scenario against base. When the script prints RESTART, restart is called
 // and the script is told RESTARTED on its stdin. The script's last line is its JSON result.
-func runPages(t *testing.T, scenario, base string, restart func()) jsResult {
+func runPages(t *testing.T, scenario, base string, restart func(), env ...string) jsResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dir := screenshotDir(t)
 	cmd := exec.CommandContext(ctx, "node", "pages.mjs", scenario, base)
 	cmd.Dir = "js"
-	cmd.Env = append(os.Environ(), "STOMPD_SCREENSHOTS="+dir, "CHROMIUM="+chromiumPath())
+	cmd.Env = append(append(os.Environ(), "STOMPD_SCREENSHOTS="+dir, "CHROMIUM="+chromiumPath()), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -116,6 +116,24 @@ func TestPages(t *testing.T) {
 			t.Logf("%s", strings.Join(res.Passed, "; "))
 		})
 	}
+}
+
+// TestPagesWithTokens runs the chat page against the binary with token authentication on: the page
+// passes the ?access_token= of its own URL on to the WebSocket upgrade, and shows user names.
+func TestPagesWithTokens(t *testing.T) {
+	requireJS(t, true)
+	fx := newAuthFixture(t, nil)
+	p := startStompd(t, "-jwt-secret", string(fx.secret), "-auth-handshake", "required")
+	alice := fx.token(t, "alice", time.Hour, nil)
+	tokens, _ := json.Marshal(map[string]string{"alice": alice, "bob": fx.token(t, "bob", time.Hour, nil)})
+	res := runPages(t, "authchat", p.URL(), nil, "STOMPD_TOKENS="+string(tokens))
+	if len(res.Passed) < 2 {
+		t.Fatalf("only %d checks passed: %v", len(res.Passed), res.Passed)
+	}
+	if strings.Contains(p.Log(), alice) {
+		t.Fatal("the broker's log holds an access token")
+	}
+	t.Logf("%s", strings.Join(res.Passed, "; "))
 }
 
 // TestPagesReconnect restarts the broker under an open chat and stock page: both must show the drop,

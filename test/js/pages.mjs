@@ -2,7 +2,7 @@
 // browser) against a running stompd, and prints one JSON result line: {"ok", "passed", "error",
 // "console"}. Exits non-zero on failure.
 //
-//   node pages.mjs SCENARIO BASE_URL      SCENARIO: home, stocks, chat, echo or reconnect
+//   node pages.mjs SCENARIO BASE_URL      SCENARIO: home, stocks, chat, echo, authchat or reconnect
 //
 // Every scenario saves a PNG of each page it opened into $STOMPD_SCREENSHOTS (when set), named
 // SCENARIO-PAGE.png. The reconnect scenario needs the broker restarted half way: it prints the line
@@ -101,12 +101,12 @@ async function pricesMove(page, before, timeout) {
     }), before, timeout);
 }
 
-async function joinChat(page, name) {
+async function joinChat(page, name, shown = name) {
   await page.fill('#name', name);
   await page.click('#join-form button[type=submit]');
   await connected(page);
-  await waitFor(page, `${name} in the member list`, (n) =>
-    [...document.querySelectorAll('#members .member-name')].some((e) => e.textContent === n), name);
+  await waitFor(page, `${shown} in the member list`, (n) =>
+    [...document.querySelectorAll('#members .member-name')].some((e) => e.textContent === n), shown);
 }
 
 async function sendChat(page, text) {
@@ -227,6 +227,25 @@ const scenarios = {
     await seesNotice(alice, 'Bob left');
     await membersAre(alice, ['Alice']);
     pass('Alice sees Bob leave');
+  },
+
+  // authchat needs a broker with token authentication on and $STOMPD_TOKENS = {"alice": TOKEN,
+  // "bob": TOKEN}: the pages pass ?access_token= on to the broker, and the chat shows user names,
+  // whatever name was typed.
+  async authchat(browser) {
+    const tokens = JSON.parse(process.env.STOMPD_TOKENS);
+    const withToken = (user) => `/chat?access_token=${encodeURIComponent(tokens[user])}`;
+    const alice = await open(await browser.newContext(), 'alice', withToken('alice'));
+    await joinChat(alice, 'Mallory', 'alice');
+    const bob = await open(await browser.newContext(), 'bob', withToken('bob'));
+    await joinChat(bob, 'Bob', 'bob');
+    await membersAre(bob, ['alice', 'bob']);
+    pass('the pages connect with the token in their URL; members show as their user names');
+    const hello = `Hello from alice ${Date.now()}`;
+    await sendChat(alice, hello);
+    await seesMessage(bob, 'alice', hello);
+    pass('Bob sees the message under the authenticated user, not the name typed');
+    await screenshot(bob, 'bob');
   },
 
   async echo(browser) {
