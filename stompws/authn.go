@@ -9,6 +9,7 @@ import (
 
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/auth"
+	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
 
@@ -156,7 +157,7 @@ func authResultLabel(err error) metrics.AuthResult {
 // authenticateConnect establishes who the client is at CONNECT: the principal from the handshake, if
 // there was one, else CONNECT's login and passcode headers or an Authorization: Bearer header. A
 // refusal waits Options.AuthFailureDelay first, to slow down guessing.
-func (s *session) authenticateConnect(f frameHeaders) *protocolError {
+func (s *session) authenticateConnect(f *frame.Frame) *protocolError {
 	if !s.opts.authOn() {
 		return nil
 	}
@@ -191,11 +192,6 @@ func (s *session) authenticateConnect(f frameHeaders) *protocolError {
 	}
 	s.principal, s.authenticated = p, true
 	return nil
-}
-
-// frameHeaders is the part of a frame authenticateConnect reads.
-type frameHeaders interface {
-	Get(name string) ([]byte, bool)
 }
 
 // checkNotExpired refuses a principal whose token has already expired.
