@@ -44,7 +44,13 @@ func splitKindPrefix(s string) (prefix, rest string) {
 // the most recent '#' needs to be retried with one more word: any match that
 // an earlier '#' could make by absorbing more words, the later '#' can make
 // as well.
-func matchWords(pattern, name string) bool {
+func matchWords(pattern, name string) bool { return globWords(pattern, name, false, false) }
+
+// globWords is matchWords, and with cover the same walk for CoversTopic, in
+// which name's words may be wildcards themselves: a '*' in pattern then
+// takes a literal word or a '*' but never a '#', which only a '#' in pattern
+// absorbs. starFirst makes name's first word count as a '*' whatever it says.
+func globWords(pattern, name string, cover, starFirst bool) bool {
 	pi, ni := firstWord(pattern), firstWord(name)
 	retryP, retryN := -1, -1
 	for ni <= len(name) {
@@ -56,7 +62,10 @@ func matchWords(pattern, name string) bool {
 				continue
 			}
 			nw, nnext := nextWord(name, ni)
-			if pw == nw || (pw == "*" && nw != "") {
+			if starFirst && ni == 0 {
+				nw = "*"
+			}
+			if pw == nw || (pw == "*" && nw != "" && !(cover && nw == "#")) {
 				pi, ni = pnext, nnext
 				continue
 			}
@@ -75,4 +84,50 @@ func matchWords(pattern, name string) bool {
 		}
 	}
 	return true
+}
+
+// CoversTopic reports whether every destination that sub (itself a pattern,
+// as a SUBSCRIBE may give) can match is matched by pattern, with MatchTopic's
+// rules for both; authorization uses it to decide wildcard subscriptions. For
+// a sub without wildcard words it is exactly MatchTopic(pattern, sub). A
+// wildcard word in sub stands for what it matches: pattern's '*' covers sub's
+// '*' or one literal word, and only pattern's '#' covers sub's '#'. The answer
+// errs towards false: some pairs whose matches coincide but whose words do
+// not line up ("#.*" against "*.#") are not covered. It does not allocate.
+func CoversTopic(pattern, sub string) bool {
+	pp, pname := splitKindPrefix(pattern)
+	dp, dname := splitKindPrefix(sub)
+	switch {
+	case pp != "":
+		return pp == dp && globWords(pname, dname, true, false)
+	case dp == "":
+		return globWords(pattern, sub, true, false)
+	}
+	// pattern has no kind prefix, so it sees sub's prefix glued to sub's first
+	// word: "/topic/a" is one word. A '*' there stands for any such word; a '#'
+	// there can swallow the word boundaries after the prefix, and only a
+	// pattern of '#' words is sure to cover that.
+	first := dname
+	if i := strings.IndexByte(dname, '.'); i >= 0 {
+		first = dname[:i]
+	}
+	switch first {
+	case "*":
+		return globWords(pattern, sub, true, true)
+	case "#":
+		return allHashes(pattern)
+	}
+	return globWords(pattern, sub, true, false)
+}
+
+// allHashes reports whether pattern is one or more '#' words, which match
+// everything.
+func allHashes(pattern string) bool {
+	for pos := firstWord(pattern); pos <= len(pattern); {
+		var w string
+		if w, pos = nextWord(pattern, pos); w != "#" {
+			return false
+		}
+	}
+	return pattern != ""
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/stompd/stompd/broker"
 )
 
 // Rule grants the users and roles it names the right to publish (SEND) and to subscribe on
@@ -119,7 +121,8 @@ func checkPattern(pat string) error {
 	if err := checkRuleWord(pat); err != nil {
 		return err
 	}
-	if prefix, name := splitKind(pat); pat[0] == '/' && (prefix == "" || name == "") {
+	// "/kind/name": a second '/' with a name after it, as broker.MatchTopic reads a kind prefix.
+	if i := strings.IndexByte(pat[1:], '/'); pat[0] == '/' && (i < 0 || i+2 == len(pat)) {
 		return fmt.Errorf("pattern %q: want /kind/name, such as /topic/prices.#", pat)
 	}
 	return nil
@@ -152,7 +155,7 @@ func (p *Policy) allows(pr Principal, dest string, subscribe bool) bool {
 			continue
 		}
 		for _, pat := range patterns {
-			if patternCovers(pat, dest) {
+			if broker.CoversTopic(pat, dest) {
 				return true
 			}
 		}
