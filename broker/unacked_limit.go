@@ -38,7 +38,8 @@ func (l *UnackedLimit) Unacked() int { return int(l.n.Load()) }
 // TakeStarved reports whether a delivery was refused for lack of room under
 // l since the last call, and clears the mark.
 func (l *UnackedLimit) TakeStarved() bool {
-	return l != nil && l.starved.Swap(false)
+	// Load first: an ACK that finds nothing starved writes nothing to the shared line.
+	return l != nil && l.starved.Load() && l.starved.Swap(false)
 }
 
 // refuses reports whether l (which may be nil) has no room for another

@@ -46,142 +46,35 @@ func enqueueAll(b *testing.B, c Conn, o *outbound) {
 }
 
 // BenchmarkWebSocketEnqueue measures Enqueue plus the write path over loopback to a client that
-// discards everything. The client is a raw upgrade with no WebSocket library, so that the allocations
-// reported are the server's.
+// discards everything (see discardingWebSocket).
 func BenchmarkWebSocketEnqueue(b *testing.B) {
-	conns := make(chan Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := AcceptWebSocket(w, r, WebSocketOptions{})
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		conns <- c
-	}))
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
-	raw, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fmt.Fprintf(raw, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", addr)
-	br := bufio.NewReader(raw)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		b.Fatalf("upgrade: %v %v", resp, err)
-	}
-	c := <-conns
-	discarded := make(chan struct{})
-	go func() {
-		defer close(discarded)
-		io.Copy(io.Discard, br)
-	}()
-
-	enqueueAll(b, c, &c.(*wsConn).outbound)
-
-	c.Abort()
-	raw.Close()
-	<-discarded
+	c, o, stop := discardingWebSocket(b)
+	defer stop()
+	enqueueAll(b, c, o)
 }
 
 // BenchmarkTCPEnqueue is BenchmarkWebSocketEnqueue over plain TCP (vectored writes).
 func BenchmarkTCPEnqueue(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	sc, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := NewTCPConn(sc, Options{})
-	discarded := make(chan struct{})
-	go func() {
-		defer close(discarded)
-		io.Copy(io.Discard, client)
-	}()
-
-	enqueueAll(b, c, &c.(*tcpConn).outbound)
-
-	c.Abort()
-	client.Close()
-	<-discarded
+	c, o, stop := discardingTCP(b)
+	defer stop()
+	enqueueAll(b, c, o)
 }
 
 // BenchmarkTCPEnqueueOneAtATime queues each frame only after the previous one was written, so that
 // every frame starts a writer goroutine, borrows the pooled batch and buffers, and gives them back: the
 // cost of a connection that is mostly idle.
 func BenchmarkTCPEnqueueOneAtATime(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	sc, err := ln.Accept()
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := NewTCPConn(sc, Options{})
-	discarded := make(chan struct{})
-	go func() {
-		defer close(discarded)
-		io.Copy(io.Discard, client)
-	}()
-
-	enqueueOneAtATime(b, c, &c.(*tcpConn).outbound)
-
-	c.Abort()
-	client.Close()
-	<-discarded
+	c, o, stop := discardingTCP(b)
+	defer stop()
+	enqueueOneAtATime(b, c, o)
 }
 
 // BenchmarkWebSocketEnqueueOneAtATime is BenchmarkTCPEnqueueOneAtATime over WebSocket: every frame
 // is a message of its own.
 func BenchmarkWebSocketEnqueueOneAtATime(b *testing.B) {
-	conns := make(chan Conn, 1)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := AcceptWebSocket(w, r, WebSocketOptions{})
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		conns <- c
-	}))
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
-	raw, err := net.Dial("tcp", addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fmt.Fprintf(raw, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", addr)
-	br := bufio.NewReader(raw)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		b.Fatalf("upgrade: %v %v", resp, err)
-	}
-	c := <-conns
-	discarded := make(chan struct{})
-	go func() {
-		defer close(discarded)
-		io.Copy(io.Discard, br)
-	}()
-
-	enqueueOneAtATime(b, c, &c.(*wsConn).outbound)
-
-	c.Abort()
-	raw.Close()
-	<-discarded
+	c, o, stop := discardingWebSocket(b)
+	defer stop()
+	enqueueOneAtATime(b, c, o)
 }
 
 func enqueueOneAtATime(b *testing.B, c Conn, o *outbound) {
@@ -324,4 +217,71 @@ func BenchmarkTCPRead(b *testing.B) {
 	c.Abort()
 	client.Close()
 	<-done
+}
+
+// discardingWebSocket serves one WebSocket connection over loopback to a client that discards
+// everything. The client is a raw upgrade with no WebSocket library, so that the allocations a
+// benchmark reports are the server's. stop closes both ends.
+func discardingWebSocket(b *testing.B) (c Conn, o *outbound, stop func()) {
+	conns := make(chan Conn, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := AcceptWebSocket(w, r, WebSocketOptions{})
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		conns <- c
+	}))
+	addr := srv.Listener.Addr().String()
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fmt.Fprintf(raw, "GET / HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", addr)
+	br := bufio.NewReader(raw)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		b.Fatalf("upgrade: %v %v", resp, err)
+	}
+	c = <-conns
+	discarded := make(chan struct{})
+	go func() {
+		defer close(discarded)
+		io.Copy(io.Discard, br)
+	}()
+	return c, &c.(*wsConn).outbound, func() {
+		c.Abort()
+		raw.Close()
+		<-discarded
+		srv.Close()
+	}
+}
+
+// discardingTCP is discardingWebSocket over plain TCP (vectored writes).
+func discardingTCP(b *testing.B) (c Conn, o *outbound, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c = NewTCPConn(sc, Options{})
+	discarded := make(chan struct{})
+	go func() {
+		defer close(discarded)
+		io.Copy(io.Discard, client)
+	}()
+	return c, &c.(*tcpConn).outbound, func() {
+		c.Abort()
+		client.Close()
+		<-discarded
+		ln.Close()
+	}
 }
