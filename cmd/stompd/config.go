@@ -88,6 +88,7 @@ type config struct {
 	// Sources says where each flag's value came from, for -check-config.
 	Sources map[string]string
 	flags   *flag.FlagSet
+	policy  *auth.Policy // Rules, or the default rules, checked by validate
 }
 
 // errHelp is returned by parseConfig when -h was asked for; the usage has been printed.
@@ -219,7 +220,8 @@ func (c *config) validate() error {
 	if c.Auth.JWTLeeway < 0 || c.Auth.FailureDelay < 0 {
 		return errors.New("invalid value for flag -jwt-leeway or -auth-failure-delay: must not be negative")
 	}
-	if _, err := policyFor(c.Rules); err != nil {
+	var err error
+	if c.policy, err = policyFor(c.Rules); err != nil {
 		return err
 	}
 	if c.HeaderTimeout <= 0 {

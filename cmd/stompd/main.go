@@ -88,10 +88,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 1
 	}
-	if opts.Policy, err = policyFor(cfg.Rules); err != nil {
-		fmt.Fprintf(stderr, "stompd: %v\n", err)
-		return 1
-	}
+	opts.Policy = cfg.policy
 	srv := stompws.NewServer(b, opts)
 	if cfg.Chat {
 		room := chat.New(b, cfg.chatOptions())
