@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -70,29 +71,52 @@ type socketReader struct {
 
 	attemptErr error                 // the read error seen by the last attempt
 	attemptFn  func(fd uintptr) bool // attempt, bound once so that waiting does not allocate
+	attempted  bool                  // what the last tryAttempt's attempt reported
+	tryFn      func(fd uintptr)      // tryAttempt, bound once
+
+	// held mirrors buf != nil || len(early) > 0, for a reader outside the WebSocket library that must
+	// not touch the fields the library's reads (which may run on another goroutine) change.
+	held atomic.Bool
 }
 
 func newSocketReader(c net.Conn, early []byte) *socketReader {
 	s := &socketReader{conn: c, early: early, raw: rawConn(c)}
 	if s.raw != nil {
 		s.attemptFn = s.attempt
+		s.tryFn = s.tryAttempt
 	}
+	s.noteHeld()
 	return s
 }
 
-// buffered reports whether bytes are waiting to be consumed.
-func (s *socketReader) buffered() bool { return len(s.early) > 0 || s.r < s.w }
+// noteHeld updates held after buf or early changed.
+func (s *socketReader) noteHeld() { s.held.Store(s.buf != nil || len(s.early) > 0) }
+
+// holding reports whether bytes read from the socket are waiting to be consumed. Unlike the other
+// methods it may be called concurrently with them.
+func (s *socketReader) holding() bool { return s.held.Load() }
 
 // Read implements io.Reader, for the WebSocket library's frame reader.
+//
+// The library reads through a bufio.Reader of libraryReadBuffer bytes, which asks for at most that
+// many when it fills; it gets one byte at a time, so that it never holds bytes beyond those it is
+// consuming. Between two calls into the library every byte not yet consumed is then here, where
+// holding sees it, and a connection with nothing here and nothing on its socket is idle. Reads of a
+// payload (into the caller's buffer, at least libraryReadBuffer bytes) bypass the bufio.Reader and
+// are not cut short.
 func (s *socketReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if s.raw != nil && len(p) <= libraryReadBuffer {
+		p = p[:1]
 	}
 	if len(s.early) > 0 {
 		n := copy(p, s.early)
 		s.early = s.early[n:]
 		if len(s.early) == 0 {
 			s.early = nil
+			s.noteHeld()
 		}
 		return n, nil
 	}
@@ -119,6 +143,7 @@ func (s *socketReader) next() ([]byte, error) {
 	if len(s.early) > 0 {
 		b := s.early
 		s.early = nil
+		s.noteHeld()
 		return b, nil
 	}
 	if s.r == s.w {
@@ -131,12 +156,35 @@ func (s *socketReader) next() ([]byte, error) {
 	return b, nil
 }
 
+// tryNext is next without waiting: when nothing has arrived it returns errWouldBlock, holding no
+// buffer. Only called with raw set.
+func (s *socketReader) tryNext() ([]byte, error) {
+	if len(s.early) == 0 && s.r == s.w {
+		s.attemptErr, s.attempted = nil, false
+		if err := s.raw.Control(s.tryFn); err != nil {
+			s.release()
+			return nil, err
+		}
+		if !s.attempted {
+			return nil, errWouldBlock
+		}
+		if err := s.filled(); err != nil {
+			return nil, err
+		}
+	}
+	return s.next()
+}
+
+// tryAttempt is attempt for tryNext, which does not wait.
+func (s *socketReader) tryAttempt(fd uintptr) { s.attempted = s.attempt(fd) }
+
 // release returns the buffer to the pool once everything in it has been consumed.
 func (s *socketReader) release() {
 	if s.buf != nil && s.r == s.w {
 		putReadBuffer(s.buf)
 		s.buf = nil
 		s.r, s.w = 0, 0
+		s.held.Store(false)
 	}
 }
 
@@ -148,6 +196,12 @@ func (s *socketReader) fill() error {
 		s.release()
 		return err
 	}
+	return s.filled()
+}
+
+// filled reports the outcome of an attempt that read: the error it saw, io.EOF when the peer has
+// closed its side, or nil with bytes in buf.
+func (s *socketReader) filled() error {
 	if s.attemptErr != nil {
 		return s.failed()
 	}
@@ -155,6 +209,7 @@ func (s *socketReader) fill() error {
 		s.release()
 		return io.EOF
 	}
+	s.held.Store(true)
 	return nil
 }
 

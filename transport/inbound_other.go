@@ -9,3 +9,7 @@ const canReadRaw = false
 func (s *socketReader) attempt(fd uintptr) bool {
 	panic("transport: raw socket reads are not supported")
 }
+
+func peekReadable(fd uintptr, b []byte) bool {
+	panic("transport: raw socket reads are not supported")
+}

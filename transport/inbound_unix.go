@@ -32,3 +32,14 @@ func (s *socketReader) attempt(fd uintptr) bool {
 		return true
 	}
 }
+
+// peekReadable reports whether the socket fd has bytes to read, or an end or error to report, without
+// consuming anything and without waiting; b is where the peeked byte lands.
+func peekReadable(fd uintptr, b []byte) bool {
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), b[:1], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		if err != syscall.EINTR {
+			return err != syscall.EAGAIN
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
@@ -11,5 +12,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(idleClientEnv) != "" {
 		os.Exit(runIdleClients())
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// The parking poller lives as long as the process.
+		goleak.IgnoreAnyFunction("github.com/stompd/stompd/transport.(*poller).loop"),
+		goleak.Cleanup(func(code int) {
+			// A parked reader holds no goroutine, so goleak cannot see one left behind.
+			if n := ParkedReaders(); n > 0 && code == 0 {
+				fmt.Fprintf(os.Stderr, "%d connections still parked after the tests\n", n)
+				code = 1
+			}
+			os.Exit(code)
+		}))
 }

@@ -57,6 +57,7 @@ type outbound struct {
 	lastWrite  atomic.Int64   // unix nanoseconds of the last completed write, 0 before any
 	written    atomic.Uint64  // bytes handed to the operating system
 	writeCalls atomic.Uint64  // write calls made, for the frames-per-write figure
+	park       parking        // the reader's parking state (ServeReads)
 
 	// Owned by the running writer; handed from one writer to the next through mu.
 	buffers      *writeBuffers
@@ -158,7 +159,7 @@ func (o *outbound) writeLoop() {
 			if err != nil {
 				o.stopLocked(err)
 				o.mu.Unlock()
-				o.sink.kill()
+				o.kill()
 				o.mu.Lock()
 			}
 			continue
@@ -240,8 +241,17 @@ func (o *outbound) writeStalled() {
 		return
 	}
 	o.stalled.Store(true)
-	o.sink.kill()
+	o.kill()
 }
+
+// kill closes the network connection at once and wakes a parked reader to find out. Any goroutine.
+func (o *outbound) kill() {
+	o.sink.kill()
+	o.park.wake()
+}
+
+// parkState implements parkableConn.parkState for the Conns that embed outbound.
+func (o *outbound) parkState() *parking { return &o.park }
 
 // readFailure turns the error of a failed read into what Conn.Read reports.
 func (o *outbound) readFailure(err error) error {
@@ -273,6 +283,7 @@ func (o *outbound) close(ctx context.Context, code CloseCode, reason string) err
 		o.drained = drained
 	}
 	o.mu.Unlock()
+	o.park.wake() // Read returns promptly once Close has started, also for a parked reader
 
 	var err error
 	if drained != nil {
@@ -296,7 +307,7 @@ func (o *outbound) close(ctx context.Context, code CloseCode, reason string) err
 	if err == nil {
 		o.sink.closeGracefully(ctx, code, reason)
 	}
-	o.sink.kill()
+	o.kill()
 	o.writers.Wait()
 	o.sink.release()
 
@@ -320,7 +331,7 @@ func (o *outbound) abort() {
 	closeDone := o.closeDone
 	o.mu.Unlock()
 
-	o.sink.kill()
+	o.kill()
 	o.writers.Wait()
 	if closeDone != nil {
 		<-closeDone

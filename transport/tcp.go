@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -74,6 +75,36 @@ func (t *tcpConn) readPooled(f func(p []byte)) (int, error) {
 		err = t.readFailure(err)
 	}
 	return len(p), err
+}
+
+// readPooledNoWait implements parkableConn.
+func (t *tcpConn) readPooledNoWait(f func(p []byte)) (int, error) {
+	t.readMu.Lock()
+	if t.localClose.Load() {
+		t.readMu.Unlock()
+		return 0, ErrClosed
+	}
+	p, err := t.in.tryNext()
+	t.readMu.Unlock()
+	if err == errWouldBlock {
+		return 0, err
+	}
+	if len(p) > 0 {
+		f(p)
+	}
+	t.in.release()
+	if err != nil {
+		err = t.readFailure(err)
+	}
+	return len(p), err
+}
+
+// parkSocket implements parkableConn: nil when the connection is not a plain socket.
+func (t *tcpConn) parkSocket() syscall.RawConn {
+	if t.in == nil {
+		return nil
+	}
+	return t.in.raw
 }
 
 // Close implements Conn.Close.

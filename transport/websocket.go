@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,9 +29,14 @@ type wsConn struct {
 	vectored   bool        // raw writes net.Buffers with one writev
 	iov        net.Buffers // the writev argument, consumed by each write; writer only
 	remoteAddr string
+	in         *socketReader // what the library reads from; also touched by its close handshake
 
 	msg    io.Reader   // the inbound message being read; Read goroutine only
 	msgBuf *readBuffer // ReadPooled's buffer for msg, borrowed until msg ends; Read goroutine only
+
+	peekFn    func(fd uintptr) // peek, bound once; Read goroutine only
+	peekByte  [1]byte          // peek's landing place; Read goroutine only
+	peekReady bool             // what the last peek found; Read goroutine only
 }
 
 // AcceptWebSocket upgrades r to a WebSocket connection. On failure the HTTP response has been written
@@ -70,7 +76,7 @@ func AcceptWebSocket(w http.ResponseWriter, r *http.Request, opts WebSocketOptio
 	// The library wrapped its reader around the raw connection, to replay what was buffered (nothing:
 	// what net/http had read ahead is in rec.in); point it back at the socketReader.
 	rec.br.Reset(rec.in)
-	c := &wsConn{ws: ws, raw: rec.conn, wire: rec.wire, remoteAddr: r.RemoteAddr}
+	c := &wsConn{ws: ws, raw: rec.conn, wire: rec.wire, remoteAddr: r.RemoteAddr, in: rec.in}
 	switch rec.conn.(type) {
 	case *net.TCPConn, *net.UnixConn:
 		c.vectored = true
@@ -113,12 +119,26 @@ func (c *wsConn) Read(p []byte) (int, error) {
 // reader reads from the socketReader: no buffer is held until a frame header has arrived. The buffer
 // borrowed for a message is kept until the message has been read to its end, which takes one more
 // call that returns nothing, so that a message costs one trip to the pool.
-func (c *wsConn) readPooled(f func(p []byte)) (int, error) {
+func (c *wsConn) readPooled(f func(p []byte)) (int, error) { return c.readMessages(f, true) }
+
+// readPooledNoWait implements parkableConn. Between messages, with no byte held back from the
+// library (see socketReader.Read) and none on the socket, it returns errWouldBlock instead of entering
+// the library, whose reader would wait. It looks at the socket without reading from it: the library's
+// close handshake may be reading the same stream from another goroutine.
+func (c *wsConn) readPooledNoWait(f func(p []byte)) (int, error) { return c.readMessages(f, false) }
+
+func (c *wsConn) readMessages(f func(p []byte), wait bool) (int, error) {
 	if c.localClose.Load() {
 		return 0, ErrClosed
 	}
 	for {
 		if c.msg == nil {
+			if !wait && !c.in.holding() && !c.socketReadable() {
+				if c.localClose.Load() {
+					return 0, ErrClosed
+				}
+				return 0, errWouldBlock
+			}
 			_, r, err := c.ws.Reader(neverDone)
 			if err != nil {
 				return 0, c.readFailure(wsReadError(err))
@@ -145,6 +165,23 @@ func (c *wsConn) readPooled(f func(p []byte)) (int, error) {
 		}
 	}
 }
+
+// parkSocket implements parkableConn.
+func (c *wsConn) parkSocket() syscall.RawConn { return c.in.raw }
+
+// socketReadable reports whether the socket has bytes to read, or an end or error to report, without
+// consuming anything. A socket that cannot be looked at counts as readable: reading it reports why.
+func (c *wsConn) socketReadable() bool {
+	if c.peekFn == nil {
+		c.peekFn = c.peek
+	}
+	if err := c.in.raw.Control(c.peekFn); err != nil {
+		return true
+	}
+	return c.peekReady
+}
+
+func (c *wsConn) peek(fd uintptr) { c.peekReady = peekReadable(fd, c.peekByte[:]) }
 
 // endMessage forgets the message being read and gives its buffer back.
 func (c *wsConn) endMessage() {
