@@ -49,9 +49,12 @@
 //     delivery; only the subscription, ack and redelivered headers are written per delivery.
 //   - A connection slot taken at admission is given back exactly once, when the connection's session
 //     has ended; the per-IP table holds no IP with no connection.
-//   - Each session is owned by the goroutine that runs it (one started by ServeHTTP after the upgrade,
-//     one per accepted TCP connection, or the caller of ServeConn). Timers and the close path run on short-lived goroutines that the session
-//     waits for before ServeConn returns; Shutdown leaves no goroutine behind.
+//   - Each session is owned by the goroutine reading its connection: the one ServeHTTP starts after the
+//     upgrade, one per accepted TCP connection, or ServeConn's caller, until the connection waits for
+//     the client; a session waiting for its client has no goroutine (transport.ServeReads), and the
+//     next read runs on a transport worker, which then owns it. One read at a time: the session's
+//     fields need no lock between them. Timers and the close path run on short-lived goroutines that
+//     the session waits for before it ends; Shutdown leaves no goroutine behind.
 //
 // # Locks
 //

@@ -1,11 +1,9 @@
-package stompws
+package stompws_test
 
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { stompwstest.VerifyTestMain(m, nil) }

@@ -101,11 +101,10 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sessionStarted = true
-	go func() {
-		defer srv.conns.Done()
-		defer srv.admit.release(ip)
-		_ = srv.runSession(ctx, conn)
-	}()
+	go srv.startSession(ctx, conn, func() {
+		srv.admit.release(ip)
+		srv.conns.Done()
+	})
 }
 
 // ServeTCP accepts STOMP connections from l until Shutdown, serving each on its own goroutine. It always
@@ -144,11 +143,10 @@ func (srv *Server) ServeTCP(l net.Listener) error {
 			conn.Abort()
 			continue
 		}
-		go func() {
-			defer srv.conns.Done()
-			defer srv.admit.release(ip)
-			_ = srv.runSession(context.Background(), conn)
-		}()
+		go srv.startSession(context.Background(), conn, func() {
+			srv.admit.release(ip)
+			srv.conns.Done()
+		})
 	}
 }
 
@@ -160,13 +158,23 @@ func (srv *Server) ServeConn(ctx context.Context, c transport.Conn) error {
 		c.Abort()
 		return ErrServerClosed
 	}
-	defer srv.conns.Done()
-	return srv.runSession(ctx, c)
+	done := make(chan struct{})
+	if !srv.startSession(ctx, c, func() {
+		srv.conns.Done()
+		close(done)
+	}) {
+		return ErrServerClosed
+	}
+	<-done
+	return nil
 }
 
-// runSession registers a session on c, runs it, and unregisters it. The caller has counted it in
-// srv.conns.
-func (srv *Server) runSession(ctx context.Context, c transport.Conn) error {
+// startSession registers a session on c and starts it; ended is called once it has ended and been
+// unregistered, also when it could not start (the server is shutting down), which startSession then
+// reports with false. The caller has counted the connection in srv.conns, and ended must release it.
+// startSession returns when the session has ended or its connection waits for the client without a
+// goroutine; see session.start.
+func (srv *Server) startSession(ctx context.Context, c transport.Conn, ended func()) bool {
 	s := newSession(srv)
 	s.principal, s.authenticated = principalFrom(ctx)
 	if c.Transport() == "tcp" {
@@ -179,18 +187,19 @@ func (srv *Server) runSession(ctx context.Context, c transport.Conn) error {
 	if srv.closing {
 		srv.mu.Unlock()
 		c.Abort()
-		return ErrServerClosed
+		ended()
+		return false
 	}
 	s.conn = c
 	srv.sessions[s] = struct{}{}
 	srv.mu.Unlock()
-	defer func() {
+	s.start(ctx, func() {
 		srv.mu.Lock()
 		delete(srv.sessions, s)
 		srv.mu.Unlock()
-	}()
-	s.serve(ctx)
-	return nil
+		ended()
+	})
+	return true
 }
 
 // addConn counts a connection about to be served, unless the server is closing.

@@ -22,8 +22,8 @@ import (
 	"github.com/stompd/stompd/transport"
 )
 
-// session is one STOMP connection. The goroutine running serve owns every field not marked otherwise;
-// Deliver and Evict (broker goroutines), the transport's drain callback, heart-beat timers and
+// session is one STOMP connection. The goroutine reading the connection (see start) owns every field
+// not marked otherwise; Deliver and Evict (broker goroutines), the transport's drain callback, heart-beat timers and
 // Server.Shutdown touch only the fields marked "shared".
 type session struct {
 	opts   *Options
@@ -36,17 +36,20 @@ type session struct {
 	metrics   *metrics.Metrics  // nil when metrics are off
 	transport metrics.Transport // the connection's kind, as a metrics label
 	// shared: MESSAGE frames queued by Deliver and not yet added to metrics; flushed by onDrain and
-	// serve's end
+	// finish
 	unflushedMessages atomic.Int64
 	// bytes written by the connection already added to metrics; touched by onDrain (the writer) and,
-	// once the writer is gone, by serve's end
+	// once the writer is gone, by finish
 	flushedBytes uint64
-	start        time.Time
+	opened       time.Time
 
 	parser    *frame.Parser
-	version   frame.Version // negotiated; immutable once connected is set
+	feedFn    func(p []byte) // feed, bound once
+	feedErr   error          // the parse or dispatch error of the last feed
+	ended     func()         // called once the session has ended; see start
+	version   frame.Version  // negotiated; immutable once connected is set
 	connected bool
-	// errVersion is version for goroutines other than serve's (the close path): 0 before CONNECT.
+	// errVersion is version for goroutines other than the reading one (the close path): 0 before CONNECT.
 	errVersion atomic.Uint32
 	done       bool // DISCONNECT handled: stop reading
 
@@ -79,7 +82,7 @@ type session struct {
 	sendBytesLimiter *rate.Limiter        // nil when Options.SendBytesRate is off
 	unackedLimit     *broker.UnackedLimit // shared by the session's subscriptions; nil: no bound
 
-	// who the client is, set before the session starts (handshake) or at CONNECT; serve goroutine only,
+	// who the client is, set before the session starts (handshake) or at CONNECT; reading goroutine only,
 	// read-only once connected
 	principal     auth.Principal
 	authenticated bool
@@ -93,7 +96,7 @@ func newSession(srv *Server) *session {
 		log:              srv.opts.Logger,
 		metrics:          srv.opts.Metrics,
 		id:               uuid.NewString(),
-		start:            time.Now(),
+		opened:           time.Now(),
 		parser:           frame.NewParser(srv.opts.Limits),
 		subs:             make(map[string]*subscription),
 		subsByID:         make(map[uint64]*subscription),
@@ -111,17 +114,70 @@ func (s *session) identity() broker.Identity {
 	return broker.Identity{Session: s.id, Name: s.name, User: s.principal.User}
 }
 
-// serve runs the session on conn until the peer goes away, a protocol error or DISCONNECT ends it, or
-// the server shuts it down. It returns once every goroutine of the session has stopped.
-func (s *session) serve(ctx context.Context) {
+// start runs the session on conn until the peer goes away, a protocol error or DISCONNECT ends it, or
+// the server shuts it down; then ended is called, once every goroutine of the session has stopped.
+// start returns when the session has ended, or earlier, once the connection waits for the client
+// without a goroutine (transport.ServeReads): the session then goes on, and ends, on goroutines
+// started when the client next sends something or the connection closes.
+func (s *session) start(ctx context.Context, ended func()) {
+	s.ended = ended
+	s.feedFn = s.feed
 	s.lastRead.Store(time.Now().UnixNano())
 	s.cancelCtxWatch = context.AfterFunc(ctx, func() { s.terminate(errShuttingDown) })
 	s.metrics.ConnectionOpened(s.transport)
 	s.logOpened()
 
 	s.startConnectTimer()
-	reason, detail := s.readLoop()
+	transport.ServeReads(s.conn, s.feedFn, s.afterRead)
+}
 
+// feed parses inbound bytes and dispatches the frames they complete. A parse or dispatch error is kept
+// for afterRead.
+func (s *session) feed(p []byte) {
+	s.lastRead.Store(time.Now().UnixNano())
+	s.metrics.BytesReceived(s.transport, len(p))
+	s.feedErr = s.parser.Feed(p, s.dispatch)
+}
+
+// afterRead looks at the outcome of one read and of the frames it carried, and reports whether to
+// read on. When not, the session is over and has been finished.
+func (s *session) afterRead(err error) bool {
+	reason, detail, over := s.readOutcome(err)
+	if !over {
+		return true
+	}
+	s.finish(reason, detail)
+	return false
+}
+
+// readOutcome reports whether the session is over after a read that returned err, and if so why, as a
+// metrics label and in words for the log.
+func (s *session) readOutcome(err error) (metrics.CloseReason, string, bool) {
+	if s.feedErr != nil {
+		pe := asProtocolError(s.feedErr)
+		s.closeWithError(pe)
+		return pe.closeLabel(), pe.Error(), true
+	}
+	if s.done {
+		return metrics.CloseClientDisconnect, "DISCONNECT", true
+	}
+	if err == nil {
+		return 0, "", false
+	}
+	if pe := s.closeErr.Load(); pe != nil {
+		return pe.closeLabel(), pe.Error(), true
+	}
+	switch {
+	case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
+		return metrics.ClosePeerClosed, "peer closed the connection", true
+	case errors.Is(err, transport.ErrWriteTimeout):
+		return metrics.CloseWriteTimeout, err.Error(), true
+	}
+	return metrics.CloseIOError, err.Error(), true
+}
+
+// finish releases what the ended session holds, records its end, and calls ended.
+func (s *session) finish(reason metrics.CloseReason, detail string) {
 	s.cancelCtxWatch()
 	// From here on terminate starts nothing: closers can be waited for without racing its Add.
 	s.closeOnce.Do(func() { s.closing.Store(true) })
@@ -129,44 +185,10 @@ func (s *session) serve(ctx context.Context) {
 	s.flushMetrics()
 	s.metrics.ConnectionClosed(s.transport, reason)
 	s.logClosed(reason, detail)
+	s.ended()
 }
 
-// readLoop reads and dispatches frames. It returns why the session ended, as a metrics label and in
-// words for the log. The read buffer is borrowed from the transport only while bytes are being
-// parsed, so a silent connection holds none.
-func (s *session) readLoop() (metrics.CloseReason, string) {
-	var feedErr error
-	feed := func(p []byte) {
-		s.lastRead.Store(time.Now().UnixNano())
-		s.metrics.BytesReceived(s.transport, len(p))
-		feedErr = s.parser.Feed(p, s.dispatch)
-	}
-	for {
-		_, err := transport.ReadPooled(s.conn, feed)
-		if feedErr != nil {
-			pe := asProtocolError(feedErr)
-			s.closeWithError(pe)
-			return pe.closeLabel(), pe.Error()
-		}
-		if s.done {
-			return metrics.CloseClientDisconnect, "DISCONNECT"
-		}
-		if err != nil {
-			if pe := s.closeErr.Load(); pe != nil {
-				return pe.closeLabel(), pe.Error()
-			}
-			switch {
-			case errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed):
-				return metrics.ClosePeerClosed, "peer closed the connection"
-			case errors.Is(err, transport.ErrWriteTimeout):
-				return metrics.CloseWriteTimeout, err.Error()
-			}
-			return metrics.CloseIOError, err.Error()
-		}
-	}
-}
-
-// dispatch handles one parsed frame; nil is a heart-beat. Called by the parser on the serve goroutine.
+// dispatch handles one parsed frame; nil is a heart-beat. Called by the parser on the reading goroutine.
 // A returned error ends the session with an ERROR frame.
 func (s *session) dispatch(f *frame.Frame) error {
 	if f == nil {
@@ -283,7 +305,7 @@ func (s *session) terminate(pe *protocolError) {
 	})
 }
 
-// closeWithError ends the session from the serve goroutine, synchronously.
+// closeWithError ends the session from the reading goroutine, synchronously.
 func (s *session) closeWithError(pe *protocolError) {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
@@ -381,7 +403,7 @@ func (s *session) markFull(sub *subscription) {
 }
 
 // cleanup releases everything the session holds in the broker, so unacked queue messages go back to
-// their queues, and stops timers. Runs on the serve goroutine after the read loop ends.
+// their queues, and stops timers. Runs on the reading goroutine once reading has stopped.
 func (s *session) cleanup() {
 	s.closing.Store(true)
 	s.stopTimers()
@@ -408,9 +430,10 @@ func (s *session) cleanup() {
 	s.conn.Abort()
 }
 
-// logOpened and logClosed are kept out of serve's frame on purpose: the log calls' arguments need
-// more than half a kilobyte of stack, and serve's frame is live the whole time the connection is idle.
-// Without them, the runtime can shrink an idle TCP session's stack from 8 KiB to 4 KiB.
+// logOpened and logClosed are kept out of their callers' frames on purpose: the log calls' arguments
+// need more than half a kilobyte of stack, and start's frame is live the whole time a connection that
+// cannot park (TLS) is idle. Without them, the runtime can shrink such a session's stack from 8 KiB to
+// 4 KiB.
 //
 //go:noinline
 func (s *session) logOpened() {
@@ -422,5 +445,5 @@ func (s *session) logOpened() {
 func (s *session) logClosed(reason metrics.CloseReason, detail string) {
 	conn := s.conn
 	s.log.Info("connection closed", "session", s.id, "transport", conn.Transport(), "remote", conn.RemoteAddr(),
-		"name", s.name, "duration", time.Since(s.start).Round(time.Millisecond), "reason", reason.String(), "detail", detail)
+		"name", s.name, "duration", time.Since(s.opened).Round(time.Millisecond), "reason", reason.String(), "detail", detail)
 }

@@ -4,15 +4,9 @@
 package test
 
 import (
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		removeStompdBinary()
-		os.Exit(code)
-	}))
-}
+func TestMain(m *testing.M) { stompwstest.VerifyTestMain(m, removeStompdBinary) }

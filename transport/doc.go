@@ -4,7 +4,8 @@
 // A Conn is an inbound byte stream, read by the caller's goroutine, plus a bounded, non-blocking
 // outbound frame queue. AcceptWebSocket upgrades an HTTP request (subprotocol choice in the server's
 // order of preference, origin check, read limit); NewTCPConn wraps an accepted stream connection.
-// ReadPooled reads a Conn without the caller owning a buffer.
+// ReadPooled reads a Conn without the caller owning a buffer; ServeReads reads it without the caller
+// owning a goroutine while nothing arrives.
 //
 // # Invariants
 //
@@ -13,12 +14,13 @@
 //     decides what a slow consumer costs.
 //  2. Frames are written in Enqueue order. A frame's head is copied at Enqueue; its tail is never copied
 //     at Enqueue and never modified, so one encoded body can be queued on many connections.
-//  3. A connection has a writer goroutine only while it has something to write: Enqueue starts it, it
-//     drains the queue in batches, calls the drain callback (SetOnDrain) once the queue is empty, and
-//     exits. An idle connection holds no writer, no queue memory and no write buffer (they come from
-//     pools), and a connection waiting in ReadPooled holds no read buffer: it borrows one from a pool
-//     once the socket is readable and gives it back when the bytes have been consumed. Over WebSocket
-//     the library's own buffers are 16 and 127 bytes, and net/http's 8 KiB are freed at the hijack.
+//  3. A connection has a writer only while it has something to write: Enqueue starts it, it drains
+//     the queue in batches, calls the drain callback (SetOnDrain) once the queue is empty, and ends. An
+//     idle connection holds no writer, no queue memory and no write buffer (they come from pools), and
+//     a connection waiting in ReadPooled holds no read buffer: it borrows one from a pool once the
+//     socket is readable and gives it back when the bytes have been consumed. Over WebSocket the
+//     library's own buffers are 16 and 127 bytes, and net/http's 8 KiB are freed at the hijack. A
+//     connection read with ServeReads holds no goroutine either while nothing arrives (see Parking).
 //  4. Every write call is bounded by Options.WriteTimeout: a watchdog closes the network connection
 //     under a write that stays blocked longer, and the connection fails with ErrWriteTimeout.
 //  5. Close writes every frame queued before it, then the WebSocket close frame or the TCP FIN, so an
@@ -34,6 +36,26 @@
 // reads with a second mutex so that Close can take over the read side to drain it; a WebSocket
 // connection serializes its writes to the network with a second mutex, held across one write call, by
 // the writer or by the library writing a control frame. Neither is ever held with the first.
+//
+// # Parking
+//
+// Writers, and readers resumed from parking, run on a pool of worker goroutines that keep their grown
+// stacks between tasks and exit after a second without one.
+//
+// ServeReads parks a connection that has nothing to read: its goroutine returns, and one epoll
+// instance for the process (watched through the runtime's own poller) reports its socket once, when
+// bytes or the peer's end arrive; reading then resumes on a worker. Close, Abort and a write torn down
+// by the watchdog resume a parked reader too, so that the reader always sees how its connection ended.
+// A reader about to park publishes its token before it checks whether the connection is ending, and
+// the closing side marks the connection before it looks for a token: one of the two always sees the
+// other, and exactly one of the poller, the closing side and the reader itself takes the token and
+// runs the reader on.
+//
+// Over WebSocket the library reads through a bufio.Reader that is fed one byte at a time, so that
+// between messages every byte not yet consumed is in the transport's own reader, where ServeReads can
+// see it; readability is checked with MSG_PEEK, since the library's close handshake may be reading the
+// socket from another goroutine. Only Linux has the poller; elsewhere, and for TLS connections, whose
+// reads go through the TLS layer, ServeReads waits on its goroutine.
 //
 // # WebSocket writes
 //

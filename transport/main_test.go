@@ -13,8 +13,9 @@ func TestMain(m *testing.M) {
 		os.Exit(runIdleClients())
 	}
 	goleak.VerifyTestMain(m,
-		// The parking poller lives as long as the process.
+		// The parking poller lives as long as the process; idle workers exit a second after their last task.
 		goleak.IgnoreAnyFunction("github.com/stompd/stompd/transport.(*poller).loop"),
+		goleak.IgnoreAnyFunction("github.com/stompd/stompd/transport.(*workerPool).await"),
 		goleak.Cleanup(func(code int) {
 			// A parked reader holds no goroutine, so goleak cannot see one left behind.
 			if n := ParkedReaders(); n > 0 && code == 0 {

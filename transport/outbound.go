@@ -102,7 +102,7 @@ func (o *outbound) Enqueue(head, tail []byte, binary bool) error {
 	}
 	o.mu.Unlock()
 	if start {
-		go o.writeLoopFn()
+		workers.run(o.writeLoopFn)
 	}
 	return nil
 }

@@ -29,12 +29,6 @@ type parkableConn interface {
 	parkState() *parking
 }
 
-// parkedReader is what the poller wakes: a reader that left no goroutine behind.
-type parkedReader interface {
-	// resume continues reading; it is called on a new goroutine.
-	resume()
-}
-
 // parking is a connection's side of parking. The reader writes token and registered while it parks;
 // the closing side sets dead and wakes the reader parked under token, if any.
 type parking struct {
@@ -53,7 +47,7 @@ func (p *parking) wake() {
 	}
 	if pl, _ := getPoller(); pl != nil {
 		if r := pl.take(token); r != nil {
-			go r.resume()
+			workers.run(r.resumeFn)
 		}
 	}
 }
@@ -75,6 +69,7 @@ func (p *parking) wake() {
 func ServeReads(c Conn, f func(p []byte), after func(err error) bool) {
 	if pc, ok := c.(parkableConn); ok && parkingSupported && pc.parkSocket() != nil {
 		r := &readPump{conn: pc, f: f, after: after}
+		r.resumeFn = r.run
 		r.run()
 		return
 	}
@@ -105,22 +100,29 @@ func ParkedReaders() int {
 // detector can see between the parking goroutine's last steps (arming the socket) and the new one's
 // first: what park touches after publishing the reader to the poller is therefore immutable or atomic.
 type readPump struct {
-	conn  parkableConn
-	f     func(p []byte)
-	after func(err error) bool
+	conn     parkableConn
+	f        func(p []byte)
+	after    func(err error) bool
+	resumeFn func()      // run, bound once: what the poller hands a worker when the reader is woken
+	woken    atomic.Bool // the poller saw the socket readable: the next read need not look first
 
 	poller    *poller          // the process's poller, set before the first park
 	armFn     func(fd uintptr) // armSocket, bound once so that parking does not allocate
 	armResult atomic.Uint64    // the token armSocket last armed, shifted left once; low bit set when it failed
 }
 
-func (r *readPump) resume() { r.run() }
-
 // run reads until after says stop, or until the connection parks; the goroutine running it then has
 // nothing left to do, and the pump must not be touched again by it.
 func (r *readPump) run() {
 	for {
-		_, err := r.conn.readPooledNoWait(r.f)
+		var err error
+		if r.woken.Swap(false) {
+			// Readable (or ended) a moment ago: reading waits for nothing, or for the rest of a
+			// message whose start has arrived.
+			_, err = ReadPooled(r.conn, r.f)
+		} else {
+			_, err = r.conn.readPooledNoWait(r.f)
+		}
 		if err == errWouldBlock {
 			parked, parkErr := r.park()
 			if parked {

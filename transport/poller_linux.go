@@ -23,8 +23,8 @@ type poller struct {
 	file *os.File // epfd, registered with the runtime's network poller
 
 	mu     sync.Mutex
-	parked map[uint64]parkedReader // by park token
-	next   uint64                  // the last token handed out
+	parked map[uint64]*readPump // by park token
+	next   uint64               // the last token handed out
 
 	events [pollerEvents]syscall.EpollEvent // loop only
 	waitFn func(fd uintptr) bool            // wait, bound once
@@ -54,7 +54,7 @@ func startPoller() (*poller, error) {
 		_ = syscall.Close(epfd)
 		return nil, fmt.Errorf("transport: create the parking poller: %w", os.NewSyscallError("fcntl", err))
 	}
-	p := &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "transport-poller"), parked: make(map[uint64]parkedReader)}
+	p := &poller{epfd: epfd, file: os.NewFile(uintptr(epfd), "transport-poller"), parked: make(map[uint64]*readPump)}
 	raw, err := p.file.SyscallConn()
 	if err != nil {
 		_ = p.file.Close()
@@ -76,9 +76,10 @@ func (p *poller) loop(raw syscall.RawConn) {
 	}
 }
 
-// wait takes in every event ready, waking the reader parked behind each, and reports false once none
-// is left, for the runtime to call it again when the epoll instance next becomes readable. Draining
-// to empty matters: the runtime watches the instance edge-triggered.
+// wait takes in the events ready, waking the reader parked behind each, and reports false, for the
+// runtime to call it again when the epoll instance next becomes readable. The runtime watches the
+// instance edge-triggered, and every event the instance queues makes a new edge: wait must take in all
+// that are queued, but need not look again once a call has returned fewer than it could take.
 func (p *poller) wait(uintptr) bool {
 	for {
 		n, err := syscall.EpollWait(p.epfd, p.events[:], 0)
@@ -89,19 +90,19 @@ func (p *poller) wait(uintptr) bool {
 			panic(fmt.Sprintf("transport: parking poller: epoll_wait: %v", err))
 		}
 		for i := range n {
-			ev := &p.events[i]
-			if r := p.take(eventToken(ev)); r != nil {
-				go r.resume()
+			if r := p.take(eventToken(&p.events[i])); r != nil {
+				r.woken.Store(true)
+				workers.run(r.resumeFn)
 			}
 		}
-		if n == 0 {
+		if n < len(p.events) {
 			return false
 		}
 	}
 }
 
 // add enters r in the table under a new token.
-func (p *poller) add(r parkedReader) uint64 {
+func (p *poller) add(r *readPump) uint64 {
 	p.mu.Lock()
 	p.next++
 	token := p.next
@@ -112,7 +113,7 @@ func (p *poller) add(r parkedReader) uint64 {
 
 // take removes the reader parked under token and returns it; nil when it is gone already (woken by
 // its socket, or by its connection closing). Whoever takes a reader resumes it: exactly once.
-func (p *poller) take(token uint64) parkedReader {
+func (p *poller) take(token uint64) *readPump {
 	p.mu.Lock()
 	r := p.parked[token]
 	if r != nil {

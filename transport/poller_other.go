@@ -15,7 +15,7 @@ func getPoller() (*poller, error) {
 	return nil, errors.New("transport: parking is not supported on this platform")
 }
 
-func (p *poller) add(parkedReader) uint64     { panic("transport: no poller") }
-func (p *poller) take(uint64) parkedReader    { return nil }
+func (p *poller) add(*readPump) uint64        { panic("transport: no poller") }
+func (p *poller) take(uint64) *readPump       { return nil }
 func (p *poller) count() int                  { return 0 }
 func (p *poller) arm(int, uint64, bool) error { panic("transport: no poller") }

@@ -15,7 +15,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction(goStompServerTop))
+	stompwstest.VerifyTestMain(m, nil, goleak.IgnoreTopFunction(goStompServerTop))
 }
 
 // waitTimeout bounds every wait in these tests; generous, because test machines are shared.

@@ -19,12 +19,11 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/go-stomp/stomp/v3"
-	"go.uber.org/goleak"
+
+	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
-}
+func TestMain(m *testing.M) { stompwstest.VerifyTestMain(m, nil) }
 
 func env(vars map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }

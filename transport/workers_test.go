@@ -1,0 +1,56 @@
+package transport
+
+import (
+	"bytes"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// workerGoroutines counts the goroutines of the worker pool.
+func workerGoroutines() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return bytes.Count(buf[:n], []byte("transport.(*workerPool).work("))
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+func TestWorkersReuseThenRetire(t *testing.T) {
+	var p workerPool
+	const tasks = 20
+	release := make(chan struct{})
+	var started, finished sync.WaitGroup
+	started.Add(tasks)
+	finished.Add(tasks)
+	for range tasks {
+		p.run(func() {
+			started.Done()
+			<-release
+			finished.Done()
+		})
+	}
+	started.Wait() // every task is running at once: one worker each
+	close(release)
+	finished.Wait()
+	waitFor(t, "the workers to go idle", func() bool { return p.idleWorkers() == tasks })
+
+	// A task run now goes to an idle worker: none is started.
+	before := workerGoroutines()
+	done := make(chan struct{})
+	p.run(func() { close(done) })
+	recvTimeout(t, done, "the task on an idle worker")
+	if n := workerGoroutines(); n != before {
+		t.Errorf("%d worker goroutines after a task on an idle worker, want %d", n, before)
+	}
+
+	start := time.Now()
+	waitFor(t, "the idle workers to exit", func() bool { return p.idleWorkers() == 0 })
+	if waited := time.Since(start); waited < workerIdle/2 {
+		t.Errorf("idle workers exited after %v, want about %v", waited, workerIdle)
+	}
+}
