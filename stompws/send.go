@@ -115,6 +115,9 @@ func (s *session) resolveDestination(dest string) (string, error) {
 	if err := s.broker.DeclareReplyQueue(resolved); err != nil {
 		return "", destinationError(dest, err)
 	}
+	if s.tempQueues == nil {
+		s.tempQueues = make(map[string]string)
+	}
 	s.tempQueues[name] = resolved
 	return resolved, nil
 }

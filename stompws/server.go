@@ -71,7 +71,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			srv.admit.release(ip)
 		}
 	}()
-	ctx, ok := srv.authenticateHandshake(context.WithoutCancel(r.Context()), w, r)
+	ctx, ok := srv.authenticateHandshake(sessionContext(r), w, r)
 	if !ok {
 		return
 	}
@@ -105,6 +105,16 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.admit.release(ip)
 		srv.conns.Done()
 	})
+}
+
+// sessionContext is the context a WebSocket session starts from: a fresh one, carrying only a
+// principal already on the request's context (put there by an authenticating middleware). The
+// request's own context, and what net/http hangs on it, is let go with the request.
+func sessionContext(r *http.Request) context.Context {
+	if p, ok := principalFrom(r.Context()); ok {
+		return WithPrincipal(context.Background(), p)
+	}
+	return context.Background()
 }
 
 // ServeTCP accepts STOMP connections from l until Shutdown, serving each on its own goroutine. It always

@@ -60,19 +60,21 @@ type session struct {
 	headerIndex map[string]struct{}
 
 	// heart-beats, negotiated at CONNECT
-	hbOut, hbIn    time.Duration
-	lastRead       atomic.Int64 // shared: UnixNano of the last inbound bytes
-	hbOutTimer     *time.Timer
-	hbInTimer      *time.Timer
-	connectTimer   *time.Timer // guarded by hbMu; nil once CONNECT arrived or the deadline passed
-	hbMu           sync.Mutex  // shared: serializes timer callbacks with stopTimers
-	timersStopped  bool        // guarded by hbMu
-	closing        atomic.Bool // shared: set once the session is ending; deliveries are refused
-	closeOnce      sync.Once   // shared
-	closeErr       atomic.Pointer[protocolError]
-	closers        sync.WaitGroup // shared: close goroutines started by terminate
-	drained        chan struct{}  // shared: signalled (non-blocking) each time the outbound queue empties
-	fullMu         sync.Mutex     // shared: guards full, resumersDone and resumers.Add
+	hbOut, hbIn   time.Duration
+	lastRead      atomic.Int64 // shared: UnixNano of the last inbound bytes
+	hbOutTimer    *time.Timer
+	hbInTimer     *time.Timer
+	connectTimer  *time.Timer // guarded by hbMu; nil once CONNECT arrived or the deadline passed
+	hbMu          sync.Mutex  // shared: serializes timer callbacks with stopTimers
+	timersStopped bool        // guarded by hbMu
+	closing       atomic.Bool // shared: set once the session is ending; deliveries are refused
+	closeOnce     sync.Once   // shared
+	closeErr      atomic.Pointer[protocolError]
+	closers       sync.WaitGroup // shared: close goroutines started by terminate
+	// shared: signalled (non-blocking) each time the outbound queue empties, once sendErrorAndClose has
+	// made it (it is the only one to wait for the queue)
+	drained        atomic.Pointer[chan struct{}]
+	fullMu         sync.Mutex // shared: guards full, resumersDone and resumers.Add
 	full           []*subscription
 	resumers       sync.WaitGroup // shared: onDrain calls started by markFull
 	resumersDone   bool           // cleanup waits for resumers: start no more
@@ -100,8 +102,6 @@ func newSession(srv *Server) *session {
 		parser:           frame.NewParser(srv.opts.Limits),
 		subs:             make(map[string]*subscription),
 		subsByID:         make(map[uint64]*subscription),
-		tempQueues:       make(map[string]string),
-		drained:          make(chan struct{}, 1),
 		sendLimiter:      newSendLimiter(&srv.opts),
 		sendBytesLimiter: newSendBytesLimiter(&srv.opts),
 		unackedLimit:     broker.NewUnackedLimit(srv.opts.MaxUnacked),
@@ -123,13 +123,19 @@ func (s *session) start(ctx context.Context, ended func()) {
 	s.ended = ended
 	s.feedFn = s.feed
 	s.lastRead.Store(time.Now().UnixNano())
-	s.cancelCtxWatch = context.AfterFunc(ctx, func() { s.terminate(errShuttingDown) })
+	s.cancelCtxWatch = keepWatching
+	if ctx.Done() != nil {
+		s.cancelCtxWatch = context.AfterFunc(ctx, func() { s.terminate(errShuttingDown) })
+	}
 	s.metrics.ConnectionOpened(s.transport)
 	s.logOpened()
 
 	s.startConnectTimer()
-	transport.ServeReads(s.conn, s.feedFn, s.afterRead)
+	transport.ServeReads(s.conn, s.feedFn, s.afterRead, s.parser.Idle)
 }
+
+// keepWatching stands for the stop function of a context watch for a context that is never done.
+func keepWatching() bool { return true }
 
 // feed parses inbound bytes and dispatches the frames they complete. A parse or dispatch error is kept
 // for afterRead.
@@ -320,6 +326,9 @@ func (s *session) sendErrorAndClose(pe *protocolError) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
 	defer cancel()
 	b := s.encodeError(pe)
+	// Made before the first try, so that a drain between a refusal and the wait is not missed.
+	drained := make(chan struct{}, 1)
+	s.drained.Store(&drained)
 	for {
 		err := s.conn.Enqueue(nil, b, !utf8.Valid(b))
 		if err == nil {
@@ -330,7 +339,7 @@ func (s *session) sendErrorAndClose(pe *protocolError) {
 			break
 		}
 		select {
-		case <-s.drained:
+		case <-drained:
 		case <-ctx.Done():
 			s.conn.Abort()
 			return
@@ -366,9 +375,11 @@ func (s *session) encodeError(pe *protocolError) []byte {
 // were refused for lack of room get their held messages now, and a pending ERROR may be queued.
 func (s *session) onDrain() {
 	s.flushMetrics()
-	select {
-	case s.drained <- struct{}{}:
-	default:
+	if drained := s.drained.Load(); drained != nil {
+		select {
+		case *drained <- struct{}{}:
+		default:
+		}
 	}
 	s.fullMu.Lock()
 	full := s.full

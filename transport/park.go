@@ -54,7 +54,8 @@ func (p *parking) wake() {
 
 // ServeReads reads c until after says to stop, calling f with each run of inbound bytes and then after
 // with the read's outcome, as a loop over ReadPooled(c, f) followed by after(err) would; reading stops
-// when after returns false. f and after are called one at a time, each call happening after the
+// when after returns false. Before c parks (below), idle is called, unless nil, to let go of what the
+// reader can rebuild. f, after and idle are called one at a time, each call happening after the
 // previous one returned, but not always on the same goroutine.
 //
 // ServeReads returns once reading has stopped, or once c has nothing to read and can wait without a
@@ -66,9 +67,9 @@ func (p *parking) wake() {
 //
 // Over WebSocket a connection parks only between messages: a message that arrives in pieces, or a
 // ping or pong, is waited for on a goroutine.
-func ServeReads(c Conn, f func(p []byte), after func(err error) bool) {
+func ServeReads(c Conn, f func(p []byte), after func(err error) bool, idle func()) {
 	if pc, ok := c.(parkableConn); ok && parkingSupported && pc.parkSocket() != nil {
-		r := &readPump{conn: pc, f: f, after: after}
+		r := &readPump{conn: pc, f: f, after: after, idle: idle}
 		r.resumeFn = r.run
 		r.run()
 		return
@@ -103,6 +104,7 @@ type readPump struct {
 	conn     parkableConn
 	f        func(p []byte)
 	after    func(err error) bool
+	idle     func()
 	resumeFn func()      // run, bound once: what the poller hands a worker when the reader is woken
 	woken    atomic.Bool // the poller saw the socket readable: the next read need not look first
 
@@ -124,6 +126,9 @@ func (r *readPump) run() {
 			_, err = r.conn.readPooledNoWait(r.f)
 		}
 		if err == errWouldBlock {
+			if r.idle != nil {
+				r.idle()
+			}
 			parked, parkErr := r.park()
 			if parked {
 				return

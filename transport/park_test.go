@@ -20,6 +20,7 @@ type served struct {
 	mu    sync.Mutex
 	bytes []byte
 	calls int
+	idles int // calls of idle
 	err   error
 	ended chan struct{} // closed when after returned false
 }
@@ -61,6 +62,15 @@ func serveReads(t *testing.T, c Conn) (s *served, returned <-chan struct{}) {
 			s.mu.Unlock()
 			close(s.ended)
 			return false
+		}, func() {
+			if !inCall.TryLock() {
+				t.Error("idle called concurrently")
+				return
+			}
+			defer inCall.Unlock()
+			s.mu.Lock()
+			s.idles++
+			s.mu.Unlock()
 		})
 	}()
 	return s, ret
@@ -111,6 +121,9 @@ func TestServeReadsParksBetweenArrivals(t *testing.T) {
 			}
 			if s.err != io.EOF {
 				t.Errorf("error after a clean close = %v, want io.EOF", s.err)
+			}
+			if tc.parks && s.idles < len(pieces) {
+				t.Errorf("idle called %d times, want at least once before each of the %d parks", s.idles, len(pieces))
 			}
 			recvTimeout(t, returned, "ServeReads to return")
 			if n := ParkedReaders(); n != before {
