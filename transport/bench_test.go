@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"testing"
+
+	"github.com/coder/websocket"
 )
 
 // benchFrame is a 256-byte frame: a 64-byte head (the per-subscriber part of a MESSAGE) and a 192-byte
@@ -283,5 +286,70 @@ func discardingTCP(b *testing.B) (c Conn, o *outbound, stop func()) {
 		client.Close()
 		<-discarded
 		ln.Close()
+	}
+}
+
+// BenchmarkWakeRoundTrip measures what it costs a reader to wait for each inbound byte: the peer sends
+// one byte, the server's reader echoes it, and the peer waits for the echo before the next. "waiting"
+// reads on a goroutine that stays in ReadPooled; "parked" reads with ServeReads, which parks the
+// connection after every byte and resumes it on a worker when the next arrives.
+func BenchmarkWakeRoundTrip(b *testing.B) {
+	for _, tr := range []string{"tcp", "ws"} {
+		for _, mode := range []string{"waiting", "parked"} {
+			b.Run(tr+"/"+mode, func(b *testing.B) {
+				var server Conn
+				var send func() error
+				var receive func() error
+				if tr == "tcp" {
+					client, c := tcpPair(b, Options{})
+					server = c
+					one := []byte{'x'}
+					var echo [1]byte
+					send = func() error { _, err := client.Write(one); return err }
+					receive = func() error { _, err := io.ReadFull(client, echo[:]); return err }
+				} else {
+					client, c := newWSServer(b, WebSocketOptions{}).dial(b)
+					server = c
+					one := []byte{'x'}
+					ctx := context.Background()
+					send = func() error { return client.Write(ctx, websocket.MessageText, one) }
+					receive = func() error { _, _, err := client.Read(ctx); return err }
+				}
+				echo := func(p []byte) { _ = server.Enqueue(nil, p, false) }
+				ended := make(chan struct{})
+				after := func(err error) bool {
+					if err != nil {
+						close(ended)
+						return false
+					}
+					return true
+				}
+				if mode == "parked" {
+					go ServeReads(server, echo, after, nil)
+				} else {
+					go func() {
+						for {
+							_, err := ReadPooled(server, echo)
+							if !after(err) {
+								return
+							}
+						}
+					}()
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for range b.N {
+					if err := send(); err != nil {
+						b.Fatal(err)
+					}
+					if err := receive(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				server.Abort()
+				<-ended
+			})
+		}
 	}
 }

@@ -20,7 +20,7 @@ import (
 // waitTimeout is how long tests wait for a condition; generous so that a loaded machine does not flake.
 const waitTimeout = 15 * time.Second
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
@@ -32,7 +32,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // recvTimeout receives from ch or fails the test.
-func recvTimeout[T any](t *testing.T, ch <-chan T, what string) T {
+func recvTimeout[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()
 	select {
 	case v := <-ch:
@@ -63,7 +63,7 @@ type wsServer struct {
 	errs  chan error
 }
 
-func newWSServer(t *testing.T, opts WebSocketOptions) *wsServer {
+func newWSServer(t testing.TB, opts WebSocketOptions) *wsServer {
 	t.Helper()
 	s := &wsServer{conns: make(chan Conn, 4), errs: make(chan error, 4)}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +114,7 @@ func (s *wsServer) url() string { return "ws" + strings.TrimPrefix(s.srv.URL, "h
 
 // dial connects a client and returns it with the server's side of the connection. Both are torn down
 // when the test ends.
-func (s *wsServer) dial(t *testing.T, subprotocols ...string) (*websocket.Conn, Conn) {
+func (s *wsServer) dial(t testing.TB, subprotocols ...string) (*websocket.Conn, Conn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
@@ -183,7 +183,7 @@ func joinMessages(msgs []message) []byte {
 }
 
 // tcpPair returns a client connection and the server's Conn over loopback TCP.
-func tcpPair(t *testing.T, opts Options) (net.Conn, Conn) {
+func tcpPair(t testing.TB, opts Options) (net.Conn, Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

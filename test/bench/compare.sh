@@ -10,7 +10,9 @@
 # Environment:
 #   DURATION [10s; 2s with QUICK=1]   measured phase of each scenario (stomp bench -duration)
 #   WARMUP   [2s;  1s with QUICK=1]   unmeasured phase before it (stomp bench -warmup)
-#   IDLE_CONNECTIONS [1000]           connections held by the idle scenario
+#   IDLE_CONNECTIONS [10000]          connections held by the idle scenario; with fewer than a few
+#                                     thousand, the Go runtime's 4 MB minimum heap goal is a large
+#                                     part of a Go broker's figure per connection
 #   LATENCY_RUNS [3]                  latency runs per broker; the table shows the one with the median p99
 #   BROKERS  [all]                    a subset of: stompd-ws stompd-tcp rabbitmq-ws rabbitmq-tcp gostomp-tcp
 #   OUT                               a file that also receives the table
@@ -39,7 +41,7 @@ else
 	duration=${DURATION:-10s}
 	warmup=${WARMUP:-2s}
 fi
-idle_connections=${IDLE_CONNECTIONS:-1000}
+idle_connections=${IDLE_CONNECTIONS:-10000}
 latency_runs=${LATENCY_RUNS:-3}
 all_brokers=(stompd-ws stompd-tcp rabbitmq-ws rabbitmq-tcp gostomp-tcp)
 read -r -a brokers <<<"${BROKERS:-${all_brokers[*]}}"
