@@ -337,6 +337,36 @@ func TestWriteTimeout(t *testing.T) {
 	}
 }
 
+// The watchdog times each write call, not the writer's run: writes that keep succeeding for many times
+// WriteTimeout are left alone.
+func TestWriteTimeoutSpansManyWrites(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			const timeout = 30 * time.Millisecond
+			p := tr.open(t, Options{WriteTimeout: timeout})
+			readErr := readAsync(p.server)
+			frame := bytes.Repeat([]byte("y"), 100)
+			sent := 0
+			for start := time.Now(); time.Since(start) < 10*timeout; {
+				if err := p.server.Enqueue(nil, frame, false); err != nil {
+					t.Fatalf("Enqueue after %d frames: %v", sent, err)
+				}
+				sent++
+				got := p.readBytes(t, len(frame))
+				if len(got) != len(frame) {
+					t.Fatalf("read %d bytes, want %d", len(got), len(frame))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			select {
+			case err := <-readErr:
+				t.Fatalf("Read failed while every write succeeded: %v", err)
+			default:
+			}
+		})
+	}
+}
+
 func TestEmptyFrameIgnored(t *testing.T) {
 	_, server := pipePair(t, Options{})
 	if err := server.Enqueue(nil, nil, false); err != nil {

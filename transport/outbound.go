@@ -52,16 +52,18 @@ type outbound struct {
 
 	writers    sync.WaitGroup // the writer goroutine; Add only under mu while !closing
 	localClose atomic.Bool    // Close or Abort has started; read lock-free by Read
-	inWrite    atomic.Bool    // a write call is in progress; the watchdog fires only then
+	writeStart atomic.Int64   // monoNow when the write call in progress began; 0 between write calls
 	stalled    atomic.Bool    // the watchdog tore the connection down
 	lastWrite  atomic.Int64   // unix nanoseconds of the last completed write, 0 before any
 	written    atomic.Uint64  // bytes handed to the operating system
 	writeCalls atomic.Uint64  // write calls made, for the frames-per-write figure
 	park       parking        // the reader's parking state (ServeReads)
 
+	watchdog      atomic.Pointer[time.Timer] // made by the first write; see beginWrite
+	watchdogArmed atomic.Bool                // the watchdog timer is armed
+
 	// Owned by the running writer; handed from one writer to the next through mu.
 	buffers      *writeBuffers
-	watchdog     *time.Timer
 	batchWritten int // bytes of the current batch already written
 }
 
@@ -208,21 +210,33 @@ func (o *outbound) scratch() *writeBuffers {
 	return o.buffers
 }
 
-// beginWrite arms the watchdog before one write call. Writer only.
+// The write watchdog is one timer per connection, armed by the first write after it last went quiet
+// and re-armed from its own callback only while writes go on: a write costs a clock read and two
+// atomic stores, not a timer reset and stop, which at one frame per write (deliveries at a low rate)
+// cost as much as a sixth of the write itself.
+
+// monoStart anchors monoNow.
+var monoStart = time.Now()
+
+// monoNow reads the monotonic clock, in nanoseconds; never 0.
+func monoNow() int64 { return int64(time.Since(monoStart)) + 1 }
+
+// beginWrite notes the start of one write call for the watchdog, arming it if it is not. Writer only.
 func (o *outbound) beginWrite() {
-	o.inWrite.Store(true)
-	if o.watchdog == nil {
-		o.watchdog = time.AfterFunc(o.writeTimeout, o.writeStalled)
+	o.writeStart.Store(monoNow())
+	if o.watchdogArmed.Load() || !o.watchdogArmed.CompareAndSwap(false, true) {
+		return
+	}
+	if t := o.watchdog.Load(); t != nil {
+		t.Reset(o.writeTimeout)
 	} else {
-		o.watchdog.Reset(o.writeTimeout)
+		o.watchdog.Store(time.AfterFunc(o.writeTimeout, o.checkWrite))
 	}
 }
 
-// endWrite disarms the watchdog after one write call that handed n bytes to the operating system.
-// Writer only.
+// endWrite notes the end of one write call that handed n bytes to the operating system. Writer only.
 func (o *outbound) endWrite(n int) {
-	o.watchdog.Stop()
-	o.inWrite.Store(false)
+	o.writeStart.Store(0)
 	o.writeCalls.Add(1)
 	if n <= 0 {
 		return
@@ -235,13 +249,31 @@ func (o *outbound) endWrite(n int) {
 	o.mu.Unlock()
 }
 
-// writeStalled runs on the watchdog timer. A write that finished in the meantime is left alone.
-func (o *outbound) writeStalled() {
-	if !o.inWrite.Load() {
+// checkWrite runs on the watchdog timer. A write in progress for WriteTimeout tears the connection
+// down; one in progress for less re-arms the timer for the rest; with none in progress the timer is
+// left disarmed, unless a write began meanwhile.
+func (o *outbound) checkWrite() {
+	if start := o.writeStart.Load(); start != 0 {
+		waited := time.Duration(monoNow() - start)
+		if waited >= o.writeTimeout {
+			o.stalled.Store(true)
+			o.kill()
+			return
+		}
+		o.watchdog.Load().Reset(o.writeTimeout - waited)
 		return
 	}
-	o.stalled.Store(true)
-	o.kill()
+	o.watchdogArmed.Store(false)
+	if o.writeStart.Load() != 0 && o.watchdogArmed.CompareAndSwap(false, true) {
+		o.watchdog.Load().Reset(o.writeTimeout)
+	}
+}
+
+// stopWatchdog stops the watchdog for good, once the writer is gone.
+func (o *outbound) stopWatchdog() {
+	if t := o.watchdog.Load(); t != nil {
+		t.Stop()
+	}
 }
 
 // kill closes the network connection at once and wakes a parked reader to find out. Any goroutine.
@@ -309,6 +341,7 @@ func (o *outbound) close(ctx context.Context, code CloseCode, reason string) err
 	}
 	o.kill()
 	o.writers.Wait()
+	o.stopWatchdog()
 	o.sink.release()
 
 	o.mu.Lock()
@@ -333,6 +366,7 @@ func (o *outbound) abort() {
 
 	o.kill()
 	o.writers.Wait()
+	o.stopWatchdog()
 	if closeDone != nil {
 		<-closeDone
 	}

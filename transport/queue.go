@@ -110,6 +110,17 @@ func appendFrames(dst []byte, b *frameBatch, from, to int) []byte {
 	return dst
 }
 
+// copiedFrameSize is the average frame size up to which a run of frames is copied into one buffer
+// rather than written with writev: for small frames the copy costs less than the kernel's walk over
+// an iovec entry per head and tail.
+const copiedFrameSize = 1 << 10
+
+// copyRun reports whether a run of frames, total bytes in all, is written copied into one buffer
+// rather than vectored. A frame alone never is: its tail, maybe shared and large, goes out uncopied.
+func copyRun(frames, total int) bool {
+	return frames > 1 && total <= frames*copiedFrameSize
+}
+
 // appendFrameIovecs appends frames[from:to] of b to iov for a vectored write: heads from the arena,
 // tails from the caller's memory, nothing copied. Heads are adjacent in the arena, so the heads of
 // frames without a tail (receipts, errors, heart-beats) merge into one iovec.

@@ -131,7 +131,8 @@ func (t *tcpConn) writeBatch(b *frameBatch) error {
 	return t.writeCopied(b)
 }
 
-// writeVectored writes up to maxBatch bytes per writev: heads straight from the arena, tails from the
+// writeVectored writes up to maxBatch bytes per write call: a run of small frames copied behind each
+// other (see copyRun), anything else as one writev, heads straight from the arena and tails from the
 // caller's memory.
 func (t *tcpConn) writeVectored(b *frameBatch) error {
 	s := t.scratch()
@@ -143,11 +144,20 @@ func (t *tcpConn) writeVectored(b *frameBatch) error {
 			total += frames[j].size()
 			j++
 		}
-		s.iov = appendFrameIovecs(s.iov[:0], b, i, j)
-		t.iov = s.iov
+		var n int
+		var err error
 		t.beginWrite()
-		n, err := t.iov.WriteTo(t.c)
-		t.endWrite(int(n))
+		if copyRun(j-i, total) {
+			s.buf = appendFrames(s.buf[:0], b, i, j)
+			n, err = t.c.Write(s.buf)
+		} else {
+			s.iov = appendFrameIovecs(s.iov[:0], b, i, j)
+			t.iov = s.iov
+			var n64 int64
+			n64, err = t.iov.WriteTo(t.c)
+			n = int(n64)
+		}
+		t.endWrite(n)
 		if err != nil {
 			return err
 		}

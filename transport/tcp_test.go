@@ -152,10 +152,12 @@ func (c *recordConn) SetDeadline(time.Time) error      { return nil }
 func (c *recordConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *recordConn) SetWriteDeadline(time.Time) error { return nil }
 
-// TestVectoredWriteLayout checks the iovecs of one batch: a plain net.Conn receives net.Buffers as one
-// Write per iovec, which shows how heads and tails were laid out.
+// TestVectoredWriteLayout checks the write calls of one batch over a connection that takes writev: a
+// plain net.Conn receives net.Buffers as one Write per iovec, which shows how heads and tails were laid
+// out, and a copied run as one Write.
 func TestVectoredWriteLayout(t *testing.T) {
 	type frame struct{ head, tail string }
+	big1, big2 := strings.Repeat("1", 4<<10), strings.Repeat("2", 4<<10)
 	tests := []struct {
 		name     string
 		maxBatch int
@@ -163,13 +165,19 @@ func TestVectoredWriteLayout(t *testing.T) {
 		want     []string
 	}{
 		{
-			name:     "heads without tails merge",
+			name:     "small frames copied into one write",
 			maxBatch: 1 << 10,
 			frames:   []frame{{"a", ""}, {"b", ""}, {"c", "T1"}, {"d", ""}, {"", "T2"}, {"e", ""}, {"f", ""}},
-			want:     []string{"abc", "T1", "d", "T2", "ef"},
+			want:     []string{"abcT1dT2ef"},
 		},
 		{
-			name:     "split at the batch bound",
+			name:     "large frames vectored, heads without tails merged",
+			maxBatch: 1 << 14,
+			frames:   []frame{{"a", ""}, {"b", ""}, {"c", big1}, {"d", ""}, {"", big2}, {"e", ""}, {"f", ""}},
+			want:     []string{"abc", big1, "d", big2, "ef"},
+		},
+		{
+			name:     "a frame alone vectored, split at the batch bound",
 			maxBatch: 4,
 			frames:   []frame{{"aa", "11"}, {"bb", "22"}, {"ccc", "333"}},
 			want:     []string{"aa", "11", "bb", "22", "ccc", "333"},
@@ -189,7 +197,7 @@ func TestVectoredWriteLayout(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := rc.recorded(); strings.Join(got, "|") != strings.Join(tt.want, "|") {
-				t.Errorf("iovecs %q, want %q", got, tt.want)
+				t.Errorf("writes %q, want %q", got, tt.want)
 			}
 		})
 	}

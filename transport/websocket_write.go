@@ -31,10 +31,10 @@ func (c *wsConn) writeBatch(b *frameBatch) error {
 }
 
 // writeMessage writes frames [from, to) of b, payload bytes in all, as one WebSocket message made of a
-// single frame, in one write call: the header and the frames copied behind it, or, for a message of
-// one frame over TCP, one writev of header, head and tail, so that a shared tail is never copied.
-// Copying a batch of small frames costs less than a writev with an entry per head and tail. Over TLS,
-// a single frame too big to batch is written as header and head, then tail, rather than be copied.
+// single frame, in one write call: the header and the frames copied behind it when copyRun says so,
+// otherwise, over TCP, one writev of header, heads and tails, so that a shared tail is never copied.
+// Over TLS, a single frame too big to batch is written as header and head, then tail, rather than be
+// copied.
 func (c *wsConn) writeMessage(b *frameBatch, from, to, payload int) error {
 	s := c.scratch()
 	s.buf = appendMessageHeader(s.buf[:0], b.frames[from].binary, payload)
@@ -52,18 +52,18 @@ func (c *wsConn) writeMessageLocked(s *writeBuffers, b *frameBatch, from, to, pa
 	if c.wire.closeSent {
 		return 0, errCloseSent
 	}
-	if to > from+1 {
+	if copyRun(to-from, payload) {
 		s.buf = appendFrames(s.buf, b, from, to)
 		return c.raw.Write(s.buf)
 	}
-	f := &b.frames[from]
 	if c.vectored {
 		s.iov = appendFrameIovecs(append(s.iov[:0], s.buf), b, from, to)
 		c.iov = s.iov
 		n, err := c.iov.WriteTo(c.raw)
 		return int(n), err
 	}
-	if payload <= c.maxBatch {
+	f := &b.frames[from]
+	if to > from+1 || payload <= c.maxBatch {
 		s.buf = appendFrames(s.buf, b, from, to)
 		return c.raw.Write(s.buf)
 	}
