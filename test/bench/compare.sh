@@ -3,8 +3,8 @@
 # STOMP over TCP, Debian's rabbitmq-server) and go-stomp's own server (TCP only) on this machine, and
 # prints one markdown table with the ratios and the machine's facts.
 #
-#   test/bench/compare.sh                  # 10 s per scenario, about 10 minutes in all
-#   QUICK=1 test/bench/compare.sh          # 2 s per scenario, about 4 minutes
+#   test/bench/compare.sh                  # 10 s per scenario, about 11 minutes in all
+#   QUICK=1 test/bench/compare.sh          # 2 s per scenario, about 5 minutes
 #   OUT=bench.md test/bench/compare.sh     # also write the table to bench.md
 #
 # Environment:
