@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -54,6 +55,7 @@ type Metrics struct {
 
 	broker     *brokerCollector
 	queueDepth *queueDepthCollector
+	parked     atomic.Pointer[func() int] // see ObserveParkedConnections
 }
 
 // New creates stompd's collectors and registers them on reg, together with the Go runtime and
@@ -91,6 +93,10 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		Namespace: namespace, Name: "connections_current",
 		Help: "Open client connections (after the WebSocket upgrade or TCP accept).",
 	}, []string{"transport"})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "connections_parked",
+		Help: "Open client connections waiting for their client without a goroutine of their own.",
+	}, m.parkedConnections)
 	opened := newCounterVec(f, "connections_opened_total",
 		"Client connections accepted since start.", "transport")
 	closed := newCounterVec(f, "connections_closed_total",

@@ -382,6 +382,7 @@ func TestNilMetricsIsOff(t *testing.T) {
 		{"ObserveOutboundQueue", func() { m.ObserveOutboundQueue(1024) }},
 		{"ObserveBroker", func() { m.ObserveBroker(func() BrokerStats { return BrokerStats{} }) }},
 		{"ObserveQueueDepth", func() { m.ObserveQueueDepth([]string{"/queue/a"}, nil) }},
+		{"ObserveParkedConnections", func() { m.ObserveParkedConnections(func() int { return 1 }) }},
 	}
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {

@@ -82,6 +82,29 @@ func (m *Metrics) ObserveBroker(stats func() BrokerStats) {
 	m.broker.source.Store(&stats)
 }
 
+// ObserveParkedConnections exports stompd_connections_parked, read from parked at each scrape: the
+// open connections waiting for their client with no goroutine of their own (transport.ParkedReaders).
+// Until it is called, and after a call with nil, the gauge reads 0. parked runs on the scraping
+// goroutine, concurrently with everything else.
+func (m *Metrics) ObserveParkedConnections(parked func() int) {
+	if m == nil {
+		return
+	}
+	if parked == nil {
+		m.parked.Store(nil)
+		return
+	}
+	m.parked.Store(&parked)
+}
+
+// parkedConnections is the value function of stompd_connections_parked.
+func (m *Metrics) parkedConnections() float64 {
+	if f := m.parked.Load(); f != nil {
+		return float64((*f)())
+	}
+	return 0
+}
+
 // ObserveQueueDepth exports stompd_queue_depth{queue, state} for each queue in queues, reading it
 // from depth once per queue per scrape; a queue for which depth reports ok=false (it does not exist
 // yet, or no longer) is left out of that scrape. Duplicate names are exported once. A later call

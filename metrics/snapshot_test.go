@@ -229,3 +229,37 @@ func TestObserveQueueDepthKeepsItsOwnList(t *testing.T) {
 		t.Errorf("depth of /queue/a = %v, want 1", got)
 	}
 }
+
+func TestObserveParkedConnections(t *testing.T) {
+	m, reg := newTestMetrics(t)
+	gauge := func() float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() == "stompd_connections_parked" {
+				return f.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("stompd_connections_parked not exported")
+		return 0
+	}
+	if got := gauge(); got != 0 {
+		t.Errorf("before ObserveParkedConnections: %v, want 0", got)
+	}
+	parked := 12
+	m.ObserveParkedConnections(func() int { return parked })
+	if got := gauge(); got != 12 {
+		t.Errorf("gauge = %v, want 12", got)
+	}
+	parked = 3 // read again at each scrape
+	if got := gauge(); got != 3 {
+		t.Errorf("gauge = %v, want 3", got)
+	}
+	m.ObserveParkedConnections(nil)
+	if got := gauge(); got != 0 {
+		t.Errorf("after ObserveParkedConnections(nil): %v, want 0", got)
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/stompd/stompd/cmd/stompd/web"
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
+	"github.com/stompd/stompd/transport"
 )
 
 // version and revision identify the build, set with -ldflags "-X main.version=… -X main.revision=…";
@@ -206,9 +207,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	return code
 }
 
-// observeBroker lets the metrics read the broker's state at scrape time.
+// observeBroker lets the metrics read the broker's state, and how many connections are parked, at
+// scrape time.
 func observeBroker(m *metrics.Metrics, b *broker.Broker) {
 	m.ObserveBroker(func() metrics.BrokerStats { return brokerStats(b.Stats()) })
+	m.ObserveParkedConnections(transport.ParkedReaders)
 }
 
 // listenerSet opens the listeners run needs and closes them all if run fails half-way.
