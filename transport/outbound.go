@@ -59,7 +59,7 @@ type outbound struct {
 	writeCalls atomic.Uint64  // write calls made, for the frames-per-write figure
 	park       parking        // the reader's parking state (ServeReads)
 
-	watchdog      atomic.Pointer[time.Timer] // made by the first write; see beginWrite
+	watchdog      atomic.Pointer[time.Timer] // set while armed; see beginWrite
 	watchdogArmed atomic.Bool                // the watchdog timer is armed
 
 	// Owned by the running writer; handed from one writer to the next through mu.
@@ -210,10 +210,10 @@ func (o *outbound) scratch() *writeBuffers {
 	return o.buffers
 }
 
-// The write watchdog is one timer per connection, armed by the first write after it last went quiet
+// The write watchdog is one timer per connection, made by the first write after it last went quiet
 // and re-armed from its own callback only while writes go on: a write costs a clock read and two
 // atomic stores, not a timer reset and stop, which at one frame per write (deliveries at a low rate)
-// cost as much as a sixth of the write itself.
+// cost as much as a sixth of the write itself. A connection quiet for WriteTimeout holds no timer.
 
 // monoStart anchors monoNow.
 var monoStart = time.Now()
@@ -227,11 +227,7 @@ func (o *outbound) beginWrite() {
 	if o.watchdogArmed.Load() || !o.watchdogArmed.CompareAndSwap(false, true) {
 		return
 	}
-	if t := o.watchdog.Load(); t != nil {
-		t.Reset(o.writeTimeout)
-	} else {
-		o.watchdog.Store(time.AfterFunc(o.writeTimeout, o.checkWrite))
-	}
+	o.watchdog.Store(time.AfterFunc(o.writeTimeout, o.checkWrite))
 }
 
 // endWrite notes the end of one write call that handed n bytes to the operating system. Writer only.
@@ -251,7 +247,7 @@ func (o *outbound) endWrite(n int) {
 
 // checkWrite runs on the watchdog timer. A write in progress for WriteTimeout tears the connection
 // down; one in progress for less re-arms the timer for the rest; with none in progress the timer is
-// left disarmed, unless a write began meanwhile.
+// dropped, for the next write to make another, unless a write began meanwhile.
 func (o *outbound) checkWrite() {
 	if start := o.writeStart.Load(); start != 0 {
 		waited := time.Duration(monoNow() - start)
@@ -263,9 +259,11 @@ func (o *outbound) checkWrite() {
 		o.watchdog.Load().Reset(o.writeTimeout - waited)
 		return
 	}
+	// Dropped while still marked armed, so that no beginWrite touches it meanwhile.
+	o.watchdog.Store(nil)
 	o.watchdogArmed.Store(false)
 	if o.writeStart.Load() != 0 && o.watchdogArmed.CompareAndSwap(false, true) {
-		o.watchdog.Load().Reset(o.writeTimeout)
+		o.watchdog.Store(time.AfterFunc(o.writeTimeout, o.checkWrite))
 	}
 }
 
