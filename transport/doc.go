@@ -40,7 +40,7 @@
 // # Parking
 //
 // Writers, and readers resumed from parking, run on a pool of worker goroutines that keep their grown
-// stacks between tasks and exit after a second without one.
+// stacks between tasks and exit after a second without one; at most 1,024 wait idle.
 //
 // ServeReads parks a connection that has nothing to read: its goroutine returns, and one epoll
 // instance for the process (watched through the runtime's own poller) reports its socket once, when

@@ -8,6 +8,11 @@ import (
 // workerIdle is how long a worker goroutine waits for its next task before it exits.
 const workerIdle = time.Second
 
+// maxIdleWorkers bounds the idle workers: a worker finishing a task while that many wait exits at
+// once. A broadcast to many connections starts a writer for each, far more at once than will be
+// needed again soon; keeping them all would hold a stack per connection, the very cost parking saves.
+const maxIdleWorkers = 1024
+
 // workers runs the transport's short tasks: a connection's writer, from the first frame queued to the
 // drained queue, and a parked reader resumed by its socket or by its connection closing.
 //
@@ -15,7 +20,7 @@ const workerIdle = time.Second
 // most connections are parked (they have no goroutine at all), then grows it in steps, copying it each
 // time: for a writer that writes one frame, the copies cost about as much as the write. A worker
 // goroutine keeps its grown stack from task to task, and exits once idle for workerIdle, so that what
-// the pool holds follows the recent peak of concurrent tasks.
+// the pool holds follows the recent peak of concurrent tasks, up to maxIdleWorkers.
 var workers workerPool
 
 // workerPool hands tasks to idle worker goroutines, most recently idle first, starting a new one when
@@ -48,7 +53,8 @@ func (p *workerPool) run(task func()) {
 	go p.work(&worker{tasks: make(chan func(), 1)}, task)
 }
 
-// work is a worker's goroutine: it runs its first task, then whatever it is handed, until told to exit.
+// work is a worker's goroutine: it runs its first task, then whatever it is handed, until told to exit
+// or not kept.
 func (p *workerPool) work(w *worker, task func()) {
 	for task != nil {
 		task()
@@ -56,9 +62,14 @@ func (p *workerPool) work(w *worker, task func()) {
 	}
 }
 
-// await enlists w as idle and waits for its next task; nil means exit.
+// await enlists w as idle and waits for its next task; nil means exit, also at once when
+// maxIdleWorkers wait already.
 func (p *workerPool) await(w *worker) func() {
 	p.mu.Lock()
+	if len(p.idle) >= maxIdleWorkers {
+		p.mu.Unlock()
+		return nil
+	}
 	w.idleSince = time.Now()
 	p.idle = append(p.idle, w)
 	if p.retire == nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// workerGoroutines counts the goroutines of the worker pool.
+// workerGoroutines counts the goroutines of the worker pools.
 func workerGoroutines() int {
 	buf := make([]byte, 1<<20)
 	for {
@@ -53,4 +53,27 @@ func TestWorkersReuseThenRetire(t *testing.T) {
 	if waited := time.Since(start); waited < workerIdle/2 {
 		t.Errorf("idle workers exited after %v, want about %v", waited, workerIdle)
 	}
+}
+
+// A burst of more concurrent tasks than maxIdleWorkers leaves no more than that many idle.
+func TestWorkersIdleBounded(t *testing.T) {
+	var p workerPool
+	const tasks = maxIdleWorkers + 100
+	release := make(chan struct{})
+	var started, finished sync.WaitGroup
+	started.Add(tasks)
+	finished.Add(tasks)
+	for range tasks {
+		p.run(func() {
+			started.Done()
+			<-release
+			finished.Done()
+		})
+	}
+	started.Wait()
+	close(release)
+	finished.Wait()
+	// Every worker has enlisted or exited once the goroutines running tasks are down to the idle ones.
+	waitFor(t, "the extra workers to exit", func() bool { return p.idleWorkers() == maxIdleWorkers })
+	waitFor(t, "the idle workers to exit", func() bool { return p.idleWorkers() == 0 })
 }
