@@ -7,7 +7,9 @@ import (
 )
 
 // Conn is one client connection seen as an inbound byte stream plus a bounded, non-blocking outbound
-// frame queue. Read must be called from one goroutine only; every other method is safe for concurrent use.
+// frame queue. Reads (Read, ReadPooled, ServeReads) must not run concurrently: one reader at a time,
+// which may move from goroutine to goroutine as ServeReads does; every other method is safe for
+// concurrent use.
 type Conn interface {
 	// Read reads inbound bytes like io.Reader. For WebSocket, the payloads of successive messages (text or
 	// binary, both accepted) are concatenated: message boundaries are not preserved. Read returns io.EOF

@@ -135,9 +135,10 @@ func (o *outbound) LastWrite() time.Time {
 	return time.Unix(0, ns)
 }
 
-// writeLoop is the writer goroutine. It takes the whole pending batch at once, writes it without the
-// lock, and repeats until nothing is pending; then it calls OnDrain, checks once more, returns its
-// buffers to the pools and exits. An idle connection therefore has no writer and holds no buffers.
+// writeLoop is the writer, run on a worker goroutine (see workers). It takes the whole pending batch
+// at once, writes it without the lock, and repeats until nothing is pending; then it calls OnDrain,
+// checks once more, returns its buffers to the pools and ends. An idle connection therefore has no
+// writer and holds no buffers.
 func (o *outbound) writeLoop() {
 	defer o.writers.Done()
 	o.mu.Lock()
