@@ -11,6 +11,7 @@ import (
 
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/metrics"
+	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
 
@@ -34,6 +35,9 @@ type Server struct {
 	sessions  map[*session]struct{}
 	listeners map[net.Listener]struct{}
 	conns     sync.WaitGroup // ServeConn calls in progress, including TCP connection goroutines
+
+	// parsers holds the frame parsers of sessions waiting for their clients (see session.idle)
+	parsers sync.Pool
 }
 
 // NewServer returns a Server for b configured by opts (zero fields take their defaults).
@@ -45,6 +49,7 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 	}
 	srv.admit = newAdmission(&srv.opts)
+	srv.parsers.New = func() any { return frame.NewParser(srv.opts.Limits) }
 	return srv
 }
 

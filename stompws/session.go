@@ -43,7 +43,8 @@ type session struct {
 	flushedBytes uint64
 	opened       time.Time
 
-	parser    *frame.Parser
+	parser    *frame.Parser  // nil while the connection is parked between frames (see idle)
+	parsers   *sync.Pool     // where idle puts the parser, the server's
 	feedFn    func(p []byte) // feed, bound once
 	feedErr   error          // the parse or dispatch error of the last feed
 	ended     func()         // called once the session has ended; see start
@@ -99,7 +100,7 @@ func newSession(srv *Server) *session {
 		metrics:          srv.opts.Metrics,
 		id:               uuid.NewString(),
 		opened:           time.Now(),
-		parser:           frame.NewParser(srv.opts.Limits),
+		parsers:          &srv.parsers,
 		subs:             make(map[string]*subscription),
 		subsByID:         make(map[uint64]*subscription),
 		sendLimiter:      newSendLimiter(&srv.opts),
@@ -131,7 +132,7 @@ func (s *session) start(ctx context.Context, ended func()) {
 	s.logOpened()
 
 	s.startConnectTimer()
-	transport.ServeReads(s.conn, s.feedFn, s.afterRead, s.parser.Idle)
+	transport.ServeReads(s.conn, s.feedFn, s.afterRead, s.idle)
 }
 
 // keepWatching stands for the stop function of a context watch for a context that is never done.
@@ -142,7 +143,23 @@ func keepWatching() bool { return true }
 func (s *session) feed(p []byte) {
 	s.lastRead.Store(time.Now().UnixNano())
 	s.metrics.BytesReceived(s.transport, len(p))
+	if s.parser == nil {
+		s.parser = s.parsers.Get().(*frame.Parser)
+		if s.connected {
+			s.parser.SetVersion(s.version)
+		}
+	}
 	s.feedErr = s.parser.Feed(p, s.dispatch)
+}
+
+// idle runs before the connection parks: between frames, the parser goes back to the server's pool,
+// and the next bytes take one from it.
+func (s *session) idle() {
+	if s.parser != nil && s.parser.Buffered() == 0 && s.feedErr == nil {
+		s.parser.Reset()
+		s.parsers.Put(s.parser)
+		s.parser = nil
+	}
 }
 
 // afterRead looks at the outcome of one read and of the frames it carried, and reports whether to

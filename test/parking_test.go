@@ -73,3 +73,34 @@ func readingSessions() int {
 	n := runtime.Stack(buf, true)
 	return strings.Count(string(buf[:n]), "transport.(*readPump).run(")
 }
+
+// A parked session hands its frame parser back and takes one again when bytes arrive: the version it
+// negotiated still decides how headers are unescaped (STOMP 1.0: not at all).
+func TestParkedSessionKeepsItsVersion(t *testing.T) {
+	ts := startServer(t)
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			open := func() *rawClient {
+				if tr == "ws" {
+					return ts.rawWS(t, "v10.stomp")
+				}
+				return ts.rawTCP(t)
+			}
+			// The previous subtest's sessions end once their clients have gone.
+			waitFor(t, "no session left", func() bool { return ts.Server.SessionCount() == 0 })
+			parkedBefore := transport.ParkedReaders()
+			sender, receiver := open(), open()
+			sender.connect("1.0")
+			receiver.connect("1.0")
+			receiver.send("SUBSCRIBE\ndestination:/topic/version\nid:0\nreceipt:r\n\n\x00")
+			receiver.expect("RECEIPT")
+			waitFor(t, "both sessions to park", func() bool { return transport.ParkedReaders() >= parkedBefore+2 })
+
+			sender.send("SEND\ndestination:/topic/version\nx:a\\cb\n\nbody\x00")
+			m := receiver.expect("MESSAGE")
+			if got := m.Get("x"); got != `a\cb` {
+				t.Errorf("header x = %q after parking, want %q as a 1.0 session sent it", got, `a\cb`)
+			}
+		})
+	}
+}

@@ -100,17 +100,6 @@ func (p *Parser) Feed(b []byte, emit func(f *Frame) error) error {
 // frames, and never more than Limits.MaxFrameBytes+1.
 func (p *Parser) Buffered() int { return len(p.buf) }
 
-// Idle lets go of the arrays the parser reuses from frame to frame (the header positions and the
-// frame's header list), for a connection that may wait long for its next frame; the next frame
-// allocates them again. Inside a partial frame it keeps everything.
-func (p *Parser) Idle() {
-	if len(p.buf) > 0 || p.err != nil {
-		return
-	}
-	p.scan.spans = nil
-	p.frame.Headers = nil
-}
-
 // Reset drops buffered state, releases any large buffer, clears a sticky error and returns the
 // parser to the state NewParser left it in (same limits, version V12), making it usable again.
 func (p *Parser) Reset() {

@@ -299,31 +299,6 @@ func TestSetVersionKeepsFrameInProgress(t *testing.T) {
 	}
 }
 
-// Idle lets go of the reused arrays between frames and keeps a partial frame whole.
-func TestIdle(t *testing.T) {
-	p := NewParser(Limits{})
-	got, err := feedChunks(p, []byte("SEND\na:1\nb:2\n\n\x00SEND\nc:"))
-	if want := []event{frameEvent(SEND, "", "a", "1", "b", "2")}; err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v, %v; want %v", got, err, want)
-	}
-	p.Idle() // inside the second frame: nothing is dropped
-	if p.scan.spans == nil {
-		t.Error("Idle inside a frame dropped the header positions")
-	}
-	got, err = feedChunks(p, []byte("3\n\n\x00"))
-	if want := []event{frameEvent(SEND, "", "c", "3")}; err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("got %v, %v; want %v", got, err, want)
-	}
-	p.Idle() // between frames
-	if p.scan.spans != nil || p.frame.Headers != nil {
-		t.Error("Idle between frames kept the reused arrays")
-	}
-	got, err = feedChunks(p, []byte("SEND\nd:4\n\n\x00"))
-	if want := []event{frameEvent(SEND, "", "d", "4")}; err != nil || !reflect.DeepEqual(got, want) {
-		t.Fatalf("after Idle: got %v, %v; want %v", got, err, want)
-	}
-}
-
 func TestErrorIsSticky(t *testing.T) {
 	p := NewParser(Limits{})
 	_, err := feedChunks(p, []byte("SEND\nbad\n\n\x00"))
