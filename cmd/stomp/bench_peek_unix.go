@@ -46,8 +46,9 @@ func checkOpenFiles(conns int) error {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return nil // unknown: let the dials report it
 	}
-	if need := uint64(conns) + fdHeadroom; need > lim.Cur {
-		return fmt.Errorf("%d connections need about %d open files, over this process's limit of %d (raise it with ulimit -n)", conns, need, lim.Cur)
+	limit := uint64(lim.Cur) // int64 on some systems (FreeBSD)
+	if need := uint64(conns) + fdHeadroom; need > limit {
+		return fmt.Errorf("%d connections need about %d open files, over this process's limit of %d (raise it with ulimit -n)", conns, need, limit)
 	}
 	return nil
 }
