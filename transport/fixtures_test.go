@@ -43,18 +43,21 @@ func recvTimeout[T any](t testing.TB, ch <-chan T, what string) T {
 	}
 }
 
-// writerGoroutines counts running writer goroutines in the whole process.
-func writerGoroutines() int {
+// goroutinesIn counts the goroutines of the whole process whose stack holds a call of function (as
+// runtime.Stack prints it, e.g. "transport.(*outbound).writeLoop").
+func goroutinesIn(function string) int {
 	buf := make([]byte, 1<<20)
-	n := runtime.Stack(buf, true)
-	count := 0
-	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "transport.(*outbound).writeLoop") {
-			count++
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return bytes.Count(buf[:n], []byte(function+"("))
 		}
+		buf = make([]byte, 2*len(buf))
 	}
-	return count
 }
+
+// writerGoroutines counts running writers.
+func writerGoroutines() int { return goroutinesIn("transport.(*outbound).writeLoop") }
 
 // wsServer accepts WebSocket connections with fixed options and hands them to the test.
 type wsServer struct {

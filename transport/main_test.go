@@ -12,6 +12,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(idleClientEnv) != "" {
 		os.Exit(runIdleClients())
 	}
+	// What stompwstest.VerifyTestMain does for the packages above, which this one cannot import.
 	goleak.VerifyTestMain(m,
 		// The parking poller lives as long as the process; idle workers exit a second after their last task.
 		goleak.IgnoreAnyFunction("github.com/stompd/stompd/transport.(*poller).loop"),

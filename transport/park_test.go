@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -268,12 +267,5 @@ func TestServeReadsParkedHoldNoGoroutine(t *testing.T) {
 
 // readingGoroutines counts the goroutines inside ServeReads.
 func readingGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return bytes.Count(buf[:n], []byte("transport.ServeReads(")) + bytes.Count(buf[:n], []byte("transport.(*readPump).resume("))
-		}
-		buf = make([]byte, 2*len(buf))
-	}
+	return goroutinesIn("transport.ServeReads") + goroutinesIn("transport.(*readPump).run")
 }

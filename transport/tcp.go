@@ -54,37 +54,33 @@ func (t *tcpConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readPooled implements ReadPooled. The read lock is not held while f runs: f may close the
-// connection, and Close takes the read side over to drain it.
+// readPooled implements ReadPooled.
 func (t *tcpConn) readPooled(f func(p []byte)) (int, error) {
 	if t.in == nil {
 		return readBorrowing(t, f)
 	}
-	t.readMu.Lock()
-	if t.localClose.Load() {
-		t.readMu.Unlock()
-		return 0, ErrClosed
-	}
-	p, err := t.in.next()
-	t.readMu.Unlock()
-	if len(p) > 0 {
-		f(p)
-	}
-	t.in.release()
-	if err != nil {
-		err = t.readFailure(err)
-	}
-	return len(p), err
+	return t.readSocket(f, true)
 }
 
 // readPooledNoWait implements parkableConn.
-func (t *tcpConn) readPooledNoWait(f func(p []byte)) (int, error) {
+func (t *tcpConn) readPooledNoWait(f func(p []byte)) (int, error) { return t.readSocket(f, false) }
+
+// readSocket reads through t.in, waiting for bytes to arrive or, unless wait, returning errWouldBlock
+// instead. The read lock is not held while f runs: f may close the connection, and Close takes the
+// read side over to drain it.
+func (t *tcpConn) readSocket(f func(p []byte), wait bool) (int, error) {
 	t.readMu.Lock()
 	if t.localClose.Load() {
 		t.readMu.Unlock()
 		return 0, ErrClosed
 	}
-	p, err := t.in.tryNext()
+	var p []byte
+	var err error
+	if wait {
+		p, err = t.in.next()
+	} else {
+		p, err = t.in.tryNext()
+	}
 	t.readMu.Unlock()
 	if err == errWouldBlock {
 		return 0, err

@@ -1,28 +1,16 @@
 package transport
 
 import (
-	"bytes"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 )
 
 // workerGoroutines counts the goroutines of the worker pools.
-func workerGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return bytes.Count(buf[:n], []byte("transport.(*workerPool).work("))
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
+func workerGoroutines() int { return goroutinesIn("transport.(*workerPool).work") }
 
-func TestWorkersReuseThenRetire(t *testing.T) {
-	var p workerPool
-	const tasks = 20
+// runAtOnce runs tasks tasks on p, all at the same time, and returns once every one has finished.
+func runAtOnce(p *workerPool, tasks int) {
 	release := make(chan struct{})
 	var started, finished sync.WaitGroup
 	started.Add(tasks)
@@ -37,6 +25,12 @@ func TestWorkersReuseThenRetire(t *testing.T) {
 	started.Wait() // every task is running at once: one worker each
 	close(release)
 	finished.Wait()
+}
+
+func TestWorkersReuseThenRetire(t *testing.T) {
+	var p workerPool
+	const tasks = 20
+	runAtOnce(&p, tasks)
 	waitFor(t, "the workers to go idle", func() bool { return p.idleWorkers() == tasks })
 
 	// A task run now goes to an idle worker: none is started.
@@ -58,21 +52,7 @@ func TestWorkersReuseThenRetire(t *testing.T) {
 // A burst of more concurrent tasks than maxIdleWorkers leaves no more than that many idle.
 func TestWorkersIdleBounded(t *testing.T) {
 	var p workerPool
-	const tasks = maxIdleWorkers + 100
-	release := make(chan struct{})
-	var started, finished sync.WaitGroup
-	started.Add(tasks)
-	finished.Add(tasks)
-	for range tasks {
-		p.run(func() {
-			started.Done()
-			<-release
-			finished.Done()
-		})
-	}
-	started.Wait()
-	close(release)
-	finished.Wait()
+	runAtOnce(&p, maxIdleWorkers+100)
 	// Every worker has enlisted or exited once the goroutines running tasks are down to the idle ones.
 	waitFor(t, "the extra workers to exit", func() bool { return p.idleWorkers() == maxIdleWorkers })
 	waitFor(t, "the idle workers to exit", func() bool { return p.idleWorkers() == 0 })
