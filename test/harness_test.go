@@ -85,6 +85,13 @@ func (ts *testServer) dialWS(t testing.TB, opts ...func(*stomp.Conn) error) *sto
 	return connectStomp(t, websocket.NetConn(context.Background(), c, websocket.MessageText), opts)
 }
 
+// connectStomp completes a go-stomp CONNECT over nc and disconnects at the end of the test.
+//
+// Tests end a go-stomp subscription by disconnecting its connection (or leave it to this cleanup),
+// never with Subscription.Unsubscribe: go-stomp v3.1.3 waits for the UNSUBSCRIBE receipt on a
+// sync.Cond that the receipt's goroutine signals without holding the Cond's lock, so a receipt that
+// comes back quickly is missed, Unsubscribe gives up after 30 s and leaves a goroutine waiting forever.
+// UNSUBSCRIBE itself is tested with raw frames.
 func connectStomp(t testing.TB, nc net.Conn, opts []func(*stomp.Conn) error) *stomp.Conn {
 	t.Helper()
 	all := append([]func(*stomp.Conn) error{noHeartBeats, stomp.ConnOpt.Host("/"), stomp.ConnOpt.Logger(quietLogger{})}, opts...)

@@ -162,7 +162,8 @@ func TestLargeBodyEveryByteValue(t *testing.T) {
 		body[i] = byte(i)
 	}
 	t.Run("go-stomp tcp", func(t *testing.T) {
-		sub, _ := ts.dialTCP(t).Subscribe("/topic/big", stomp.AckAuto)
+		subscriber := ts.dialTCP(t)
+		sub, _ := subscriber.Subscribe("/topic/big", stomp.AckAuto)
 		waitFor(t, "subscription", func() bool { return ts.Broker.Stats().Subscriptions == 1 })
 		if err := ts.dialTCP(t).Send("/topic/big", "application/octet-stream", body, stomp.SendOpt.Receipt); err != nil {
 			t.Fatal(err)
@@ -170,7 +171,7 @@ func TestLargeBodyEveryByteValue(t *testing.T) {
 		if m := recv(t, sub); !bytes.Equal(m.Body, body) {
 			t.Fatalf("1 MiB body corrupted (got %d bytes)", len(m.Body))
 		}
-		_ = sub.Unsubscribe()
+		_ = subscriber.Disconnect()
 		waitFor(t, "unsubscribed", func() bool { return ts.Broker.Stats().Subscriptions == 0 })
 	})
 	t.Run("websocket binary, split in 16 KiB messages", func(t *testing.T) {

@@ -177,7 +177,6 @@ func roundTrip(t *testing.T, conn *stomp.Conn, dest string) {
 	if err != nil {
 		t.Fatalf("subscribe %s: %v", dest, err)
 	}
-	defer sub.Unsubscribe()
 	if err := conn.Send(dest, "text/plain", []byte("over tls")); err != nil {
 		t.Fatalf("send %s: %v", dest, err)
 	}
