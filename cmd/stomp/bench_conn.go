@@ -122,7 +122,11 @@ func (d *benchDialer) dial(ctx context.Context) (*benchConn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connect %s: %w", d.ep.url, err)
 		}
-		c.stream = wsTextStream{newWSStream(ws)}
+		if d.tlsConfig == nil {
+			c.stream = newRawWSStream(ws, c.raw)
+		} else {
+			c.stream = wsTextStream{newWSStream(ws)}
+		}
 	} else {
 		raw, err := d.dialTCP(ctx, "tcp", d.ep.address)
 		if err != nil {
