@@ -50,7 +50,10 @@
 // speaks STOMP through github.com/stompd/stompd/stompws/frame rather than go-stomp: one goroutine
 // reads each connection, a receiver allocates nothing per message, and a publisher writes many SEND
 // frames at once (one WebSocket text message per write), so that the tool leaves the machine's
-// cores to the broker it measures.
+// cores to the broker it measures. Over ws:// the WebSocket library makes the opening handshake and
+// bench frames and unframes messages on the socket itself (wss:// goes through the library): per
+// message, the library's reader cost a receiver more CPU than a whole delivery over TCP, which showed
+// as latency on WebSocket that the broker did not cause.
 //
 // Every subscription is in place before the first message is sent. Not every broker answers a
 // SUBSCRIBE's receipt (go-stomp's server does not), so each SUBSCRIBE is followed by a transaction
