@@ -5,6 +5,8 @@ package stompwstest
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"net/http"
@@ -29,15 +31,22 @@ type Config struct {
 	Routes map[string]http.Handler
 	// OnStart runs once the broker exists, before any client can connect (start publishers here).
 	OnStart []func(*broker.Broker)
+	// TLS serves WebSocket as wss:// and TCP over TLS, both with httptest's certificate for 127.0.0.1
+	// (Server.Certificate).
+	TLS bool
 }
 
 // Server is a running in-process stompd.
 type Server struct {
 	Broker  *broker.Broker
 	STOMP   *stompws.Server
-	WSURL   string // ws://127.0.0.1:port/ws
-	HTTPURL string // http://127.0.0.1:port
-	TCPAddr string // 127.0.0.1:port
+	WSURL   string // ws://127.0.0.1:port/ws, or wss:// with Config.TLS
+	HTTPURL string // http://127.0.0.1:port, or https://
+	TCPAddr string // 127.0.0.1:port, speaking TLS with Config.TLS
+
+	// Certificate is the server's certificate with Config.TLS, nil without: a client that trusts it
+	// verifies both listeners.
+	Certificate *x509.Certificate
 }
 
 // Start starts a server and registers its shutdown with t.Cleanup; the shutdown must leave nothing
@@ -60,11 +69,19 @@ func Start(t testing.TB, cfg Config) *Server {
 	for pattern, h := range cfg.Routes {
 		mux.Handle(pattern, h)
 	}
-	hs := httptest.NewServer(mux)
+	var hs *httptest.Server
+	if cfg.TLS {
+		hs = httptest.NewTLSServer(mux)
+	} else {
+		hs = httptest.NewServer(mux)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		hs.Close()
 		t.Fatal(err)
+	}
+	if cfg.TLS {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: hs.TLS.Certificates})
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTCP(ln) }()
@@ -80,10 +97,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		hs.Close()
 	})
 	return &Server{
-		Broker:  b,
-		STOMP:   srv,
-		WSURL:   "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws",
-		HTTPURL: hs.URL,
-		TCPAddr: ln.Addr().String(),
+		Broker:      b,
+		STOMP:       srv,
+		WSURL:       "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws",
+		HTTPURL:     hs.URL,
+		TCPAddr:     ln.Addr().String(),
+		Certificate: hs.Certificate(),
 	}
 }
