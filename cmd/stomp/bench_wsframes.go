@@ -55,8 +55,13 @@ const (
 	wsMaxControl     = 125
 )
 
-// errWSProtocol reports a frame the broker should not have sent.
-var errWSProtocol = errors.New("WebSocket protocol error from the broker")
+var (
+	// errWSProtocol reports a frame the broker should not have sent.
+	errWSProtocol = errors.New("WebSocket protocol error from the broker")
+	// errNoCloseFrame reports a connection that ended without a close frame (RFC 6455 §7.1.5: status
+	// 1006), unlike the orderly end a normal closure reads as.
+	errNoCloseFrame = fmt.Errorf("the broker dropped the WebSocket without a close frame: %w", io.ErrUnexpectedEOF)
+)
 
 func newRawWSStream(ws *websocket.Conn, raw net.Conn) *rawWSStream {
 	return &rawWSStream{ws: ws, raw: raw}
@@ -64,7 +69,8 @@ func newRawWSStream(ws *websocket.Conn, raw net.Conn) *rawWSStream {
 
 // Read returns the payload bytes of data frames, in order and without message boundaries, reading
 // from the socket into p and compacting it in place. Pings are answered; a close frame ends the
-// stream as wsStream's Read does (io.EOF for a normal closure, an error naming any other).
+// stream as wsStream's Read does (io.EOF for a normal closure, an error naming any other), and the
+// socket's end without one is errNoCloseFrame.
 func (s *rawWSStream) Read(p []byte) (int, error) {
 	for {
 		if s.closed != nil {
@@ -79,6 +85,9 @@ func (s *rawWSStream) Read(p []byte) (int, error) {
 			if kept > 0 {
 				return kept, nil
 			}
+		}
+		if errors.Is(err, io.EOF) {
+			return 0, errNoCloseFrame
 		}
 		if err != nil {
 			return 0, err

@@ -132,7 +132,8 @@ func TestRawWSStreamUnframes(t *testing.T) {
 }
 
 // TestRawWSStreamCloses: a close other than a normal closure is an error naming its status and
-// reason; one without a status names that too.
+// reason; one without a status names that too; a socket that ends without a close frame is no
+// orderly end.
 func TestRawWSStreamCloses(t *testing.T) {
 	for _, tc := range []struct {
 		payload []byte
@@ -150,6 +151,10 @@ func TestRawWSStreamCloses(t *testing.T) {
 		if tc.code == websocket.StatusGoingAway && ce.Reason != "restarting" {
 			t.Errorf("close reason %q, want restarting", ce.Reason)
 		}
+	}
+	in := serverFrame(wsFinBit|wsOpText, []byte("x"))
+	if got, err := readAll(newRawWSStream(nil, &chunkedConn{in: in, chunk: 3}), 64); string(got) != "x" || !errors.Is(err, errNoCloseFrame) {
+		t.Errorf("no close frame: read %q then %v, want x then errNoCloseFrame", got, err)
 	}
 }
 
