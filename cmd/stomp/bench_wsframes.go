@@ -96,28 +96,27 @@ func (s *rawWSStream) Read(p []byte) (int, error) {
 }
 
 // unframe strips the framing from b, moving the data payload bytes to its front, and returns how many
-// there are. Control frames are handled as they complete.
+// there are. Control frames are handled as they complete; nothing after a close frame is looked at.
 func (s *rawWSStream) unframe(b []byte) (int, error) {
-	kept := 0
-	for i := 0; i < len(b); {
+	kept, i := 0, 0
+	for {
+		if s.control != nil && s.payload == 0 {
+			if err := s.endControl(); err != nil || s.closed != nil {
+				return kept, err
+			}
+		}
+		if i == len(b) {
+			return kept, nil
+		}
 		if s.payload > 0 {
-			take := min(uint64(len(b)-i), s.payload)
-			chunk := b[i : i+int(take)]
+			take := int(min(uint64(len(b)-i), s.payload))
 			if s.control != nil {
-				s.control = append(s.control, chunk...)
+				s.control = append(s.control, b[i:i+take]...)
 			} else {
-				kept += copy(b[kept:], chunk)
+				kept += copy(b[kept:], b[i:i+take])
 			}
-			i += int(take)
-			s.payload -= take
-			if s.payload == 0 && s.control != nil {
-				if err := s.endControl(); err != nil {
-					return kept, err
-				}
-				if s.closed != nil {
-					return kept, nil
-				}
-			}
+			i += take
+			s.payload -= uint64(take)
 			continue
 		}
 		s.header[s.headerLen] = b[i]
@@ -127,22 +126,12 @@ func (s *rawWSStream) unframe(b []byte) (int, error) {
 		if err != nil {
 			return kept, err
 		}
-		if s.headerLen < need {
-			continue
-		}
-		if err := s.beginFrame(); err != nil {
-			return kept, err
-		}
-		if s.payload == 0 && s.control != nil {
-			if err := s.endControl(); err != nil {
+		if s.headerLen == need {
+			if err := s.beginFrame(); err != nil {
 				return kept, err
-			}
-			if s.closed != nil {
-				return kept, nil
 			}
 		}
 	}
-	return kept, nil
 }
 
 // headerSize returns the length of the header being collected once its first two bytes say it.
@@ -273,9 +262,4 @@ func maskBytes(b []byte, key uint32) {
 }
 
 // Close drops the connection without the closing handshake, as wsStream's Close does.
-func (s *rawWSStream) Close() error {
-	if err := s.ws.CloseNow(); err != nil && !errors.Is(err, net.ErrClosed) {
-		return err
-	}
-	return nil
-}
+func (s *rawWSStream) Close() error { return closeNow(s.ws) }

@@ -72,8 +72,12 @@ func (s *wsStream) Write(p []byte) (int, error) {
 // for up to ten seconds: by the time the client closes, STOMP's DISCONNECT receipt (or an ERROR) has
 // already ended the conversation.
 // A connection the broker has already closed is not an error here.
-func (s *wsStream) Close() error {
-	if err := s.conn.CloseNow(); err != nil && !errors.Is(err, net.ErrClosed) {
+func (s *wsStream) Close() error { return closeNow(s.conn) }
+
+// closeNow closes ws at once, without the closing handshake; a connection already closed is not an
+// error.
+func closeNow(ws *websocket.Conn) error {
+	if err := ws.CloseNow(); err != nil && !errors.Is(err, net.ErrClosed) {
 		return err
 	}
 	return nil
