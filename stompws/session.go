@@ -23,8 +23,8 @@ import (
 )
 
 // session is one STOMP connection. The goroutine reading the connection (see start) owns every field
-// not marked otherwise; Deliver and Evict (broker goroutines), the transport's drain callback, heart-beat timers and
-// Server.Shutdown touch only the fields marked "shared".
+// not marked otherwise; Deliver and Evict (broker goroutines), the transport's drain callback,
+// heart-beat timers and Server.Shutdown touch only the fields marked "shared".
 type session struct {
 	opts   *Options
 	broker *broker.Broker
