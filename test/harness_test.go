@@ -154,15 +154,24 @@ func drain(sub *stomp.Subscription) {
 	}
 }
 
-// noMessage asserts that sub receives nothing for a short while.
+// noMessage asserts that sub receives nothing for a short while and is still alive: a subscription
+// that ended (its connection failed or got an ERROR) would receive nothing either, so it fails too.
 func noMessage(t testing.TB, sub *stomp.Subscription, within time.Duration) {
 	t.Helper()
 	select {
-	case m := <-sub.C:
-		if m != nil && m.Err == nil {
+	case m, ok := <-sub.C:
+		switch {
+		case !ok:
+			t.Fatalf("subscription %s ended while checking that no message arrives", sub.Destination())
+		case m.Err != nil:
+			t.Fatalf("subscription %s failed while checking that no message arrives: %v", sub.Destination(), m.Err)
+		default:
 			t.Fatalf("unexpected message on %s: %q", sub.Destination(), m.Body)
 		}
 	case <-time.After(within):
+	}
+	if !sub.Active() {
+		t.Fatalf("subscription %s is no longer active", sub.Destination())
 	}
 }
 

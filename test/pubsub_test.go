@@ -217,7 +217,14 @@ func TestTransactions(t *testing.T) {
 	tx := pub.Begin()
 	_ = tx.Send("/topic/tx", "", []byte("a"))
 	_ = tx.Send("/topic/tx", "", []byte("b"))
-	noMessage(t, sub, 200*time.Millisecond)
+	// The server handles a connection's frames in order: once this SEND's RECEIPT is back, the
+	// transaction's SENDs have been handled, and they must not have been delivered.
+	if err := pub.Send("/topic/tx", "", []byte("outside"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, sub); string(m.Body) != "outside" {
+		t.Fatalf("got %q before COMMIT, want the SEND outside the transaction first", m.Body)
+	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +251,10 @@ func TestTransactions(t *testing.T) {
 	if err := ctx.Ack(m); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
+	// A receipted frame behind the ACK: when its RECEIPT is back, the server has handled the ACK.
+	if err := consumer.Send("/topic/tx-barrier", "", nil, stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
 	if _, unacked, _ := ts.Broker.QueueDepth("/queue/txq"); unacked != 1 {
 		t.Fatalf("ACK in an open transaction took effect early (unacked %d)", unacked)
 	}
