@@ -84,12 +84,20 @@ func TestSlowConsumerDoesNotStallOthers(t *testing.T) {
 				}
 				published <- nil
 			}()
+			// The phase takes well under a second here, under the race detector. The bounds are wide
+			// enough for a loaded machine and still break if the stuck subscriber held anyone up for
+			// seconds (a write timeout, a close timeout, a blocking send).
+			const maxGap, maxPhase = 2 * time.Second, 10 * time.Second
 			began := time.Now()
+			last, longestGap := began, time.Duration(0)
 			for i := 0; i < n; i++ {
 				m := recv(t, healthy)
 				if want := strconv.Itoa(i) + ":"; !bytes.HasPrefix(m.Body, []byte(want)) {
 					t.Fatalf("healthy subscriber: message %d is %.10q", i, m.Body)
 				}
+				now := time.Now()
+				longestGap = max(longestGap, now.Sub(last))
+				last = now
 				received.Add(1)
 			}
 			select {
@@ -100,7 +108,14 @@ func TestSlowConsumerDoesNotStallOthers(t *testing.T) {
 			case <-time.After(waitTimeout):
 				t.Fatal("publisher stalled behind the stuck subscriber")
 			}
-			t.Logf("publish phase took %s", time.Since(began))
+			phase := time.Since(began)
+			t.Logf("publish phase took %s; the healthy subscriber waited at most %s for a message", phase, longestGap)
+			if longestGap > maxGap {
+				t.Errorf("the healthy subscriber waited %s for one message (bound %s): stalled behind the stuck one", longestGap, maxGap)
+			}
+			if phase > maxPhase {
+				t.Errorf("publishing %d messages took %s (bound %s): stalled behind the stuck subscriber", n, phase, maxPhase)
+			}
 			// What the stuck client finally reads ends with the ERROR frame, then the close.
 			all, err := stuckRead()
 			if err != nil && len(all) == 0 {
@@ -170,17 +185,32 @@ func TestQueueDeliveriesWaitForRoom(t *testing.T) {
 
 			// A backlogged consumer still gets its receipts: queue deliveries leave room for them.
 			// (The receipt id is long so that it cannot fit in the slack an 8 KiB delivery leaves.)
-			c.send("SUBSCRIBE\nid:other\ndestination:/topic/x\nreceipt:" + strings.Repeat("r", 16<<10) + "\n\n\x00")
+			receiptID := strings.Repeat("r", 16<<10)
+			c.send("SUBSCRIBE\nid:other\ndestination:/topic/x\nreceipt:" + receiptID + "\n\n\x00")
 			c.resume()
+			// The RECEIPT comes exactly once, somewhere among the messages that were already on their
+			// way, and before "end", which waited in the broker's queue behind them.
+			receiptAt := -1
 			for i := 0; i < n; i++ {
 				m := c.next()
 				if m.Command == "RECEIPT" {
+					if receiptAt >= 0 {
+						t.Fatalf("second RECEIPT before message %d: %.80s", i, m)
+					}
+					if m.Get("receipt-id") != receiptID {
+						t.Fatalf("RECEIPT with receipt-id %.40q, want the SUBSCRIBE's", m.Get("receipt-id"))
+					}
+					receiptAt = i
 					m = c.next()
 				}
 				if !bytes.HasPrefix(m.Body, []byte(strconv.Itoa(i)+":")) {
-					t.Fatalf("message %d is %s", i, m)
+					t.Fatalf("message %d is %.80s", i, m)
 				}
 			}
+			if receiptAt < 0 {
+				t.Fatalf("no RECEIPT for the SUBSCRIBE sent while %d messages were backlogged", n)
+			}
+			t.Logf("RECEIPT arrived before message %d", receiptAt)
 			if m := c.expect("MESSAGE"); string(m.Body) != "end" {
 				t.Fatalf("last message %q", m.Body)
 			}
