@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -19,11 +21,12 @@ func TestErrorPaths(t *testing.T) {
 	}
 	cases := []struct {
 		name     string
-		connect  bool   // send CONNECT 1.2 first
-		input    string // frames to send
-		message  string // expected ERROR message header
-		receipt  string // expected receipt-id, if any
-		inDetail string // expected substring of the ERROR body
+		connect  bool                 // send CONNECT 1.2 first
+		input    string               // frames to send
+		message  string               // expected ERROR message header
+		receipt  string               // expected receipt-id, if any
+		inDetail string               // expected substring of the ERROR body
+		code     websocket.StatusCode // expected WebSocket close status; 0 means 1008 (policy violation)
 	}{
 		{name: "frame before CONNECT", input: "SEND\ndestination:/topic/a\n\nx\x00", message: "expected CONNECT or STOMP frame"},
 		{name: "unsupported version", input: "CONNECT\naccept-version:2.0\n\n\x00", message: "unsupported protocol version"},
@@ -51,11 +54,11 @@ func TestErrorPaths(t *testing.T) {
 		{name: "malformed header", connect: true, input: "SEND\ndestination:/topic/a\nno colon here\n\nx\x00", message: "malformed header"},
 		{name: "bad content-length", connect: true, input: "SEND\ndestination:/topic/a\ncontent-length:ten\n\nx\x00", message: "invalid content-length"},
 		{name: "content-length mismatch", connect: true, input: "SEND\ndestination:/topic/a\ncontent-length:2\n\nxyz\x00", message: "frame does not end with NUL after content-length bytes"},
-		{name: "content-length over limit", connect: true, input: "SEND\ndestination:/topic/a\ncontent-length:4294967296\n\n", message: "frame too large"},
-		{name: "frame too large", connect: true, input: "SEND\ndestination:/topic/a\n\n" + strings.Repeat("x", 70<<10), message: "frame too large"},
+		{name: "content-length over limit", connect: true, input: "SEND\ndestination:/topic/a\ncontent-length:4294967296\n\n", message: "frame too large", code: websocket.StatusMessageTooBig},
+		{name: "frame too large", connect: true, input: "SEND\ndestination:/topic/a\n\n" + strings.Repeat("x", 70<<10), message: "frame too large", code: websocket.StatusMessageTooBig},
 		{name: "too many headers", connect: true, input: "SEND\ndestination:/topic/a\n" + strings.Repeat("h:v\n", 30) + "\nx\x00", message: "too many headers"},
 		{name: "header line too long", connect: true, input: "SEND\ndestination:/topic/a\nh:" + strings.Repeat("v", 2<<10), message: "header line too long"},
-		{name: "queue full", connect: true, input: "SEND\ndestination:/queue/full-{tr}\n\n1\x00SEND\ndestination:/queue/full-{tr}\nreceipt:q\n\n2\x00", message: `queue "/queue/full-{tr}" is full (1 messages)`, receipt: "q"},
+		{name: "queue full", connect: true, input: "SEND\ndestination:/queue/full-{tr}\n\n1\x00SEND\ndestination:/queue/full-{tr}\nreceipt:q\n\n2\x00", message: `queue "/queue/full-{tr}" is full (1 messages)`, receipt: "q", code: websocket.StatusTryAgainLater},
 	}
 	ts := startServer(t, limits)
 	bystander := ts.rawTCP(t)
@@ -95,6 +98,15 @@ func TestErrorPaths(t *testing.T) {
 					break
 				}
 				c.expectClosed()
+				if tr == "ws" {
+					want := tc.code
+					if want == 0 {
+						want = websocket.StatusPolicyViolation
+					}
+					if code, reason := c.closeInfo(); code != want || reason != wantMessage {
+						t.Fatalf("ws: closed with %d %q, want %d %q", code, reason, want, wantMessage)
+					}
+				}
 			}
 			// The bystander still works.
 			bystander.send("SEND\ndestination:/topic/alive\nreceipt:ping\n\n" + tc.name + "\x00")

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/go-stomp/stomp/v3"
 	stompframe "github.com/go-stomp/stomp/v3/frame"
 )
@@ -302,4 +303,7 @@ func TestReceiptsForEveryFrame(t *testing.T) {
 		t.Fatalf("DISCONNECT receipt-id %q", got)
 	}
 	c.expectClosed()
+	if code, _ := c.closeInfo(); code != websocket.StatusNormalClosure {
+		t.Fatalf("WebSocket closed with %d after DISCONNECT, want 1000", code)
+	}
 }

@@ -55,6 +55,9 @@ func TestSlowConsumerDoesNotStallOthers(t *testing.T) {
 						_, p, err := c.Read(ctx)
 						all = append(all, p...)
 						if err != nil {
+							if code := websocket.CloseStatus(err); code != websocket.StatusTryAgainLater {
+								t.Errorf("stuck client's WebSocket closed with %d (%v), want 1013", code, err)
+							}
 							return all, nil
 						}
 					}
