@@ -305,3 +305,81 @@ func TestTempQueueRequestReply(t *testing.T) {
 		t.Fatalf("reply to a gone temp queue: %v", err)
 	}
 }
+
+// TestSendCannotForgeServerHeaders: the headers a MESSAGE's receiver relies on to identify, acknowledge
+// and judge it are the server's alone. A SEND carrying its own message-id, subscription, ack or
+// redelivered (a forged redelivered:true would make consumers treat a first delivery as a retry), or
+// the transaction and receipt meant for the server, must not see them forwarded; other headers are.
+func TestSendCannotForgeServerHeaders(t *testing.T) {
+	ts := startServer(t)
+	forged := "message-id:forged-id\nsubscription:forged-sub\nack:forged-ack\nredelivered:true\nx-app:kept\n"
+	cases := []struct {
+		name, dest, subscribe string
+	}{
+		{name: "topic", dest: "/topic/forge", subscribe: "ack:auto"},
+		{name: "queue, client ack", dest: "/queue/forge", subscribe: "ack:client-individual"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sub := ts.rawTCP(t)
+			sub.connect("1.2")
+			sub.send("SUBSCRIBE\nid:real-sub\ndestination:" + tc.dest + "\n" + tc.subscribe + "\nreceipt:s\n\n\x00")
+			sub.expect("RECEIPT")
+			pub := ts.rawWS(t, "v12.stomp")
+			pub.connect("1.2")
+			// Once directly with a receipt, once inside a committed transaction.
+			pub.send("SEND\ndestination:" + tc.dest + "\nreceipt:forged-receipt\n" + forged + "\nplain\x00")
+			pub.expect("RECEIPT")
+			pub.send("BEGIN\ntransaction:tx\n\n\x00SEND\ndestination:" + tc.dest + "\ntransaction:tx\n" + forged + "\ntransacted\x00COMMIT\ntransaction:tx\nreceipt:c\n\n\x00")
+			pub.expect("RECEIPT")
+			var ackIDs []string
+			for _, body := range []string{"plain", "transacted"} {
+				m := sub.expect("MESSAGE")
+				if string(m.Body) != body {
+					t.Fatalf("got %s, want body %q", m, body)
+				}
+				count := map[string]int{}
+				for _, h := range m.Headers {
+					count[h[0]]++
+				}
+				for _, name := range []string{"message-id", "subscription", "destination"} {
+					if count[name] != 1 {
+						t.Errorf("%s: %d %s headers, want the server's one (%s)", body, count[name], name, m)
+					}
+				}
+				for _, name := range []string{"redelivered", "transaction", "receipt"} {
+					if count[name] != 0 {
+						t.Errorf("%s: the SEND's %s header was forwarded (%s)", body, name, m)
+					}
+				}
+				if got := m.Get("subscription"); got != "real-sub" {
+					t.Errorf("%s: subscription %q, want real-sub", body, got)
+				}
+				if got := m.Get("message-id"); got == "forged-id" {
+					t.Errorf("%s: message-id is the sender's", body)
+				}
+				if got := m.Get("x-app"); got != "kept" {
+					t.Errorf("%s: x-app %q, want the SEND's other headers forwarded", body, got)
+				}
+				ack := m.Get("ack")
+				switch {
+				case tc.subscribe == "ack:auto" && count["ack"] != 0:
+					t.Errorf("%s: an auto-ack MESSAGE carries ack %q", body, ack)
+				case tc.subscribe != "ack:auto" && (count["ack"] != 1 || ack == "forged-ack"):
+					t.Errorf("%s: %d ack headers, first %q; want the server's one", body, count["ack"], ack)
+				}
+				ackIDs = append(ackIDs, ack)
+			}
+			if tc.subscribe != "ack:auto" {
+				// The server's ack ids are the ones that work.
+				for _, id := range ackIDs {
+					sub.send("ACK\nid:" + id + "\nreceipt:a\n\n\x00")
+					sub.expect("RECEIPT")
+				}
+				if ready, unacked, _ := ts.Broker.QueueDepth(tc.dest); ready != 0 || unacked != 0 {
+					t.Errorf("queue holds %d ready, %d unacked after both ACKs", ready, unacked)
+				}
+			}
+		})
+	}
+}
