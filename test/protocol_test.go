@@ -1,8 +1,11 @@
 package test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -381,5 +384,68 @@ func TestSendCannotForgeServerHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCompressionNeverNegotiated: a client offering permessage-deflate (browsers always do) gets no
+// extension and plain frames, and a compressed frame sent anyway is refused, not inflated: a small
+// frame cannot make the server hold a large message.
+func TestCompressionNeverNegotiated(t *testing.T) {
+	ts := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+
+	// A library client that asks for compression still talks STOMP, uncompressed.
+	c, resp, err := websocket.Dial(ctx, ts.WSURL, &websocket.DialOptions{
+		Subprotocols:    []string{"v12.stomp"},
+		CompressionMode: websocket.CompressionContextTakeover,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		t.Fatalf("server accepted extensions %q", ext)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte("CONNECT\naccept-version:1.2\n\n\x00")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Read(ctx); err != nil || !bytes.HasPrefix(p, []byte("CONNECTED\n")) {
+		t.Fatalf("CONNECT over a connection that offered compression: %q, %v", p, err)
+	}
+
+	// By hand: the offer as a browser makes it, then a frame with RSV1 (compressed) set regardless.
+	nc, err := net.DialTimeout("tcp", strings.TrimPrefix(ts.HTTPURL, "http://"), waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(waitTimeout))
+	_, _ = io.WriteString(nc, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: v12.stomp\r\n"+
+		"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+	br := bufio.NewReader(nc)
+	hs, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs.StatusCode != http.StatusSwitchingProtocols || hs.Header.Get("Sec-WebSocket-Extensions") != "" {
+		t.Fatalf("handshake %s with extensions %q, want 101 with none", hs.Status, hs.Header.Get("Sec-WebSocket-Extensions"))
+	}
+	// "CONNECT…" deflated would be a different byte string; any payload will do, the RSV1 bit is the point.
+	payload := []byte("CONNECT\naccept-version:1.2\n\n\x00")
+	mask := [4]byte{1, 2, 3, 4}
+	wire := []byte{0x80 | 0x40 | 0x1, 0x80 | byte(len(payload))} // FIN, RSV1, text; masked, length
+	wire = append(wire, mask[:]...)
+	for i, b := range payload {
+		wire = append(wire, b^mask[i%4])
+	}
+	if _, err := nc.Write(wire); err != nil {
+		t.Fatal(err)
+	}
+	// The server answers with a close frame, 1002 protocol error, and nothing STOMP.
+	rest, _ := io.ReadAll(br)
+	if len(rest) < 4 || rest[0] != 0x88 || int(rest[2])<<8|int(rest[3]) != int(websocket.StatusProtocolError) {
+		t.Fatalf("after a compressed frame the server sent %q, want a close frame with 1002", rest)
 	}
 }
