@@ -189,3 +189,9 @@ func (p *stompdProcess) Restart() {
 	p.Stop()
 	p.start()
 }
+
+// clients returns a testServer whose client helpers (rawTCP, rawWS, dialTCP, dialWS) reach this
+// process; stompAddr is the -stomp-addr it was started with. It has no Broker or Server.
+func (p *stompdProcess) clients(stompAddr string) *testServer {
+	return &testServer{WSURL: "ws://" + p.HTTPAddr + "/ws", HTTPURL: p.URL(), TCPAddr: stompAddr}
+}

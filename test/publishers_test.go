@@ -1,7 +1,10 @@
 package test
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -125,4 +128,69 @@ func TestChatRoomOverStomp(t *testing.T) {
 	if e, _ := next(aliceSub, "leave"); e.Name != "bob" {
 		t.Fatalf("leave %+v", e)
 	}
+}
+
+// TestBuiltInPoliciesWinOverConfigFile: a config file that declares the built-in publishers' topics
+// writable, without a last value or history, changes nothing for them (their policies come first), while
+// its policies do apply to every other destination.
+func TestBuiltInPoliciesWinOverConfigFile(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "stompd.yaml")
+	err := os.WriteFile(config, []byte(`policies:
+  - pattern: /topic/stocks.#
+    read-only: false
+    last-value: false
+  - pattern: /topic/chat
+    read-only: false
+    history: 0
+  - pattern: /topic/own.#
+    read-only: true
+  - pattern: "#"
+    read-only: false
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-config", config, "-stomp-addr", stompAddr)
+	ts := p.clients(stompAddr)
+
+	for _, dest := range []string{"/topic/stocks", "/topic/stocks.AAPL", "/topic/chat", "/topic/own.x"} {
+		for _, tr := range []string{"tcp", "ws"} {
+			c := ts.rawTCP(t)
+			if tr == "ws" {
+				c = ts.rawWS(t, "v12.stomp")
+			}
+			c.connect("1.2")
+			c.send("SEND\ndestination:" + dest + "\nreceipt:r\n\nforged\x00")
+			if f := c.expectError("destination is read-only"); f.Get("receipt-id") != "r" {
+				t.Errorf("%s over %s: ERROR without the SEND's receipt-id: %s", dest, tr, f)
+			}
+		}
+	}
+	// The feed's last value and the room's history are still kept: a newcomer gets them at once.
+	c := ts.rawWS(t, "v12.stomp")
+	c.connect("1.2")
+	c.send("SUBSCRIBE\nid:s\ndestination:/topic/stocks.AAPL\n\n\x00")
+	if m := c.expect("MESSAGE"); m.Get("retained") != "true" {
+		t.Errorf("first stock message %s, want the retained last value", m)
+	}
+	c.send("SEND\ndestination:/app/chat\nreceipt:said\n\n{\"type\":\"message\",\"text\":\"hello\"}\x00")
+	c.expect("RECEIPT")
+	late := ts.rawTCP(t)
+	late.connect("1.2")
+	late.send("SUBSCRIBE\nid:c\ndestination:/topic/chat\n\n\x00")
+	for {
+		m := late.expect("MESSAGE")
+		if m.Get("history") != "true" {
+			t.Fatalf("chat newcomer got %s before the history's message, want history:true", m)
+		}
+		if bytes.Contains(m.Body, []byte(`"text":"hello"`)) {
+			break
+		}
+	}
+	// The file's catch-all applies elsewhere: an ordinary topic takes a client's SEND.
+	pub := ts.rawTCP(t)
+	pub.connect("1.2")
+	pub.send("SEND\ndestination:/topic/free\nreceipt:ok\n\nx\x00")
+	pub.expect("RECEIPT")
 }
