@@ -14,7 +14,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/go-stomp/stomp/v3"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -245,16 +247,28 @@ func TestHeartBeats(t *testing.T) {
 		})
 	})
 	t.Run("silent client is closed with ERROR", func(t *testing.T) {
-		ts := startServer(t, hb)
-		c := ts.rawTCP(t)
-		start := time.Now() // the server's clock for the silence starts after this
-		connected := c.connect("1.2", "heart-beat:100,0")
-		if got := connected.Get("heart-beat"); got != "0,100" {
-			t.Fatalf("CONNECTED heart-beat %q, want 0,100", got)
+		reg := prometheus.NewRegistry()
+		ts := startServer(t, hb, func(c *serverConfig) { c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"}) })
+		for _, tr := range []string{"tcp", "ws"} {
+			c := ts.rawTCP(t)
+			if tr == "ws" {
+				c = ts.rawWS(t, "v12.stomp")
+			}
+			start := time.Now() // the server's clock for the silence starts after this
+			connected := c.connect("1.2", "heart-beat:100,0")
+			if got := connected.Get("heart-beat"); got != "0,100" {
+				t.Fatalf("%s: CONNECTED heart-beat %q, want 0,100", tr, got)
+			}
+			c.expectError("heart-beat timeout")
+			if d := time.Since(start); d < 200*time.Millisecond {
+				t.Fatalf("%s: closed after %s: the grace is 2 × 100ms", tr, d)
+			}
+			waitFor(t, "the close to be counted", func() bool {
+				return metricValue(t, reg, "stompd_connections_closed_total", "transport", tr, "reason", "heartbeat_timeout") == 1
+			})
 		}
-		c.expectError("heart-beat timeout")
-		if d := time.Since(start); d < 200*time.Millisecond {
-			t.Fatalf("closed after %s: the grace is 2 × 100ms", d)
+		if got := metricValue(t, reg, "stompd_heartbeat_timeouts_total"); got != 2 {
+			t.Errorf("stompd_heartbeat_timeouts_total = %v, want 2", got)
 		}
 	})
 	t.Run("client beats keep it alive", func(t *testing.T) {

@@ -13,6 +13,9 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/go-stomp/stomp/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stompd/stompd/metrics"
 )
 
 // TestSlowConsumerDoesNotStallOthers is the failure the go-stomp server has, inverted: a subscriber that
@@ -219,6 +222,74 @@ func TestQueueDeliveriesWaitForRoom(t *testing.T) {
 			}
 			if ready, _, _ := ts.Broker.QueueDepth("/queue/backlog"); ready != 0 {
 				t.Fatalf("%d messages left in the queue", ready)
+			}
+		})
+	}
+}
+
+// TestSlowConsumerErrorWithinCloseTimeout: once a topic subscriber is declared a slow consumer, its
+// ERROR waits at most the close timeout to be flushed. A client that reads again within it gets ERROR
+// "slow consumer" as the last thing on the wire; one that never reads is cut off when it ends. Either
+// way the session is gone, counted as a slow-consumer close, and nobody else waited for it.
+func TestSlowConsumerErrorWithinCloseTimeout(t *testing.T) {
+	const closeTimeout = 2 * time.Second
+	for _, tc := range []struct {
+		name      string
+		readsSoon bool
+	}{
+		{name: "reads again within the close timeout", readsSoon: true},
+		{name: "never reads"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			ts := startServer(t, func(c *serverConfig) {
+				c.opts.MaxQueuedBytes = 64 << 10
+				c.opts.CloseTimeout = closeTimeout
+				c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"})
+			})
+			stuck, err := net.Dial("tcp", ts.TCPAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stuck.Close()
+			_, _ = io.WriteString(stuck, "CONNECT\naccept-version:1.2\nhost:/\n\n\x00SUBSCRIBE\nid:s\ndestination:/topic/flood\nreceipt:r\n\n\x00")
+			waitFor(t, "the stuck subscription", func() bool { return ts.Broker.Stats().Subscriptions == 1 })
+			pub := ts.dialTCP(t)
+			body := bytes.Repeat([]byte("f"), 4<<10)
+			var declared time.Time
+			for i := 0; declared.IsZero(); i++ {
+				if i == 8000 { // 32 MiB: many times loopback socket buffers
+					t.Fatal("no slow consumer declared after 32 MiB published to a client that does not read")
+				}
+				if err := pub.Send("/topic/flood", "", body, stomp.SendOpt.Receipt); err != nil {
+					t.Fatal(err)
+				}
+				if metricValue(t, reg, "stompd_slow_consumer_disconnects_total") == 1 {
+					declared = time.Now()
+				}
+			}
+
+			if tc.readsSoon {
+				_ = stuck.SetReadDeadline(time.Now().Add(waitTimeout))
+				all, err := io.ReadAll(stuck)
+				if err != nil {
+					t.Fatalf("reading after the slow-consumer verdict: %v (read %d bytes)", err, len(all))
+				}
+				i := bytes.LastIndex(all, []byte("ERROR\n"))
+				if i < 0 || !bytes.Contains(all[i:], []byte("\nmessage:slow consumer\n")) || !bytes.HasSuffix(all, []byte("\x00")) {
+					t.Fatalf("the client that read again did not end with ERROR slow consumer (read %d bytes, tail %q)", len(all), all[max(0, len(all)-200):])
+				}
+			}
+			waitFor(t, "the slow consumer's session to end", func() bool { return ts.Server.SessionCount() == 1 })
+			if took := time.Since(declared); took > closeTimeout+2*time.Second {
+				t.Errorf("the slow consumer's session ended %s after the verdict; the close timeout is %s", took, closeTimeout)
+			}
+			if got := metricValue(t, reg, "stompd_connections_closed_total", "transport", "tcp", "reason", "slow_consumer"); got != 1 {
+				t.Errorf("stompd_connections_closed_total{reason=slow_consumer} = %v, want 1", got)
+			}
+			// The publisher went on all along and still round-trips.
+			if err := pub.Send("/topic/flood", "", []byte("after"), stomp.SendOpt.Receipt); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}
