@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -15,6 +16,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/metrics"
 )
 
@@ -292,5 +294,115 @@ func TestSlowConsumerErrorWithinCloseTimeout(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestLaggingPoliciesThroughASession: a subscriber that stops reading until its connection's outbound
+// queue is full is not disconnected under conflate or drop-oldest. Once it reads again it gets, per
+// destination and in publish order, what was already on its way and then what the policy kept: the
+// newest message of each destination (conflate) or the newest max-pending messages (drop-oldest).
+func TestLaggingPoliciesThroughASession(t *testing.T) {
+	const (
+		perDest    = 1000 // × 4 destinations × 4 KiB = 16 MiB: loopback buffers and the queue hold a fraction
+		maxPending = 20
+	)
+	dests := []string{"/topic/lag.a", "/topic/lag.b", "/topic/lag.c", "/topic/lag.d"}
+	for _, policy := range []broker.SlowConsumerPolicy{broker.PolicyConflate, broker.PolicyDropOldest} {
+		for _, tr := range []string{"tcp", "ws"} {
+			t.Run(policy.String()+"/"+tr, func(t *testing.T) {
+				ts := startServer(t, func(c *serverConfig) {
+					c.opts.MaxQueuedBytes = 64 << 10
+					c.bopts.Policies = []broker.DestinationPolicy{{Pattern: "/topic/lag.#", SlowConsumer: policy, MaxPending: maxPending}}
+				})
+				c := ts.rawTCP(t)
+				if tr == "ws" {
+					c = ts.rawWS(t, "v12.stomp")
+				}
+				c.connect("1.2")
+				c.send("SUBSCRIBE\nid:lag\ndestination:/topic/lag.#\nreceipt:s\n\n\x00")
+				c.expect("RECEIPT")
+				c.pause()
+
+				pub := ts.dialTCP(t)
+				body := bytes.Repeat([]byte("x"), 4<<10)
+				for i := range perDest {
+					for _, d := range dests {
+						if err := pub.Send(d, "", append([]byte(strconv.Itoa(i)+":"), body...)); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				// The end of each destination. Conflation keeps each destination's own order, not the
+				// order between destinations, so each needs its own.
+				for _, d := range dests {
+					if err := pub.Send(d, "", []byte("end"), stomp.SendOpt.Receipt); err != nil {
+						t.Fatal(err)
+					}
+				}
+				stats := ts.Broker.Stats()
+				if stats.Conflated+stats.DroppedOldest == 0 {
+					t.Fatalf("nothing conflated or dropped after 16 MiB to a paused reader: its queue never filled")
+				}
+
+				c.resume()
+				got := map[string][]int{} // each destination's sequence numbers, in arrival order
+				ended := map[string]bool{}
+				for len(ended) < len(dests) {
+					m := c.expect("MESSAGE")
+					d := m.Get("destination")
+					if ended[d] {
+						t.Fatalf("%s: %.20q after its end", d, m.Body)
+					}
+					if string(m.Body) == "end" {
+						ended[d] = true
+						continue
+					}
+					seq, _, _ := bytes.Cut(m.Body, []byte(":"))
+					n, err := strconv.Atoi(string(seq))
+					if err != nil {
+						t.Fatalf("unexpected body %.20q", m.Body)
+					}
+					got[d] = append(got[d], n)
+				}
+				total := 0
+				for _, d := range dests {
+					seqs := got[d]
+					total += len(seqs)
+					for i := 1; i < len(seqs); i++ {
+						if seqs[i] <= seqs[i-1] {
+							t.Fatalf("%s: %d after %d: out of order or duplicated", d, seqs[i], seqs[i-1])
+						}
+					}
+					// Under drop-oldest the newest maxPending messages of the subscription are kept: the
+					// four ends and the 16 before them, the newest 4 of each destination. (Under conflate
+					// each destination's newest, its end, replaced whatever it held.)
+					if policy == broker.PolicyDropOldest {
+						want := []int{perDest - 4, perDest - 3, perDest - 2, perDest - 1}
+						if len(seqs) < len(want) || !slices.Equal(seqs[len(seqs)-len(want):], want) {
+							t.Fatalf("%s: received %d messages ending %v before its end, want %v", d, len(seqs), seqs[max(0, len(seqs)-8):], want)
+						}
+					}
+				}
+				stats = ts.Broker.Stats()
+				if total >= perDest*len(dests) {
+					t.Fatalf("received all %d messages: the paused reader never lagged", total)
+				}
+				switch {
+				case policy == broker.PolicyConflate && (stats.Conflated == 0 || stats.DroppedOldest != 0),
+					policy == broker.PolicyDropOldest && (stats.DroppedOldest == 0 || stats.Conflated != 0):
+					t.Fatalf("broker counted %d conflated, %d dropped oldest under %s", stats.Conflated, stats.DroppedOldest, policy)
+				}
+				if lost := uint64(perDest*len(dests) - total); lost != stats.Conflated+stats.DroppedOldest {
+					t.Errorf("%d messages not received, but the broker counted %d conflated and %d dropped", lost, stats.Conflated, stats.DroppedOldest)
+				}
+				t.Logf("received %d of %d messages (%d conflated, %d dropped oldest)", total, perDest*len(dests), stats.Conflated, stats.DroppedOldest)
+				// Still connected, still served.
+				c.send("SEND\ndestination:/topic/lag.a\nreceipt:alive\n\nalive\x00")
+				if m := c.expect("MESSAGE"); string(m.Body) != "alive" {
+					t.Fatalf("after catching up got %s", m)
+				}
+				c.expect("RECEIPT")
+			})
+		}
 	}
 }
