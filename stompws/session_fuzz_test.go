@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,11 @@ import (
 // exhausted; everything the server wrote parses as STOMP frames; an ERROR, if any, is the last frame
 // written; and the session leaves no subscription or unacknowledged message behind in the broker.
 // When the high bit of chunk is set, authentication and authorization are on (user u, passcode p, role
-// ops; a users file and an HS256 key), so CONNECT credentials and denied frames are fuzzed too.
+// ops; a users file and an HS256 key), so CONNECT credentials and denied frames are fuzzed too. When
+// the next bit is set, the connection has a small outbound queue that refuses what does not fit, as a
+// client that reads slowly makes it, so slow consumers, deliveries waiting for room and the conflate
+// (/topic/c.#) and drop-oldest (/topic/d.#) policies are fuzzed as well; the low six bits are the
+// read chunk size.
 //
 // go test -run x -fuzz FuzzSession -fuzztime 60s ./stompws
 func FuzzSession(f *testing.F) {
@@ -41,9 +46,23 @@ func FuzzSession(f *testing.F) {
 		"CONNECT\naccept-version:1.2\nAuthorization:Bearer " + fuzzToken + "\n\n\x00SUBSCRIBE\nid:0\ndestination:/topic/#\n\n\x00",
 		"CONNECT\naccept-version:1.1\npasscode:" + fuzzToken + "\n\n\x00SEND\ndestination:/temp-queue/r\n\nx\x00",
 	}
+	boundedSeeds := []string{
+		"CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:c\ndestination:/topic/c.#\n\n\x00SUBSCRIBE\nid:d\ndestination:/topic/d.#\n\n\x00" +
+			strings.Repeat("SEND\ndestination:/topic/c.x\n\n"+strings.Repeat("c", 100)+"\x00SEND\ndestination:/topic/c.y\n\ny\x00SEND\ndestination:/topic/d.z\n\n"+strings.Repeat("d", 100)+"\x00", 8) +
+			"SEND\ndestination:/topic/c.x\nreceipt:r\n\nlast\x00",
+		"CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:t\ndestination:/topic/t\n\n\x00" +
+			strings.Repeat("SEND\ndestination:/topic/t\nreceipt:r\n\n"+strings.Repeat("t", 200)+"\x00", 8),
+		"CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:q\ndestination:/queue/q\nack:client\n\n\x00" +
+			strings.Repeat("SEND\ndestination:/queue/q\nreceipt:r\n\n"+strings.Repeat("q", 150)+"\x00", 8) ,
+	}
 	for _, s := range seeds {
 		f.Add([]byte(s), uint8(0))
 		f.Add([]byte(s), uint8(7))
+		f.Add([]byte(s), uint8(0x40))
+	}
+	for _, s := range boundedSeeds {
+		f.Add([]byte(s), uint8(0x40))
+		f.Add([]byte(s), uint8(0x40|13))
 	}
 	for _, s := range authSeeds {
 		f.Add([]byte(s), uint8(0x80))
@@ -51,7 +70,10 @@ func FuzzSession(f *testing.F) {
 	}
 	authn, policy := fuzzAuth(f)
 	f.Fuzz(func(t *testing.T, input []byte, chunk uint8) {
-		br := broker.New(broker.Options{MaxQueueDepth: 50})
+		br := broker.New(broker.Options{MaxQueueDepth: 50, Policies: []broker.DestinationPolicy{
+			{Pattern: "/topic/c.#", SlowConsumer: broker.PolicyConflate, MaxPending: 2},
+			{Pattern: "/topic/d.#", SlowConsumer: broker.PolicyDropOldest, MaxPending: 2},
+		}})
 		opts := Options{
 			HeartBeatSend: -1, HeartBeatReceive: -1,
 			Limits:           frame.Limits{MaxFrameBytes: 64 << 10, MaxHeaders: 32, MaxHeaderBytes: 1 << 10},
@@ -60,9 +82,14 @@ func FuzzSession(f *testing.F) {
 		if chunk&0x80 != 0 {
 			opts.Authenticator, opts.Policy, opts.AuthFailureDelay = authn, policy, -1
 		}
-		srv := NewServer(br, opts)
 		c := newMemConn(string(input))
-		c.chunk, c.eof, c.capture = int(chunk&0x7f), true, true
+		if chunk&0x40 != 0 {
+			const outboundBytes = 512 // a few small frames
+			opts.MaxQueuedBytes = outboundBytes
+			c = newBoundedMemConn(string(input), outboundBytes)
+		}
+		srv := NewServer(br, opts)
+		c.chunk, c.eof, c.capture = int(chunk&0x3f), true, true
 		done := make(chan struct{})
 		go func() {
 			_ = srv.ServeConn(context.Background(), c)
