@@ -53,7 +53,7 @@ func FuzzSession(f *testing.F) {
 		"CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:t\ndestination:/topic/t\n\n\x00" +
 			strings.Repeat("SEND\ndestination:/topic/t\nreceipt:r\n\n"+strings.Repeat("t", 200)+"\x00", 8),
 		"CONNECT\naccept-version:1.2\n\n\x00SUBSCRIBE\nid:q\ndestination:/queue/q\nack:client\n\n\x00" +
-			strings.Repeat("SEND\ndestination:/queue/q\nreceipt:r\n\n"+strings.Repeat("q", 150)+"\x00", 8) ,
+			strings.Repeat("SEND\ndestination:/queue/q\nreceipt:r\n\n"+strings.Repeat("q", 150)+"\x00", 8),
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s), uint8(0))
