@@ -124,16 +124,18 @@ func formatHeartBeat(out, in time.Duration) string {
 	return strconv.FormatInt(out.Milliseconds(), 10) + "," + strconv.FormatInt(in.Milliseconds(), 10)
 }
 
-// negotiateHeartBeats applies STOMP's rule — each direction beats at the larger of what the sender can
-// do and what the receiver wants, and not at all if either side says 0 — then clamps: never more often
-// than HeartBeatMin; outbound never less often than HeartBeatMax. Inbound is not capped above: a client
-// that promised slower beats than HeartBeatMax is held to its promise, not to ours.
+// negotiateHeartBeats follows the client, as RabbitMQ does: the server sends at the interval the
+// client wants to receive (cy) and expects beats at the interval the client promises to send (cx),
+// never more often than HeartBeatMin, and sends at least every HeartBeatMax. STOMP's rule (each
+// direction beats at the larger of the sender's and the receiver's values, not at all if either is 0)
+// then gives the same intervals on both sides, since CONNECTED reports exactly these. Inbound is not
+// capped above: a client that promised slower beats than HeartBeatMax is held to its promise.
 func negotiateHeartBeats(o *Options, cx, cy time.Duration) (out, in time.Duration) {
-	if sx := o.HeartBeatSend; sx > 0 && cy > 0 {
-		out = min(max(sx, cy, o.HeartBeatMin), o.HeartBeatMax)
+	if cy > 0 && !o.NoHeartBeatSend {
+		out = min(max(cy, o.HeartBeatMin), o.HeartBeatMax)
 	}
-	if sy := o.HeartBeatReceive; sy > 0 && cx > 0 {
-		in = max(cx, sy, o.HeartBeatMin)
+	if cx > 0 && !o.NoHeartBeatReceive {
+		in = max(cx, o.HeartBeatMin)
 	}
 	return out, in
 }

@@ -48,7 +48,7 @@ func BenchmarkFanout1000(b *testing.B) {
 func benchmarkFanout(b *testing.B, m *metrics.Metrics) {
 	const subscribers = 1000
 	br := broker.New(broker.Options{})
-	srv := NewServer(br, Options{HeartBeatSend: -1, HeartBeatReceive: -1, Metrics: m})
+	srv := NewServer(br, Options{NoHeartBeatSend: true, NoHeartBeatReceive: true, Metrics: m})
 	conns := startMemSessions(b, srv, br, subscribers, "/topic/bench")
 	defer stopMemSessions(b, srv)
 	body := make([]byte, 128)
@@ -75,7 +75,7 @@ func benchmarkFanout(b *testing.B, m *metrics.Metrics) {
 // not copied per subscriber), and deliveries do not allocate.
 func TestFanoutSharesEncodedMessage(t *testing.T) {
 	br := broker.New(broker.Options{})
-	srv := NewServer(br, Options{HeartBeatSend: -1, HeartBeatReceive: -1})
+	srv := NewServer(br, Options{NoHeartBeatSend: true, NoHeartBeatReceive: true})
 	conns := startMemSessions(t, srv, br, 50, "/topic/shared")
 	defer stopMemSessions(t, srv)
 	for _, c := range conns {

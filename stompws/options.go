@@ -18,8 +18,6 @@ const (
 	DefaultMaxUnacked       = 10000
 	DefaultMaxQueuedBytes   = 4 << 20
 	DefaultWriteTimeout     = 10 * time.Second
-	DefaultHeartBeatSend    = 10 * time.Second
-	DefaultHeartBeatReceive = 10 * time.Second
 	DefaultHeartBeatMin     = time.Second
 	DefaultHeartBeatMax     = time.Minute
 	DefaultHeartBeatGrace   = 2.0
@@ -48,12 +46,13 @@ type Options struct {
 	// WriteTimeout closes a connection whose write has been stuck this long; default 10s.
 	WriteTimeout time.Duration
 
-	// HeartBeatSend is how often the server offers to send heart-beats (the sx of CONNECTED's
-	// heart-beat header); default 10s. Negative disables server heart-beats.
-	HeartBeatSend time.Duration
-	// HeartBeatReceive is how often the server asks clients for heart-beats (sy); default 10s.
-	// Negative disables the check of client heart-beats.
-	HeartBeatReceive time.Duration
+	// Heart-beats follow the client: the server beats at the interval the CONNECT frame asks to
+	// receive, and expects beats at the interval it promises to send, each clamped by HeartBeatMin and
+	// HeartBeatMax; a client that asks for none or promises none gets none in that direction.
+	//
+	// NoHeartBeatSend makes the server decline to send heart-beats, and NoHeartBeatReceive to check
+	// the client's, whatever the client asks: CONNECTED then says 0 for that direction.
+	NoHeartBeatSend, NoHeartBeatReceive bool
 	// HeartBeatMin and HeartBeatMax clamp the negotiated intervals: the server never agrees to send or
 	// expect heart-beats more often than HeartBeatMin (default 1s), and never stays silent longer than
 	// HeartBeatMax (default 1m) when heart-beats are on.
@@ -150,8 +149,6 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.MaxUnacked, DefaultMaxUnacked)
 	setDefault(&o.MaxQueuedBytes, DefaultMaxQueuedBytes)
 	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
-	setDefault(&o.HeartBeatSend, DefaultHeartBeatSend)
-	setDefault(&o.HeartBeatReceive, DefaultHeartBeatReceive)
 	setDefault(&o.HeartBeatMin, DefaultHeartBeatMin)
 	setDefault(&o.HeartBeatMax, DefaultHeartBeatMax)
 	setDefault(&o.CloseTimeout, DefaultCloseTimeout)

@@ -75,7 +75,7 @@ func FuzzSession(f *testing.F) {
 			{Pattern: "/topic/d.#", SlowConsumer: broker.PolicyDropOldest, MaxPending: 2},
 		}})
 		opts := Options{
-			HeartBeatSend: -1, HeartBeatReceive: -1,
+			NoHeartBeatSend: true, NoHeartBeatReceive: true,
 			Limits:           frame.Limits{MaxFrameBytes: 64 << 10, MaxHeaders: 32, MaxHeaderBytes: 1 << 10},
 			MaxSubscriptions: 8, MaxTransactions: 4, MaxTxFrames: 16,
 		}

@@ -37,10 +37,11 @@ type testServer struct {
 }
 
 type serverConfig struct {
-	opts    stompws.Options
-	bopts   broker.Options
-	routes  map[string]http.Handler
-	onStart []func(*broker.Broker) // run once the broker exists, before clients connect
+	heartBeats bool // the server takes part in heart-beats, as in production; off by default
+	opts       stompws.Options
+	bopts      broker.Options
+	routes     map[string]http.Handler
+	onStart    []func(*broker.Broker) // run once the broker exists, before clients connect
 }
 
 // startServer starts an in-process server (stompwstest) shut down when the test ends; configure adjusts
@@ -54,7 +55,7 @@ func startServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 	for _, f := range configure {
 		f(&cfg)
 	}
-	s := stompwstest.Start(t, stompwstest.Config{Options: cfg.opts, BrokerOptions: cfg.bopts, Routes: cfg.routes, OnStart: cfg.onStart})
+	s := stompwstest.Start(t, stompwstest.Config{Options: cfg.opts, BrokerOptions: cfg.bopts, Routes: cfg.routes, OnStart: cfg.onStart, HeartBeats: cfg.heartBeats})
 	return &testServer{Broker: s.Broker, Server: s.STOMP, WSURL: s.WSURL, HTTPURL: s.HTTPURL, TCPAddr: s.TCPAddr}
 }
 

@@ -229,22 +229,46 @@ func TestTenThousandInOrderToTwoSubscribers(t *testing.T) {
 
 func TestHeartBeats(t *testing.T) {
 	hb := func(c *serverConfig) {
-		c.opts.HeartBeatSend = 100 * time.Millisecond
-		c.opts.HeartBeatReceive = 100 * time.Millisecond
+		c.heartBeats = true
 		c.opts.HeartBeatMin = 50 * time.Millisecond
 	}
-	t.Run("server sends EOLs when idle", func(t *testing.T) {
+	t.Run("the server answers what the client asks", func(t *testing.T) {
+		ts := startServer(t, hb, func(c *serverConfig) { c.opts.HeartBeatMax = 30 * time.Second })
+		cases := []struct{ client, want string }{
+			{"0,1000", "1000,0"},           // wants a beat every second (a short proxy idle timeout): gets one
+			{"1000,0", "0,1000"},           // promises one every second: held to it
+			{"10000,10000", "10000,10000"}, // STOMP.js's default
+			{"0,0", "0,0"},                 // asks nothing, gets nothing
+			{"0,10", "50,0"},               // faster than -heartbeat-min: clamped up
+			{"0,120000", "30000,0"},        // slower than -heartbeat-max: the server beats more often
+			{"120000,0", "0,120000"},       // a slow promise is not capped: the client is held to its own
+		}
+		for _, tc := range cases {
+			c := ts.rawTCP(t)
+			if got := c.connect("1.2", "heart-beat:"+tc.client).Get("heart-beat"); got != tc.want {
+				t.Errorf("CONNECT heart-beat:%s got %q, want %q", tc.client, got, tc.want)
+			}
+		}
+		// STOMP 1.0 has no heart-beats.
+		c := ts.rawTCP(t)
+		if got := c.connect("1.0", "heart-beat:0,1000").Get("heart-beat"); got != "0,0" {
+			t.Errorf("STOMP 1.0 CONNECT got heart-beat %q, want 0,0", got)
+		}
+	})
+	t.Run("server beats at the client's rate", func(t *testing.T) {
 		ts := startServer(t, hb)
 		c := ts.rawWS(t, "v12.stomp")
-		connected := c.connect("1.2", "heart-beat:0,100")
-		if got := connected.Get("heart-beat"); got != "100,0" {
-			t.Fatalf("CONNECTED heart-beat %q, want 100,0", got)
-		}
+		start := time.Now()
+		c.connect("1.2", "heart-beat:0,100")
 		waitFor(t, "5 heart-beats", func() bool {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			return c.heartBeats >= 5
 		})
+		// Five beats 100 ms apart take half a second; at the old fixed 10 s they would take a minute.
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("5 heart-beats took %s at a requested 100 ms", d)
+		}
 	})
 	t.Run("silent client is closed with ERROR", func(t *testing.T) {
 		reg := prometheus.NewRegistry()
@@ -260,7 +284,8 @@ func TestHeartBeats(t *testing.T) {
 				t.Fatalf("%s: CONNECTED heart-beat %q, want 0,100", tr, got)
 			}
 			c.expectError("heart-beat timeout")
-			if d := time.Since(start); d < 200*time.Millisecond {
+			// Promised every 100 ms: closed after the 2 × 100 ms grace, not after a server default.
+			if d := time.Since(start); d < 200*time.Millisecond || d > 5*time.Second {
 				t.Fatalf("%s: closed after %s: the grace is 2 × 100ms", tr, d)
 			}
 			waitFor(t, "the close to be counted", func() bool {
@@ -283,11 +308,10 @@ func TestHeartBeats(t *testing.T) {
 			t.Fatalf("got %q", m.Body)
 		}
 	})
-	t.Run("clamped to the server maximum", func(t *testing.T) {
-		ts := startServer(t, hb, func(c *serverConfig) { c.opts.HeartBeatMax = 200 * time.Millisecond })
-		c := ts.rawTCP(t)
-		if got := c.connect("1.2", "heart-beat:0,60000").Get("heart-beat"); got != "200,0" {
-			t.Fatalf("CONNECTED heart-beat %q, want 200,0", got)
+	t.Run("a direction the server declines", func(t *testing.T) {
+		ts := startServer(t, hb, func(c *serverConfig) { c.opts.NoHeartBeatSend = true })
+		if got := ts.rawTCP(t).connect("1.2", "heart-beat:1000,1000").Get("heart-beat"); got != "0,1000" {
+			t.Fatalf("CONNECTED heart-beat %q, want 0,1000", got)
 		}
 	})
 }
@@ -461,5 +485,25 @@ func TestCompressionNeverNegotiated(t *testing.T) {
 	rest, _ := io.ReadAll(br)
 	if len(rest) < 4 || rest[0] != 0x88 || int(rest[2])<<8|int(rest[3]) != int(websocket.StatusProtocolError) {
 		t.Fatalf("after a compressed frame the server sent %q, want a close frame with 1002", rest)
+	}
+}
+
+// TestHeartBeatFlag: the binary follows the client by default, and -heartbeat 0,… declines the
+// server's own beats while still checking the client's.
+func TestHeartBeatFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "1000,2000"},
+		{[]string{"-heartbeat", "0,10000"}, "0,2000"},
+	} {
+		stompAddr := freeLoopbackAddr(t)
+		p := startStompd(t, append([]string{"-stocks=false", "-chat=false", "-stomp-addr", stompAddr}, tc.args...)...)
+		c := p.clients(stompAddr).rawTCP(t)
+		if got := c.connect("1.2", "heart-beat:2000,1000").Get("heart-beat"); got != tc.want {
+			t.Errorf("stompd %v: CONNECT heart-beat:2000,1000 got %q, want %q", tc.args, got, tc.want)
+		}
+		p.Stop()
 	}
 }

@@ -1,8 +1,6 @@
 package test
 
 import (
-	"github.com/stompd/stompd/stompws"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -51,9 +49,10 @@ func chromiumPath() string {
 	return "/usr/bin/chromium"
 }
 
-// defaultHeartBeats restores the server's default heart-beats (10000,10000), which the scenario checks.
+// defaultHeartBeats lets the server take part in heart-beats as in production: the scenario checks that
+// a STOMP.js client asking for 2000,2000 is answered in kind.
 func defaultHeartBeats(c *serverConfig) {
-	c.opts.HeartBeatSend, c.opts.HeartBeatReceive = stompws.DefaultHeartBeatSend, stompws.DefaultHeartBeatReceive
+	c.heartBeats = true
 }
 
 type jsResult struct {

@@ -102,7 +102,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		MaxFrameSize:     4 << 20,
 		MaxHeaderLength:  100 << 10,
 		MaxOutboundBytes: stompws.DefaultMaxQueuedBytes,
-		HeartBeat:        heartBeat{send: stompws.DefaultHeartBeatSend, receive: stompws.DefaultHeartBeatReceive},
+		HeartBeat:        heartBeat{send: 10 * time.Second, receive: 10 * time.Second}, // both on: follow the client
 		StocksSymbols:    symbolList(stocks.DefaultSymbols),
 	}
 	fs := flag.NewFlagSet("stompd", flag.ContinueOnError)
@@ -147,7 +147,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.Var(&c.SendBytesBurst, "send-bytes-burst", "SEND body `bytes` -send-bytes-rate lets through at once; 0 for one second's worth, never less than -max-frame-size")
 	fs.IntVar(&c.MaxUnacked, "max-unacked", stompws.DefaultMaxUnacked, "most messages one connection may hold unacknowledged across its client-ack subscriptions; queues hold further messages back, topics treat the subscriber as slow; 0 for no bound")
 
-	fs.Var(&c.HeartBeat, "heartbeat", "heart-beats the server offers, `send,receive` in milliseconds as in STOMP's heart-beat header; 0 disables a direction")
+	fs.Var(&c.HeartBeat, "heartbeat", "`send,receive`: 0 declines a direction of heart-beats; any other value lets it follow the\nclient, which sets the rate within -heartbeat-min and -heartbeat-max (earlier releases read\nthe values as the server's rates, in milliseconds)")
 	fs.DurationVar(&c.HeartBeatMin, "heartbeat-min", stompws.DefaultHeartBeatMin, "never send or expect heart-beats more often than this")
 	fs.DurationVar(&c.HeartBeatMax, "heartbeat-max", stompws.DefaultHeartBeatMax, "never stay silent longer than this when heart-beats are on")
 	fs.Float64Var(&c.HeartBeatGrace, "heartbeat-grace", stompws.DefaultHeartBeatGrace, "close a client silent for this many negotiated intervals (at least 1)")
@@ -260,13 +260,6 @@ func (c *config) validate() error {
 
 // serverOptions maps the configuration onto the STOMP server's options.
 func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.Metrics) stompws.Options {
-	hbSend, hbReceive := c.HeartBeat.send, c.HeartBeat.receive
-	if hbSend == 0 {
-		hbSend = -1 // 0 in Options means "default"; the flag's 0 means "off"
-	}
-	if hbReceive == 0 {
-		hbReceive = -1
-	}
 	connectTimeout, maxConns := c.ConnectTimeout, c.MaxConnections
 	if connectTimeout == 0 {
 		connectTimeout = -1
@@ -293,8 +286,8 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 		MaxTxFrames:         c.MaxTxFrames,
 		MaxQueuedBytes:      int(c.MaxOutboundBytes),
 		WriteTimeout:        c.WriteTimeout,
-		HeartBeatSend:       hbSend,
-		HeartBeatReceive:    hbReceive,
+		NoHeartBeatSend:     c.HeartBeat.send == 0,
+		NoHeartBeatReceive:  c.HeartBeat.receive == 0,
 		HeartBeatMin:        c.HeartBeatMin,
 		HeartBeatMax:        c.HeartBeatMax,
 		HeartBeatGrace:      c.HeartBeatGrace,
@@ -450,7 +443,8 @@ func (l *symbolList) Set(s string) error {
 	return nil
 }
 
-// heartBeat is the -heartbeat flag: "send,receive" in milliseconds.
+// heartBeat is the -heartbeat flag: "send,receive" in milliseconds, as earlier releases took it. Only
+// whether each value is 0 matters now: heart-beats follow the client.
 type heartBeat struct{ send, receive time.Duration }
 
 func (h *heartBeat) String() string {

@@ -34,6 +34,9 @@ type Config struct {
 	// TLS serves WebSocket as wss:// and TCP over TLS, both with httptest's certificate for 127.0.0.1
 	// (Server.Certificate).
 	TLS bool
+	// HeartBeats lets the server take part in heart-beats as it does in production. Without it the
+	// server declines them in both directions, so that tests see only the frames they expect.
+	HeartBeats bool
 }
 
 // Server is a running in-process stompd.
@@ -53,11 +56,8 @@ type Server struct {
 // running, and ServeTCP must end with ErrServerClosed, or the test fails.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	if cfg.Options.HeartBeatSend == 0 {
-		cfg.Options.HeartBeatSend = -1
-	}
-	if cfg.Options.HeartBeatReceive == 0 {
-		cfg.Options.HeartBeatReceive = -1
+	if !cfg.HeartBeats {
+		cfg.Options.NoHeartBeatSend, cfg.Options.NoHeartBeatReceive = true, true
 	}
 	b := broker.New(cfg.BrokerOptions)
 	for _, f := range cfg.OnStart {

@@ -69,7 +69,7 @@ globalThis.runStompScenario = async function runStompScenario(StompJs, brokerURL
     const sub = await connect('subscriber', { heartbeatIncoming: 2000, heartbeatOutgoing: 2000 });
     const pub = await connect('publisher');
     check(sub.frame.headers.version === '1.2', 'CONNECTED version 1.2');
-    check(sub.frame.headers['heart-beat'] === '10000,10000', 'CONNECTED heart-beat 10000,10000');
+    check(sub.frame.headers['heart-beat'] === '2000,2000', 'CONNECTED heart-beat 2000,2000, as the client asked');
     check(/^stompd/.test(sub.frame.headers.server || ''), 'CONNECTED server header');
     check((sub.frame.headers.session || '').length > 0, 'CONNECTED session header');
 
