@@ -65,20 +65,28 @@ type jsResult struct {
 // runNode runs a script in test/js and decodes its one-line JSON result.
 func runNode(t *testing.T, script string, args ...string) jsResult {
 	t.Helper()
+	return runClientScript(t, "js", "node", append([]string{script}, args...)...)
+}
+
+// runClientScript runs a client's test script with its interpreter in dir (under test/) and decodes
+// the one-line JSON result that the last line of its output holds; it fails the test unless ok.
+func runClientScript(t *testing.T, dir, interpreter string, args ...string) jsResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", append([]string{script}, args...)...)
-	cmd.Dir = "js"
+	cmd := exec.CommandContext(ctx, interpreter, args...)
+	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	runErr := cmd.Run()
 	var res jsResult
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
-		t.Fatalf("%s: no result (%v); stdout %q stderr %q", script, runErr, stdout.String(), stderr.String())
+		t.Fatalf("%s %v: no result (%v); stdout %q stderr %q", interpreter, args, runErr, stdout.String(), stderr.String())
 	}
 	if !res.OK {
-		t.Fatalf("%s failed: %s\nconsole: %s\nstderr: %s", script, res.Error, strings.Join(res.Console, "\n"), stderr.String())
+		t.Fatalf("%s %v failed: %s\npassed: %s\nconsole: %s\nstderr: %s", interpreter, args, res.Error,
+			strings.Join(res.Passed, "; "), strings.Join(res.Console, "\n"), stderr.String())
 	}
 	return res
 }
