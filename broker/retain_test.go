@@ -193,9 +193,10 @@ func TestRetainedSubscriberFull(t *testing.T) {
 // given, and checks they form a strictly increasing contiguous run with the
 // retained ones first.
 type seqChecker struct {
-	mu   sync.Mutex
-	runs map[string][]int
-	err  error
+	mu           sync.Mutex
+	runs         map[string][]int
+	firstCatchUp map[string]bool // whether the first delivery of each destination was retained or history
+	err          error
 }
 
 func (c *seqChecker) Deliver(_ *Subscription, d Delivery) DeliverResult {
@@ -214,6 +215,9 @@ func (c *seqChecker) Deliver(_ *Subscription, d Delivery) DeliverResult {
 	if !catchUp {
 		c.runs["live "+d.Message.Destination] = nil
 	}
+	if len(run) == 0 {
+		c.firstCatchUp[d.Message.Destination] = catchUp
+	}
 	c.runs[d.Message.Destination] = append(run, n)
 	return Delivered
 }
@@ -224,6 +228,17 @@ func (c *seqChecker) sawLive(dest string) bool {
 }
 
 func (c *seqChecker) Evict(*Subscription, error) { panic("evicted") }
+
+// first returns the first value delivered for dest (0 if none) and whether it was retained or history.
+func (c *seqChecker) first(dest string) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	run := c.runs[dest]
+	if len(run) == 0 {
+		return 0, false
+	}
+	return run[0], c.firstCatchUp[dest]
+}
 
 func (c *seqChecker) last(dest string) int {
 	c.mu.Lock()
@@ -238,7 +253,10 @@ func (c *seqChecker) last(dest string) int {
 // TestRetainedNoGapNoDuplicate publishes 1..N to retaining destinations
 // while subscribers, exact and wildcard, subscribe at random moments of the
 // run. Each must see a strictly increasing contiguous run per destination,
-// retained messages first, ending at N.
+// retained messages first, ending at N, and starting where the retained
+// state stood when it subscribed: the last value (or the oldest of the
+// history) published by then, delivered as retained, so that a retained
+// message lost in the race shows.
 func TestRetainedNoGapNoDuplicate(t *testing.T) {
 	const (
 		n       = 3000
@@ -255,8 +273,10 @@ func TestRetainedNoGapNoDuplicate(t *testing.T) {
 	}})
 
 	type joined struct {
-		c     *seqChecker
-		dests []string
+		c      *seqChecker
+		dests  []string
+		before int64 // every destination had been published up to this value when Subscribe was called
+		after  int64 // ... and no further than this value plus one when it returned
 	}
 	var (
 		progress atomic.Int64 // messages published per destination so far
@@ -276,17 +296,19 @@ func TestRetainedNoGapNoDuplicate(t *testing.T) {
 					runtime.Gosched()
 				}
 				p := patterns[rng.IntN(len(patterns))]
-				c := &seqChecker{runs: map[string][]int{}}
+				c := &seqChecker{runs: map[string][]int{}, firstCatchUp: map[string]bool{}}
+				before := progress.Load()
 				if _, err := b.Subscribe(p, c, SubscribeOptions{}); err != nil {
 					panic(err)
 				}
+				after := progress.Load()
 				var covered []string
 				for _, d := range dests {
 					if MatchTopic(p, d) {
 						covered = append(covered, d)
 					}
 				}
-				results[w] = append(results[w], joined{c, covered})
+				results[w] = append(results[w], joined{c, covered, before, after})
 			}
 		})
 	}
@@ -305,6 +327,20 @@ func TestRetainedNoGapNoDuplicate(t *testing.T) {
 			for _, d := range s.dests {
 				if got := s.c.last(d); got != n {
 					t.Fatalf("joiner %d subscription %d: %s ends at %d, want %d", w, i, d, got, n)
+				}
+				// The retained state when Subscribe took effect: the last value v, with v between
+				// before and after+1; a history of 5 starts 4 earlier.
+				lo, hi := s.before, s.after+1
+				if strings.HasPrefix(d, "/topic/h.") {
+					lo, hi = lo-4, hi-4
+				}
+				lo, hi = max(lo, 1), max(hi, 1)
+				first, catchUp := s.c.first(d)
+				if int64(first) < lo || int64(first) > hi {
+					t.Fatalf("joiner %d subscription %d: %s starts at %d, want %d..%d (published up to %d..%d when it subscribed)", w, i, d, first, lo, hi, s.before, s.after+1)
+				}
+				if s.before >= 1 && !catchUp {
+					t.Fatalf("joiner %d subscription %d: %s starts with live message %d although %d had been published: the retained state was not delivered", w, i, d, first, s.before)
 				}
 			}
 		}
