@@ -136,7 +136,7 @@ func TestUnackedLimitConcurrentAcks(t *testing.T) {
 	}
 	var (
 		mu       sync.Mutex
-		got      int
+		got      = map[string]int{} // deliveries of each message, by destination and body
 		maxSeen  int
 		subs     []*Subscription
 		cons     []*consumer
@@ -146,9 +146,10 @@ func TestUnackedLimitConcurrentAcks(t *testing.T) {
 		c := &consumer{acks: make(chan uint64, perQueue*2)}
 		s := &chanSubscriber{deliver: func(d Delivery) {
 			mu.Lock()
-			got++
+			key := d.Message.Destination + " " + string(d.Message.Body)
+			got[key]++
 			maxSeen = max(maxSeen, limit.Unacked()) // room for d is already reserved
-			if got == 2*perQueue {
+			if got[key] == 1 && len(got) == 2*perQueue {
 				close(finished)
 			}
 			mu.Unlock()
@@ -186,11 +187,20 @@ func TestUnackedLimitConcurrentAcks(t *testing.T) {
 	case <-finished:
 	case <-time.After(30 * time.Second):
 		mu.Lock()
-		t.Errorf("stuck after %d of %d deliveries, %d unacked", got, 2*perQueue, limit.Unacked())
+		t.Errorf("stuck after %d of %d messages delivered, %d unacked", len(got), 2*perQueue, limit.Unacked())
 		mu.Unlock()
 	}
 	close(stop)
 	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for _, q := range []string{"/queue/x", "/queue/y"} {
+		for i := range perQueue {
+			if n := got[q+" "+fmt.Sprint(i)]; n != 1 {
+				t.Errorf("%s message %d delivered %d times, want once", q, i, n)
+			}
+		}
+	}
 	if maxSeen > limitN {
 		t.Fatalf("saw %d unacked, over the limit of %d", maxSeen, limitN)
 	}
