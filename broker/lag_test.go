@@ -298,8 +298,9 @@ func TestResumeFromDeliver(t *testing.T) {
 // the meantime) calls Resume.
 type sessionLike struct {
 	b     *Broker
-	inbox chan *Message
-	full  atomic.Bool
+	inbox   chan *Message
+	full    atomic.Bool
+	refused atomic.Int64 // deliveries answered Full: the subscription fell behind
 
 	contiguous bool // every message must arrive
 
@@ -315,6 +316,7 @@ func (s *sessionLike) Deliver(sub *Subscription, d Delivery) DeliverResult {
 	default:
 	}
 	s.full.Store(true)
+	s.refused.Add(1)
 	if len(s.inbox) == 0 && s.full.Swap(false) {
 		s.b.Resume(sub)
 	}
@@ -404,6 +406,24 @@ func TestLaggingStress(t *testing.T) {
 				sub := subscribe(t, b, pattern, s, SubscribeOptions{})
 				consumers.Go(func() { s.consume(sub, i == 0, stop) })
 			}
+			// What the lagging subscriptions hold, sampled while publishing: proof that the test
+			// exercised holding and draining, not only direct delivery.
+			var maxHeld atomic.Int64
+			sampled := make(chan struct{})
+			go func() {
+				defer close(sampled)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if h := int64(b.Stats().HeldMessages); h > maxHeld.Load() {
+						maxHeld.Store(h)
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+			}()
 			var pubs sync.WaitGroup
 			for p := range publishers {
 				pubs.Go(func() {
@@ -430,6 +450,7 @@ func TestLaggingStress(t *testing.T) {
 			}
 			close(stop)
 			consumers.Wait()
+			<-sampled
 			for i, s := range sess {
 				if s.err != nil {
 					t.Fatalf("session %d: %v", i, s.err)
@@ -439,7 +460,13 @@ func TestLaggingStress(t *testing.T) {
 			if st.Evictions != 0 || st.HeldMessages != 0 || st.DroppedOldest != 0 {
 				t.Fatalf("stats %+v", st)
 			}
-			t.Logf("conflated %d", st.Conflated)
+			if refused := sess[0].refused.Load(); refused == 0 || maxHeld.Load() == 0 {
+				t.Fatalf("the slow session was refused %d deliveries and at most %d messages were held: nothing lagged", refused, maxHeld.Load())
+			}
+			if tt.policy == PolicyConflate && st.Conflated == 0 {
+				t.Fatal("nothing conflated: the slow sessions never lagged behind a destination")
+			}
+			t.Logf("slow session refused %d deliveries; up to %d messages held; conflated %d", sess[0].refused.Load(), maxHeld.Load(), st.Conflated)
 		})
 	}
 }
