@@ -297,7 +297,7 @@ func TestResumeFromDeliver(t *testing.T) {
 // sees room again (the drainer, or Deliver itself if the inbox emptied in
 // the meantime) calls Resume.
 type sessionLike struct {
-	b     *Broker
+	b       *Broker
 	inbox   chan *Message
 	full    atomic.Bool
 	refused atomic.Int64 // deliveries answered Full: the subscription fell behind
