@@ -126,19 +126,27 @@ func TestRunServesBothTransportsAndShutsDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sub, err := ws.Subscribe("/topic/hello", stomp.AckAuto)
-	if err != nil {
-		t.Fatal(err)
+	// Each transport's client subscribes, and each receives what the other sends.
+	clients := map[string]*stomp.Conn{"tcp": tcp, "ws": ws}
+	subs := map[string]*stomp.Subscription{}
+	for name, c := range clients {
+		sub, err := c.Subscribe("/topic/to-"+name, stomp.AckAuto)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Frames of one connection take effect in order: this receipt means the SUBSCRIBE is live.
+		if err := c.Send("/topic/sync", "text/plain", nil, stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+		subs[name] = sub
 	}
-	// Frames of one connection take effect in order: this receipt means the SUBSCRIBE is live.
-	if err := ws.Send("/topic/sync", "text/plain", nil, stomp.SendOpt.Receipt); err != nil {
-		t.Fatal(err)
-	}
-	if err := tcp.Send("/topic/hello", "text/plain", []byte("over tcp"), stomp.SendOpt.Receipt); err != nil {
-		t.Fatal(err)
-	}
-	if m := <-sub.C; m.Err != nil || string(m.Body) != "over tcp" {
-		t.Fatalf("websocket subscriber got %+v", m)
+	for from, to := range map[string]string{"tcp": "ws", "ws": "tcp"} {
+		if err := clients[from].Send("/topic/to-"+to, "text/plain", []byte("over "+from), stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+		if m := recvWithin(t, subs[to]); m.Err != nil || string(m.Body) != "over "+from {
+			t.Fatalf("%s subscriber got %+v, want the message sent over %s", to, m, from)
+		}
 	}
 
 	cancel()
@@ -150,11 +158,28 @@ func TestRunServesBothTransportsAndShutsDown(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("run did not return after cancel")
 	}
-	if m := <-sub.C; m.Err == nil || !strings.Contains(m.Err.Error(), "server shutting down") {
-		t.Fatalf("websocket client got %+v, want ERROR server shutting down", m)
+	for name, sub := range subs {
+		if m := recvWithin(t, sub); m.Err == nil || !strings.Contains(m.Err.Error(), "server shutting down") {
+			t.Fatalf("%s client got %+v, want ERROR server shutting down", name, m)
+		}
 	}
 	_ = tcp.MustDisconnect()
 	_ = ws.MustDisconnect()
+}
+
+// recvWithin returns the next message of sub, failing the test if none comes within 20 s.
+func recvWithin(t *testing.T, sub *stomp.Subscription) *stomp.Message {
+	t.Helper()
+	select {
+	case m, ok := <-sub.C:
+		if !ok {
+			t.Fatalf("subscription to %s ended", sub.Destination())
+		}
+		return m
+	case <-time.After(20 * time.Second):
+		t.Fatalf("nothing on %s within 20 s", sub.Destination())
+		return nil
+	}
 }
 
 // TestBinarySIGTERM builds the real binary, starts it with no configuration but free ports, reads where
