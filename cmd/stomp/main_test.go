@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -76,19 +77,28 @@ func (b *lockedBuffer) String() string {
 // runStomp runs the program with args, stdin and an environment holding only env, and waits for it.
 func runStomp(t *testing.T, stdin string, env map[string]string, args ...string) result {
 	t.Helper()
+	var stdout lockedBuffer
+	r := runStompTo(t, &stdout, stdin, env, args...)
+	r.stdout = stdout.String()
+	return r
+}
+
+// runStompTo is runStomp writing standard output to stdout; the result's stdout is empty.
+func runStompTo(t *testing.T, stdout io.Writer, stdin string, env map[string]string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*waitTimeout)
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stderr lockedBuffer
 	code := run(ctx, args, &console{
 		stdin:  strings.NewReader(stdin),
-		stdout: &stdout,
+		stdout: stdout,
 		stderr: &stderr,
 		lookupEnv: func(k string) (string, bool) {
 			v, ok := env[k]
 			return v, ok
 		},
 	})
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	return result{code: code, stderr: stderr.String()}
 }
 
 // mustSucceed fails the test unless r exited 0.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -161,18 +162,32 @@ func TestSubAckModes(t *testing.T) {
 }
 
 func TestSubWithoutAckRequeues(t *testing.T) {
-	// The contrast to TestSubAckModes: a client-ack subscriber that stops before printing leaves its
-	// messages to the queue, which shows that the acks above are what empties it.
+	// The contrast to TestSubAckModes: a client-ack subscriber that receives messages but stops before
+	// printing, here because its standard output fails, acks none of them, so they return to the queue.
 	tb := startBroker(t)
 	mustSucceed(t, runStomp(t, "", nil, "pub", "-url", tb.tcpURL, "-count", "2", "/queue/unacked", "m"), "pub")
-	r := runStomp(t, "", nil, "sub", "-url", tb.tcpURL, "-ack", "client-individual", "-timeout", "1ms", "/queue/nothing")
-	if r.code != exitTimeout {
-		t.Fatalf("exit %d, want %d", r.code, exitTimeout)
+	r := runStompTo(t, failingWriter{}, "", nil, "sub", "-url", tb.tcpURL, "-ack", "client-individual", "/queue/unacked")
+	if r.code != exitFailure || !strings.Contains(r.stderr, "write: "+errStdoutBroken.Error()) {
+		t.Fatalf("exit %d, stderr %q; want exit %d after failing to print a message it received", r.code, r.stderr, exitFailure)
 	}
-	if ready, unacked, _ := tb.broker.QueueDepth("/queue/unacked"); ready != 2 || unacked != 0 {
-		t.Errorf("queue has %d ready, %d unacked; want 2, 0", ready, unacked)
+	waitFor(t, "both messages back in the queue", func() bool {
+		ready, unacked, _ := tb.broker.QueueDepth("/queue/unacked")
+		return ready == 2 && unacked == 0
+	})
+	r = runStomp(t, "", nil, "sub", "-url", tb.tcpURL, "-headers", "-count", "2", "/queue/unacked")
+	mustSucceed(t, r, "second sub")
+	if got := strings.Count(r.stdout, "redelivered:true"); got != 2 {
+		t.Errorf("second sub printed %d redelivered messages, want both (stdout %q)", got, r.stdout)
 	}
 }
+
+// errStdoutBroken is failingWriter's error, as a closed pipe gives one.
+var errStdoutBroken = errors.New("broken pipe")
+
+// failingWriter is a standard output that fails every write.
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errStdoutBroken }
 
 func TestBrokerErrors(t *testing.T) {
 	eachTransport(t, func(t *testing.T, tb *testBroker, url string) {
