@@ -47,3 +47,50 @@ func TestOverTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestInsecureAndClientCertificates: -insecure reaches a TLS broker that nothing vouches for, and
+// -cert/-key present a client certificate to a broker that requires one, which refuses the CLI
+// without them; over wss:// and tcps://.
+func TestInsecureAndClientCertificates(t *testing.T) {
+	dir := t.TempDir()
+	cas, certFile, keyFile := stompwstest.ClientCertificate(t, dir)
+	open := stompwstest.Start(t, stompwstest.Config{TLS: true})
+	strict := stompwstest.Start(t, stompwstest.Config{TLS: true, ClientCAs: cas})
+	ca := filepath.Join(dir, "server-ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: strict.Certificate.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		transport     string
+		open, strict  string
+		openTB, strTB *stompwstest.Server
+	}{
+		{"wss", open.WSURL, strict.WSURL, open, strict},
+		{"tls", "tcps://" + open.TCPAddr, "tcps://" + strict.TCPAddr, open, strict},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			insecureQ, mtlsQ := "/queue/insecure-"+tc.transport, "/queue/mtls-"+tc.transport
+			mustSucceed(t, runStomp(t, "", nil, "pub", "-url", tc.open, "-insecure", insecureQ, "unchecked"), "pub -insecure")
+			if ready, _, _ := tc.openTB.Broker.QueueDepth(insecureQ); ready != 1 {
+				t.Fatalf("pub -insecure queued %d messages, want 1", ready)
+			}
+			r := runStomp(t, "", nil, "sub", "-url", tc.open, "-insecure", "-count", "1", insecureQ)
+			mustSucceed(t, r, "sub -insecure")
+			if r.stdout != "unchecked\n" {
+				t.Errorf("sub -insecure printed %q", r.stdout)
+			}
+
+			mustSucceed(t, runStomp(t, "", nil, "pub", "-url", tc.strict, "-ca", ca, "-cert", certFile, "-key", keyFile, mtlsQ, "mutual"), "pub -cert -key")
+			if ready, _, _ := tc.strTB.Broker.QueueDepth(mtlsQ); ready != 1 {
+				t.Fatalf("pub with a client certificate queued %d messages, want 1", ready)
+			}
+			r = runStomp(t, "", nil, "pub", "-url", tc.strict, "-ca", ca, mtlsQ, "anonymous")
+			if r.code != exitFailure || !strings.Contains(r.stderr, "certificate") {
+				t.Errorf("pub without a client certificate: exit %d, stderr %q; want 1 and a word on the certificate", r.code, r.stderr)
+			}
+			if ready, _, _ := tc.strTB.Broker.QueueDepth(mtlsQ); ready != 1 {
+				t.Errorf("the broker holds %d messages after the refused pub, want 1", ready)
+			}
+		})
+	}
+}

@@ -34,6 +34,8 @@ type Config struct {
 	// TLS serves WebSocket as wss:// and TCP over TLS, both with httptest's certificate for 127.0.0.1
 	// (Server.Certificate).
 	TLS bool
+	// ClientCAs, with TLS, makes both listeners require a client certificate signed by one of them.
+	ClientCAs *x509.CertPool
 	// HeartBeats lets the server take part in heart-beats as it does in production. Without it the
 	// server declines them in both directions, so that tests see only the frames they expect.
 	HeartBeats bool
@@ -71,7 +73,11 @@ func Start(t testing.TB, cfg Config) *Server {
 	}
 	var hs *httptest.Server
 	if cfg.TLS {
-		hs = httptest.NewTLSServer(mux)
+		hs = httptest.NewUnstartedServer(mux)
+		if cfg.ClientCAs != nil {
+			hs.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: cfg.ClientCAs}
+		}
+		hs.StartTLS()
 	} else {
 		hs = httptest.NewServer(mux)
 	}
@@ -81,7 +87,11 @@ func Start(t testing.TB, cfg Config) *Server {
 		t.Fatal(err)
 	}
 	if cfg.TLS {
-		ln = tls.NewListener(ln, &tls.Config{Certificates: hs.TLS.Certificates})
+		tcpTLS := &tls.Config{Certificates: hs.TLS.Certificates}
+		if cfg.ClientCAs != nil {
+			tcpTLS.ClientAuth, tcpTLS.ClientCAs = tls.RequireAndVerifyClientCert, cfg.ClientCAs
+		}
+		ln = tls.NewListener(ln, tcpTLS)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTCP(ln) }()
