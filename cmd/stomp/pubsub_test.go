@@ -161,6 +161,27 @@ func TestSubAckModes(t *testing.T) {
 	}
 }
 
+// TestSubAcksABacklog: sub in a client ack mode works through a queue far deeper than go-stomp
+// buffers, acking as it prints; its default -prefetch keeps go-stomp from stalling on its own ACKs.
+func TestSubAcksABacklog(t *testing.T) {
+	const n = 2000
+	for _, ack := range []string{"client-individual", "client"} {
+		t.Run(ack, func(t *testing.T) {
+			tb := startBroker(t)
+			mustSucceed(t, runStomp(t, "", nil, "pub", "-url", tb.tcpURL, "-count", strconv.Itoa(n), "/queue/backlog", "m"), "pub")
+			r := runStompWithin(t, "", "sub", "-url", tb.tcpURL, "-ack", ack, "-count", strconv.Itoa(n), "/queue/backlog")
+			mustSucceed(t, r, "sub")
+			if got := strings.Count(r.stdout, "m\n"); got != n {
+				t.Fatalf("printed %d messages, want %d", got, n)
+			}
+			waitFor(t, "the queue to empty", func() bool {
+				ready, unacked, _ := tb.broker.QueueDepth("/queue/backlog")
+				return ready == 0 && unacked == 0
+			})
+		})
+	}
+}
+
 func TestSubWithoutAckRequeues(t *testing.T) {
 	// The contrast to TestSubAckModes: a client-ack subscriber that receives messages but stops before
 	// printing, here because its standard output fails, acks none of them, so they return to the queue.

@@ -5,20 +5,28 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+	"github.com/go-stomp/stomp/v3/frame"
 )
 
 // subOptions are sub's own flags.
 type subOptions struct {
-	headers bool
-	json    bool
-	ack     string
-	count   int
-	timeout time.Duration
+	headers  bool
+	json     bool
+	ack      string
+	prefetch int
+	count    int
+	timeout  time.Duration
 }
+
+// subPrefetch is sub's -prefetch: no more than go-stomp buffers per subscription. sub acks each
+// message on the goroutine that reads it, and go-stomp writes ACKs on the goroutine that hands it
+// messages, so with more in flight both can wait for each other for good.
+const subPrefetch = 16
 
 // ackModes maps -ack values to go-stomp's modes.
 var ackModes = map[string]stomp.AckMode{
@@ -37,6 +45,7 @@ func runSub(ctx context.Context, con *console, args []string) error {
 	fs.BoolVar(&o.headers, "headers", false, "print each message's headers, a blank line, the body and a blank line")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object per line: destination, subscription, message_id, headers,\nand body (or body_base64 when the body is not UTF-8)")
 	fs.StringVar(&o.ack, "ack", "auto", "ack `mode`: auto, client or client-individual; the latter two ack each message\nafter printing it")
+	fs.IntVar(&o.prefetch, "prefetch", subPrefetch, "with -ack client or client-individual, unacknowledged `messages` the broker may send ahead\n(prefetch-count); 0 sends no limit. Above 16 the client can stall under load")
 	fs.IntVar(&o.count, "count", 0, "exit 0 after `N` messages; 0 means no limit")
 	fs.DurationVar(&o.timeout, "timeout", 0, "exit 3 after a `duration` with no message; 0 waits forever")
 	dests, err := parseInterspersed(fs, args, con)
@@ -51,8 +60,8 @@ func runSub(ctx context.Context, con *console, args []string) error {
 		err = fmt.Errorf("%w: -ack %q: want auto, client or client-individual", errUsage, o.ack)
 	case o.headers && o.json:
 		err = fmt.Errorf("%w: -headers and -json exclude each other (-json includes the headers)", errUsage)
-	case o.count < 0 || o.timeout < 0:
-		err = fmt.Errorf("%w: -count and -timeout must not be negative", errUsage)
+	case o.count < 0 || o.timeout < 0 || o.prefetch < 0:
+		err = fmt.Errorf("%w: -count, -timeout and -prefetch must not be negative", errUsage)
 	}
 	if err != nil {
 		return err
@@ -64,8 +73,12 @@ func runSub(ctx context.Context, con *console, args []string) error {
 		return err
 	}
 	subs := make([]*stomp.Subscription, 0, len(dests))
+	var subOpts []func(*frame.Frame) error
+	if mode != stomp.AckAuto && o.prefetch > 0 {
+		subOpts = append(subOpts, stomp.SubscribeOpt.Header("prefetch-count", strconv.Itoa(o.prefetch)))
+	}
 	for _, dest := range dests {
-		sub, err := s.conn.Subscribe(dest, mode)
+		sub, err := s.conn.Subscribe(dest, mode, subOpts...)
 		if err != nil {
 			err = s.fail("subscribe "+dest, err)
 			_ = s.closeDraining(subs, false)
