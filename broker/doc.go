@@ -58,7 +58,8 @@
 //     oldest first (conflation replaces a held message in place, so its
 //     destination keeps its turn).
 //  4. Queue messages are never silently dropped. They are delivered, held
-//     (up to a bounded depth, beyond which Publish fails with [ErrQueueFull]),
+//     (up to a bounded depth and a bounded total size, beyond which Publish
+//     fails with [ErrQueueFull]),
 //     or returned to the front of the queue when NACKed or when their consumer
 //     unsubscribes. Requeued messages are never refused for depth. Only
 //     deleting a reply queue discards messages, and that is explicit.

@@ -17,7 +17,7 @@ var ErrUnknownDestination = errors.New("unknown destination")
 var ErrInvalidDestination = errors.New("invalid destination")
 
 // ErrQueueFull means a queue already holds its maximum number of ready
-// messages. Publish returns it wrapped in a [*QueueFullError] that names the
+// messages, or of their bytes. Publish returns it wrapped in a [*QueueFullError] that names the
 // queue. The message was not accepted; the sender should be told.
 var ErrQueueFull = errors.New("queue is full")
 
@@ -50,16 +50,22 @@ var ErrReadOnly = errors.New("destination is read-only")
 var ErrInvalidPolicy = errors.New("invalid slow-consumer policy")
 
 // QueueFullError is the error Publish returns when a queue is at its depth
-// limit. It matches [ErrQueueFull] with errors.Is, and its text names the
-// queue, e.g. `queue "/queue/x" is full (100000 messages)`.
+// or byte limit. It matches [ErrQueueFull] with errors.Is, and its text names
+// the queue and the limit, e.g. `queue "/queue/x" is full (100000 messages)`
+// or `queue "/queue/x" is full (67108864 bytes)`.
 type QueueFullError struct {
 	Destination string // the queue, as published to
-	Limit       int    // its maximum number of ready messages
+	Limit       int    // its maximum number of ready messages, or of their bytes with Bytes
+	Bytes       bool   // the byte limit was reached (Options.MaxQueueBytes), not the depth
 }
 
 // Error implements error.
 func (e *QueueFullError) Error() string {
-	return fmt.Sprintf("queue %q is full (%d messages)", e.Destination, e.Limit)
+	unit := "messages"
+	if e.Bytes {
+		unit = "bytes"
+	}
+	return fmt.Sprintf("queue %q is full (%d %s)", e.Destination, e.Limit, unit)
 }
 
 // Unwrap returns ErrQueueFull.

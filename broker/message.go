@@ -40,6 +40,16 @@ type Message struct {
 	encoded [EncodedSlots]atomic.Pointer[[]byte]
 }
 
+// Size is what the message holds that its publisher chose, in bytes: its
+// body, destination and headers. Queue byte limits count it.
+func (m *Message) Size() int {
+	n := len(m.Body) + len(m.Destination)
+	for _, h := range m.Header {
+		n += len(h.Name) + len(h.Value)
+	}
+	return n
+}
+
 // Encoded returns the bytes cached in slot (0 ≤ slot < EncodedSlots; other
 // values panic), calling build(m) to compute them on first use. Passing m lets
 // callers use a function value that captures nothing, so a cache hit costs no

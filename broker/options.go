@@ -10,6 +10,9 @@ import (
 const (
 	// DefaultMaxQueueDepth is the default Options.MaxQueueDepth, in messages.
 	DefaultMaxQueueDepth = 100_000
+	// DefaultMaxQueueBytes is the default Options.MaxQueueBytes: 64 MiB, sixteen messages of the
+	// largest frame the server takes by default, or 65,000 of 1 KiB.
+	DefaultMaxQueueBytes = 64 << 20
 	// DefaultMaxTopicUnacked is the default Options.MaxTopicUnacked, in
 	// deliveries.
 	DefaultMaxTopicUnacked = 10_000
@@ -25,6 +28,13 @@ type Options struct {
 	// requeued messages do not count against a publish. Default
 	// DefaultMaxQueueDepth; a matching DestinationPolicy may override it.
 	MaxQueueDepth int
+	// MaxQueueBytes is the total Message.Size of the ready messages a queue
+	// holds before Publish fails with ErrQueueFull, so that a few large
+	// messages cannot make a queue hold more memory than its depth suggests.
+	// As with MaxQueueDepth, unacknowledged and requeued messages do not count
+	// against a publish. Default DefaultMaxQueueBytes; a matching
+	// DestinationPolicy may override it.
+	MaxQueueBytes int
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.
@@ -48,6 +58,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxQueueDepth <= 0 {
 		o.MaxQueueDepth = DefaultMaxQueueDepth
+	}
+	if o.MaxQueueBytes <= 0 {
+		o.MaxQueueBytes = DefaultMaxQueueBytes
 	}
 	if o.DefaultPrefetch < 0 {
 		o.DefaultPrefetch = 0

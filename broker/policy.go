@@ -105,6 +105,9 @@ type DestinationPolicy struct {
 	// MaxQueueDepth applies to queues and reply queues only; 0 means
 	// Options.MaxQueueDepth.
 	MaxQueueDepth int
+	// MaxQueueBytes applies to queues and reply queues only; 0 means
+	// Options.MaxQueueBytes.
+	MaxQueueBytes int
 }
 
 // resolvedPolicy is a policy with defaults filled in. The broker builds one
@@ -117,6 +120,7 @@ type resolvedPolicy struct {
 	history       bool // retained messages are a history (else the last value)
 	readOnly      bool
 	maxQueueDepth int
+	maxQueueBytes int
 }
 
 func newResolvedPolicies(o Options) (policies []resolvedPolicy, fallback resolvedPolicy) {
@@ -127,12 +131,16 @@ func newResolvedPolicies(o Options) (policies []resolvedPolicy, fallback resolve
 			maxPending:    p.MaxPending,
 			readOnly:      p.ReadOnly,
 			maxQueueDepth: p.MaxQueueDepth,
+			maxQueueBytes: p.MaxQueueBytes,
 		}
 		if rp.maxPending <= 0 {
 			rp.maxPending = DefaultMaxPending
 		}
 		if rp.maxQueueDepth <= 0 {
 			rp.maxQueueDepth = o.MaxQueueDepth
+		}
+		if rp.maxQueueBytes <= 0 {
+			rp.maxQueueBytes = o.MaxQueueBytes
 		}
 		switch {
 		case p.History > 0:
@@ -142,7 +150,7 @@ func newResolvedPolicies(o Options) (policies []resolvedPolicy, fallback resolve
 		}
 		policies[i] = rp
 	}
-	fallback = resolvedPolicy{slowConsumer: PolicyDisconnect, maxPending: DefaultMaxPending, maxQueueDepth: o.MaxQueueDepth}
+	fallback = resolvedPolicy{slowConsumer: PolicyDisconnect, maxPending: DefaultMaxPending, maxQueueDepth: o.MaxQueueDepth, maxQueueBytes: o.MaxQueueBytes}
 	return policies, fallback
 }
 

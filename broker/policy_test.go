@@ -117,20 +117,23 @@ func TestReadOnlyQueueNotCreated(t *testing.T) {
 func TestPolicyResolution(t *testing.T) {
 	b := New(Options{
 		MaxQueueDepth: 7,
+		MaxQueueBytes: 70,
 		Policies: []DestinationPolicy{
 			{Pattern: "/topic/stocks.#", SlowConsumer: PolicyConflate, LastValue: true},
 			{Pattern: "/topic/chat.*", SlowConsumer: PolicyDropOldest, MaxPending: 5, History: 20, LastValue: true},
 			{Pattern: "/topic/#", History: -1, MaxPending: -3},
+			{Pattern: "/queue/big", MaxQueueDepth: 9, MaxQueueBytes: 90},
 		},
 	})
 	tests := []struct {
 		dest string
 		want resolvedPolicy
 	}{
-		{"/topic/stocks.eur", resolvedPolicy{slowConsumer: PolicyConflate, maxPending: DefaultMaxPending, retain: 1, maxQueueDepth: 7}},
-		{"/topic/chat.lobby", resolvedPolicy{slowConsumer: PolicyDropOldest, maxPending: 5, retain: 20, history: true, maxQueueDepth: 7}},
-		{"/topic/news", resolvedPolicy{maxPending: DefaultMaxPending, maxQueueDepth: 7}},
-		{"/queue/q", resolvedPolicy{maxPending: DefaultMaxPending, maxQueueDepth: 7}},
+		{"/topic/stocks.eur", resolvedPolicy{slowConsumer: PolicyConflate, maxPending: DefaultMaxPending, retain: 1, maxQueueDepth: 7, maxQueueBytes: 70}},
+		{"/topic/chat.lobby", resolvedPolicy{slowConsumer: PolicyDropOldest, maxPending: 5, retain: 20, history: true, maxQueueDepth: 7, maxQueueBytes: 70}},
+		{"/topic/news", resolvedPolicy{maxPending: DefaultMaxPending, maxQueueDepth: 7, maxQueueBytes: 70}},
+		{"/queue/q", resolvedPolicy{maxPending: DefaultMaxPending, maxQueueDepth: 7, maxQueueBytes: 70}},
+		{"/queue/big", resolvedPolicy{maxPending: DefaultMaxPending, maxQueueDepth: 9, maxQueueBytes: 90}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.dest, func(t *testing.T) {

@@ -18,14 +18,16 @@ type queue struct {
 	dest     string
 	kind     Kind // KindQueue or KindReplyQueue
 	maxDepth int
+	maxBytes int // of ready messages, by Message.Size
 	policy   *resolvedPolicy
 	counts   *messageCounts // of the queue's shard, which outlives a deleted reply queue
 
-	mu        sync.Mutex
-	ready     ring[queuedMessage]
-	consumers []*Subscription
-	next      int  // index in consumers of the first one to offer the next message to
-	deleted   bool // a reply queue removed by DeleteQueue
+	mu         sync.Mutex
+	ready      ring[queuedMessage]
+	readyBytes int // total Message.Size of ready
+	consumers  []*Subscription
+	next       int  // index in consumers of the first one to offer the next message to
+	deleted    bool // a reply queue removed by DeleteQueue
 
 	requeued []*Message // scratch for Nack and Unsubscribe, reused to avoid allocation
 }
@@ -49,7 +51,7 @@ func (b *Broker) queueFor(dest string, create bool) *queue {
 		if strings.HasPrefix(dest, replyQueuePrefix) {
 			kind = KindReplyQueue
 		}
-		q = &queue{dest: dest, kind: kind, maxDepth: p.maxQueueDepth, policy: p, counts: &sh.counts}
+		q = &queue{dest: dest, kind: kind, maxDepth: p.maxQueueDepth, maxBytes: p.maxQueueBytes, policy: p, counts: &sh.counts}
 		sh.queues[dest] = q
 		b.queueCount.Add(1)
 	}
@@ -66,8 +68,13 @@ func (q *queue) publish(m *Message) error {
 	if q.ready.len() >= q.maxDepth {
 		return &QueueFullError{Destination: q.dest, Limit: q.maxDepth}
 	}
+	size := m.Size()
+	if q.readyBytes+size > q.maxBytes {
+		return &QueueFullError{Destination: q.dest, Limit: q.maxBytes, Bytes: true}
+	}
 	q.counts.published[q.kind].Add(1)
 	q.ready.pushBack(queuedMessage{msg: m})
+	q.readyBytes += size
 	q.dispatch()
 	return nil
 }
@@ -94,6 +101,7 @@ func (q *queue) dispatch() {
 				redelivered++
 			}
 			q.ready.popFront()
+			q.readyBytes -= qm.msg.Size()
 			continue
 		}
 		// Full or Closed: skip s until it calls Resume. A Resume that ran
@@ -131,6 +139,7 @@ func (q *queue) pickConsumer() int {
 func (q *queue) requeue(msgs []*Message) {
 	for i := len(msgs) - 1; i >= 0; i-- {
 		q.ready.pushFront(queuedMessage{msg: msgs[i], redelivered: true})
+		q.readyBytes += msgs[i].Size()
 	}
 }
 
@@ -234,6 +243,7 @@ func (q *queue) remove() []*Subscription {
 	}
 	q.consumers = nil
 	q.ready.reset()
+	q.readyBytes = 0
 	return ended
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -98,6 +99,67 @@ func TestQueueDepthLimit(t *testing.T) {
 				t.Fatalf("err = %v", err)
 			}
 			b.Unsubscribe(sub)
+		})
+	}
+}
+
+// TestQueueByteLimit: a queue refuses a message that would take its ready messages' total size past
+// MaxQueueBytes (or its policy's), naming the limit in bytes; delivered messages give their bytes
+// back, requeued ones are never refused and take theirs again.
+func TestQueueByteLimit(t *testing.T) {
+	const dest = "/queue/bytes" // each message below: 12 bytes of destination and a 100-byte body
+	body := strings.Repeat("x", 100)
+	for _, tc := range []struct {
+		name string
+		opts Options
+	}{
+		{"broker limit", Options{MaxQueueBytes: 300}},
+		{"policy override", Options{MaxQueueBytes: 10, Policies: []DestinationPolicy{{Pattern: "/queue/#", MaxQueueBytes: 300}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := New(tc.opts)
+			for range 2 {
+				publish(t, b, dest, body) // 224 bytes
+			}
+			err := b.Publish(&Message{Destination: dest, Body: []byte(body)}) // 336 > 300
+			var qf *QueueFullError
+			if !errors.As(err, &qf) || !errors.Is(err, ErrQueueFull) || !qf.Bytes || qf.Limit != 300 {
+				t.Fatalf("publish past the byte limit: %v (%+v)", err, qf)
+			}
+			if want := `queue "/queue/bytes" is full (300 bytes)`; err.Error() != want {
+				t.Fatalf("error text %q, want %q", err, want)
+			}
+			publish(t, b, dest, "small") // 17 bytes still fit: 241
+			if ready, _, _ := b.QueueDepth(dest); ready != 3 {
+				t.Fatalf("ready %d, want 3", ready)
+			}
+			// A client-ack consumer takes all three: the bytes are free for new messages...
+			r := &recorder{}
+			sub := subscribe(t, b, dest, r, SubscribeOptions{AckMode: AckClientIndividual})
+			publish(t, b, dest, body)
+			publish(t, b, dest, body)
+			// ... and come back with the unacknowledged messages, over the limit: they were accepted.
+			r.setRefusing(true)
+			b.Unsubscribe(sub)
+			if ready, _, _ := b.QueueDepth(dest); ready != 5 {
+				t.Fatalf("ready %d after the consumer left, want all 5 back", ready)
+			}
+			if err := b.Publish(&Message{Destination: dest, Body: []byte("x")}); !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("publish to a queue over its byte limit: %v", err)
+			}
+			// Draining gives every byte back: the limit holds exactly again.
+			drained := &recorder{}
+			drainSub := subscribe(t, b, dest, drained, SubscribeOptions{})
+			if n := len(drained.deliveries()); n != 5 {
+				t.Fatalf("drained %d, want 5", n)
+			}
+			b.Unsubscribe(drainSub)
+			for range 2 {
+				publish(t, b, dest, body)
+			}
+			if err := b.Publish(&Message{Destination: dest, Body: []byte(body)}); !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("after draining, the third 112-byte message: %v, want the queue full again", err)
+			}
 		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -18,6 +19,7 @@ func TestErrorPaths(t *testing.T) {
 		c.opts.MaxTxFrames = 2
 		c.opts.MaxTransactions = 1
 		c.bopts.MaxQueueDepth = 1
+		c.bopts.Policies = []broker.DestinationPolicy{{Pattern: "/queue/bytes.#", MaxQueueDepth: 100, MaxQueueBytes: 100}}
 	}
 	cases := []struct {
 		name     string
@@ -58,6 +60,7 @@ func TestErrorPaths(t *testing.T) {
 		{name: "frame too large", connect: true, input: "SEND\ndestination:/topic/a\n\n" + strings.Repeat("x", 70<<10), message: "frame too large", code: websocket.StatusMessageTooBig},
 		{name: "too many headers", connect: true, input: "SEND\ndestination:/topic/a\n" + strings.Repeat("h:v\n", 30) + "\nx\x00", message: "too many headers"},
 		{name: "header line too long", connect: true, input: "SEND\ndestination:/topic/a\nh:" + strings.Repeat("v", 2<<10), message: "header line too long"},
+		{name: "queue bytes full", connect: true, input: "SEND\ndestination:/queue/bytes.{tr}\n\n" + strings.Repeat("b", 60) + "\x00SEND\ndestination:/queue/bytes.{tr}\nreceipt:qb\n\n" + strings.Repeat("b", 60) + "\x00", message: `queue "/queue/bytes.{tr}" is full (100 bytes)`, receipt: "qb", code: websocket.StatusTryAgainLater},
 		{name: "queue full", connect: true, input: "SEND\ndestination:/queue/full-{tr}\n\n1\x00SEND\ndestination:/queue/full-{tr}\nreceipt:q\n\n2\x00", message: `queue "/queue/full-{tr}" is full (1 messages)`, receipt: "q", code: websocket.StatusTryAgainLater},
 	}
 	ts := startServer(t, limits)

@@ -243,3 +243,44 @@ func TestMaxUnackedPerSession(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueByteLimitFlood: the issue's flood, scaled down. One client sends 1 MiB messages, each with
+// a receipt, to a queue nobody consumes, on the binary run with -max-queue-bytes 8MiB: it is refused
+// with an ERROR naming the queue and its limit once the queue holds 8 MiB, every message it was given
+// a RECEIPT for is still there and is delivered, and another client is served all along.
+func TestQueueByteLimitFlood(t *testing.T) {
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-max-queue-bytes", "8MiB")
+	ts := p.clients(stompAddr)
+	flooder := ts.rawTCP(t)
+	flooder.connect("1.2")
+	body := strings.Repeat("f", 1<<20)
+	receipted := 0
+	for i := range 50 {
+		flooder.send("SEND\ndestination:/queue/flood\nreceipt:" + strconv.Itoa(i) + "\n\n" + body + "\x00")
+		f := flooder.next()
+		if f.Command == "RECEIPT" {
+			receipted++
+			continue
+		}
+		if f.Command != "ERROR" || f.Get("message") != `queue "/queue/flood" is full (8388608 bytes)` || f.Get("receipt-id") != strconv.Itoa(i) {
+			t.Fatalf("SEND %d got %s", i, f)
+		}
+		break
+	}
+	// Each message holds 1 MiB of body and 11 bytes of destination: seven fit in 8 MiB, the eighth not.
+	if receipted != 7 {
+		t.Fatalf("%d SENDs receipted before the refusal, want 7", receipted)
+	}
+	bystander := ts.dialTCP(t)
+	sub, err := bystander.Subscribe("/queue/flood", stomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range receipted {
+		if m := recv(t, sub); len(m.Body) != len(body) {
+			t.Fatalf("a receipted message came back with %d bytes", len(m.Body))
+		}
+	}
+	noMessage(t, sub, 100*time.Millisecond)
+}

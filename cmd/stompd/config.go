@@ -52,6 +52,7 @@ type config struct {
 	MaxTransactions  int
 	MaxTxFrames      int
 	MaxQueueDepth    int
+	MaxQueueBytes    byteSize
 	MaxOutboundBytes byteSize
 	WriteTimeout     time.Duration
 
@@ -102,6 +103,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		MaxFrameSize:     4 << 20,
 		MaxHeaderLength:  100 << 10,
 		MaxOutboundBytes: stompws.DefaultMaxQueuedBytes,
+		MaxQueueBytes:    broker.DefaultMaxQueueBytes,
 		HeartBeat:        heartBeat{send: 10 * time.Second, receive: 10 * time.Second}, // both on: follow the client
 		StocksSymbols:    symbolList(stocks.DefaultSymbols),
 	}
@@ -133,6 +135,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.MaxTransactions, "max-transactions", stompws.DefaultMaxTransactions, "most open transactions per connection")
 	fs.IntVar(&c.MaxTxFrames, "max-tx-frames", stompws.DefaultMaxTxFrames, "most SEND/ACK/NACK frames in one transaction")
 	fs.IntVar(&c.MaxQueueDepth, "max-queue-depth", 100000, "most ready messages held per /queue/ destination; a SEND beyond it gets an ERROR")
+	fs.Var(&c.MaxQueueBytes, "max-queue-bytes", "most `bytes` of ready messages (body, destination and headers) held per /queue/ destination;\na SEND beyond it gets an ERROR")
 	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")
 
@@ -194,7 +197,8 @@ func (c *config) validate() error {
 		{"max-frame-size", int64(c.MaxFrameSize)}, {"max-headers", int64(c.MaxHeaders)},
 		{"max-header-length", int64(c.MaxHeaderLength)}, {"max-subscriptions", int64(c.MaxSubscriptions)},
 		{"max-transactions", int64(c.MaxTransactions)}, {"max-tx-frames", int64(c.MaxTxFrames)},
-		{"max-queue-depth", int64(c.MaxQueueDepth)}, {"max-outbound-bytes", int64(c.MaxOutboundBytes)},
+		{"max-queue-depth", int64(c.MaxQueueDepth)}, {"max-queue-bytes", int64(c.MaxQueueBytes)},
+		{"max-outbound-bytes", int64(c.MaxOutboundBytes)},
 		{"write-timeout", int64(c.WriteTimeout)}, {"shutdown-timeout", int64(c.ShutdownTimeout)},
 		{"heartbeat-min", int64(c.HeartBeatMin)}, {"heartbeat-max", int64(c.HeartBeatMax)},
 	}
@@ -323,7 +327,7 @@ func (c *config) brokerOptions(logger *slog.Logger) broker.Options {
 	// After the built-in publishers' own: the first match wins, and their destinations must stay
 	// read-only whatever a catch-all pattern in the file says.
 	policies = append(policies, c.Policies...)
-	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, Policies: policies, Logger: logger}
+	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, MaxQueueBytes: int(c.MaxQueueBytes), Policies: policies, Logger: logger}
 }
 
 func (c *config) stocksOptions() stocks.Options {

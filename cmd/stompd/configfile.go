@@ -400,9 +400,10 @@ const (
 	policyHistory       = "history"
 	policyReadOnly      = "read-only"
 	policyMaxQueueDepth = "max-queue-depth"
+	policyMaxQueueBytes = "max-queue-bytes"
 )
 
-var policyKeys = []string{policyPattern, policySlowConsumer, policyMaxPending, policyLastValue, policyHistory, policyReadOnly, policyMaxQueueDepth}
+var policyKeys = []string{policyPattern, policySlowConsumer, policyMaxPending, policyLastValue, policyHistory, policyReadOnly, policyMaxQueueDepth, policyMaxQueueBytes}
 
 // parsePolicies reads the list under "policies". A pattern given twice is
 // refused: the first matching policy wins, so the second could never apply.
@@ -493,6 +494,12 @@ func setPolicyField(p *broker.DestinationPolicy, key, text string) error {
 		p.History, err = parseCount(text)
 	case policyMaxQueueDepth:
 		p.MaxQueueDepth, err = parseCount(text)
+	case policyMaxQueueBytes:
+		var n byteSize
+		if err = n.Set(text); err != nil {
+			err = fmt.Errorf("%w, got %q", err, text)
+		}
+		p.MaxQueueBytes = int(n)
 	case policyLastValue:
 		p.LastValue, err = parseBool(text)
 	case policyReadOnly:
@@ -605,6 +612,7 @@ func printEffectiveConfig(w io.Writer, fs *flag.FlagSet, sources map[string]stri
 			fmt.Fprintf(&b, "    %s: %d\n", policyHistory, p.History)
 			fmt.Fprintf(&b, "    %s: %t\n", policyReadOnly, p.ReadOnly)
 			fmt.Fprintf(&b, "    %s: %d\n", policyMaxQueueDepth, p.MaxQueueDepth)
+			fmt.Fprintf(&b, "    %s: %d\n", policyMaxQueueBytes, p.MaxQueueBytes)
 		}
 	}
 	_, err := w.Write(b.Bytes())

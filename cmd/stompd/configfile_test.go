@@ -218,6 +218,8 @@ func TestLoadConfigFileErrors(t *testing.T) {
 			want: `stompd.yaml:3: policy history: want a non-negative integer (0 for the default), got "lots"`},
 		{name: "bad max-queue-depth", content: "policies:\n  - pattern: /queue/a\n    max-queue-depth: 1.5\n",
 			want: `stompd.yaml:3: policy max-queue-depth: want a non-negative integer (0 for the default), got "1.5"`},
+		{name: "bad max-queue-bytes", content: "policies:\n  - pattern: /queue/a\n    max-queue-bytes: lots\n",
+			want: `stompd.yaml:3: policy max-queue-bytes: want a byte count such as 4194304, 512KiB or 4MiB, got "lots"`},
 		{name: "bad last-value", content: "policies:\n  - pattern: /topic/a\n    last-value: sometimes\n",
 			want: `stompd.yaml:3: policy last-value: want true or false, got "sometimes"`},
 		{name: "bad read-only", content: "policies:\n  - pattern: /topic/a\n    read-only: 2\n",
@@ -273,6 +275,7 @@ policies:
     read-only: false
   - pattern: /queue/orders
     max-queue-depth: 50000
+    max-queue-bytes: 16MiB
   - pattern: /topic/news
     slow-consumer: Drop-Oldest
     history: 20
@@ -281,7 +284,7 @@ policies:
     slow-consumer: disconnect
 `, want: []broker.DestinationPolicy{
 			{Pattern: "/topic/prices.#", SlowConsumer: broker.PolicyConflate, MaxPending: 100, LastValue: true},
-			{Pattern: "/queue/orders", MaxQueueDepth: 50000},
+			{Pattern: "/queue/orders", MaxQueueDepth: 50000, MaxQueueBytes: 16 << 20},
 			{Pattern: "/topic/news", SlowConsumer: broker.PolicyDropOldest, History: 20, ReadOnly: true},
 			{Pattern: "#", SlowConsumer: broker.PolicyDisconnect},
 		}},
@@ -543,6 +546,7 @@ func TestPrintEffectiveConfig(t *testing.T) {
     history: 0
     read-only: false
     max-queue-depth: 0
+    max-queue-bytes: 0
   - pattern: '#'
     slow-consumer: disconnect
     max-pending: 0
@@ -550,6 +554,7 @@ func TestPrintEffectiveConfig(t *testing.T) {
     history: 3
     read-only: true
     max-queue-depth: 9
+    max-queue-bytes: 0
 `
 	if !strings.HasSuffix(out, wantPolicies) {
 		t.Errorf("output does not end with the policies:\n%s", out)
