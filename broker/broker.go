@@ -33,6 +33,7 @@ type Broker struct {
 	topicCount    atomic.Int64            // exact topic destinations with subscriptions
 	queueCount    atomic.Int64
 	retainedDests atomic.Int64 // topic destinations that have retained a message
+	stateful      atomic.Int64 // queues, reply queues and retaining topics: bounded by Options.MaxDestinations
 	evictions     atomic.Uint64
 	conflated     atomic.Uint64
 	droppedOldest atomic.Uint64
@@ -91,6 +92,19 @@ func (b *Broker) Publish(m *Message) error {
 	}
 }
 
+// reserveDestination counts a new queue, reply queue or retaining topic
+// against Options.MaxDestinations, or returns ErrTooManyDestinations and
+// counts nothing. release gives the place back.
+func (b *Broker) reserveDestination() error {
+	if n := b.stateful.Add(1); b.opts.MaxDestinations > 0 && n > int64(b.opts.MaxDestinations) {
+		b.stateful.Add(-1)
+		return &TooManyDestinationsError{Limit: b.opts.MaxDestinations}
+	}
+	return nil
+}
+
+func (b *Broker) releaseDestination() { b.stateful.Add(-1) }
+
 // stamp fills the fields Publish promises to set, once the message has been
 // accepted.
 func (b *Broker) stamp(m *Message) {
@@ -103,7 +117,7 @@ func (b *Broker) stamp(m *Message) {
 }
 
 func (b *Broker) publishQueue(m *Message, kind Kind) error {
-	q := b.queueFor(m.Destination, false)
+	q, _ := b.queueFor(m.Destination, false)
 	if q == nil {
 		if kind == KindReplyQueue {
 			b.shardFor(m.Destination).counts.noRoute.Add(1)
@@ -114,7 +128,10 @@ func (b *Broker) publishQueue(m *Message, kind Kind) error {
 		if err := b.resolvePolicy(m.Destination).checkWritable(m); err != nil {
 			return err
 		}
-		q = b.queueFor(m.Destination, true)
+		var err error
+		if q, err = b.queueFor(m.Destination, true); err != nil {
+			return err
+		}
 	}
 	if err := q.policy.checkWritable(m); err != nil {
 		return err
@@ -180,10 +197,14 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 			b.subscribeExactTopic(sub)
 		}
 	default:
-		sub.queue = b.queueFor(dest, kind == KindQueue)
-		if sub.queue == nil {
+		q, err := b.queueFor(dest, kind == KindQueue)
+		if err != nil {
+			return nil, err
+		}
+		if q == nil {
 			return nil, errNoRoute(dest)
 		}
+		sub.queue = q
 		if err := sub.queue.subscribe(sub); err != nil {
 			return nil, err
 		}
@@ -291,7 +312,7 @@ func (b *Broker) Resume(sub *Subscription) {
 // QueueDepth returns the number of ready and unacknowledged messages of the
 // queue or reply queue dest; ok is false if it does not exist.
 func (b *Broker) QueueDepth(dest string) (ready, unacked int, ok bool) {
-	q := b.queueFor(dest, false)
+	q, _ := b.queueFor(dest, false)
 	if q == nil {
 		return 0, 0, false
 	}

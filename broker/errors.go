@@ -71,6 +71,28 @@ func (e *QueueFullError) Error() string {
 // Unwrap returns ErrQueueFull.
 func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 
+// ErrTooManyDestinations means a publish or subscribe would create a queue,
+// reply queue or retaining topic beyond Options.MaxDestinations. Publish,
+// Subscribe and DeclareReplyQueue return it wrapped in a
+// [*TooManyDestinationsError] that names the limit. Nothing was created or
+// accepted.
+var ErrTooManyDestinations = errors.New("too many destinations")
+
+// TooManyDestinationsError names the bound a refused creation met, e.g.
+// `too many destinations (limit 100000)`. It matches
+// [ErrTooManyDestinations] with errors.Is.
+type TooManyDestinationsError struct {
+	Limit int // Options.MaxDestinations
+}
+
+// Error implements error.
+func (e *TooManyDestinationsError) Error() string {
+	return fmt.Sprintf("%v (limit %d)", ErrTooManyDestinations, e.Limit)
+}
+
+// Unwrap returns ErrTooManyDestinations.
+func (e *TooManyDestinationsError) Unwrap() error { return ErrTooManyDestinations }
+
 func errNoRoute(dest string) error {
 	return fmt.Errorf("%w: %q", ErrNoRoute, dest)
 }

@@ -13,6 +13,8 @@ const (
 	// DefaultMaxQueueBytes is the default Options.MaxQueueBytes: 64 MiB, sixteen messages of the
 	// largest frame the server takes by default, or 65,000 of 1 KiB.
 	DefaultMaxQueueBytes = 64 << 20
+	// DefaultMaxDestinations is the default Options.MaxDestinations.
+	DefaultMaxDestinations = 100_000
 	// DefaultMaxTopicUnacked is the default Options.MaxTopicUnacked, in
 	// deliveries.
 	DefaultMaxTopicUnacked = 10_000
@@ -35,6 +37,13 @@ type Options struct {
 	// against a publish. Default DefaultMaxQueueBytes; a matching
 	// DestinationPolicy may override it.
 	MaxQueueBytes int
+	// MaxDestinations bounds the destinations that hold state however few
+	// subscribers they have: queues, reply queues, and topics that retain
+	// messages (counted from the first message they retain). Creating one
+	// more fails with ErrTooManyDestinations. Topics without retention are
+	// not counted: they hold nothing once their subscriptions end. Default
+	// DefaultMaxDestinations; negative means no bound.
+	MaxDestinations int
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.
@@ -61,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxQueueBytes <= 0 {
 		o.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	if o.MaxDestinations == 0 {
+		o.MaxDestinations = DefaultMaxDestinations
 	}
 	if o.DefaultPrefetch < 0 {
 		o.DefaultPrefetch = 0

@@ -34,18 +34,22 @@ type queue struct {
 
 // queueFor returns the queue for dest, creating it when create is set (plain
 // queues are created on first use; reply queues only by DeclareReplyQueue).
-// It returns nil if the queue does not exist and create is false.
-func (b *Broker) queueFor(dest string, create bool) *queue {
+// It returns nil if the queue does not exist and create is false, and
+// ErrTooManyDestinations when creating it would pass Options.MaxDestinations.
+func (b *Broker) queueFor(dest string, create bool) (*queue, error) {
 	sh := b.shardFor(dest)
 	sh.mu.RLock()
 	q := sh.queues[dest]
 	sh.mu.RUnlock()
 	if q != nil || !create {
-		return q
+		return q, nil
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if q = sh.queues[dest]; q == nil {
+		if err := b.reserveDestination(); err != nil {
+			return nil, err
+		}
 		p := b.resolvePolicy(dest)
 		kind := KindQueue
 		if strings.HasPrefix(dest, replyQueuePrefix) {
@@ -55,7 +59,7 @@ func (b *Broker) queueFor(dest string, create bool) *queue {
 		sh.queues[dest] = q
 		b.queueCount.Add(1)
 	}
-	return q
+	return q, nil
 }
 
 func (q *queue) publish(m *Message) error {
@@ -269,8 +273,8 @@ func (b *Broker) DeclareReplyQueue(dest string) error {
 	if kind != KindReplyQueue {
 		return fmt.Errorf("%w %q: not a %s destination", ErrInvalidDestination, dest, replyQueuePrefix)
 	}
-	b.queueFor(dest, true)
-	return nil
+	_, err = b.queueFor(dest, true)
+	return err
 }
 
 // DeleteQueue removes the reply queue dest and discards its messages, ready
@@ -298,6 +302,7 @@ func (b *Broker) DeleteQueue(dest string) error {
 		return errNoRoute(dest)
 	}
 	b.queueCount.Add(-1)
+	b.releaseDestination()
 	ended := q.remove()
 	b.subCounts[KindReplyQueue].Add(int64(-len(ended)))
 	for _, s := range ended {

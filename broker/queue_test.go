@@ -477,3 +477,52 @@ func TestResumeDuringFullAnswerNotLost(t *testing.T) {
 		t.Fatalf("got %q; the Resume that raced with Full was lost", r.got)
 	}
 }
+
+// TestMaxDestinations: queues, reply queues and retaining topics count against MaxDestinations;
+// creating one more is refused with the limit named and leaves nothing behind, while existing
+// destinations and topics that hold nothing keep working, and a deleted reply queue frees its place.
+func TestMaxDestinations(t *testing.T) {
+	b := New(Options{MaxDestinations: 4, Policies: []DestinationPolicy{{Pattern: "/topic/lv.*", LastValue: true}}})
+	publish(t, b, "/queue/a", "1")
+	subscribe(t, b, "/queue/b", &recorder{}, SubscribeOptions{})
+	publish(t, b, "/topic/lv.x", "1")
+	if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
+		t.Fatal(err)
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		var tm *TooManyDestinationsError
+		if !errors.As(err, &tm) || !errors.Is(err, ErrTooManyDestinations) || tm.Limit != 4 {
+			t.Fatalf("%s at the limit: %v", what, err)
+		}
+		if want := "too many destinations (limit 4)"; err.Error() != want {
+			t.Fatalf("%s: error text %q, want %q", what, err, want)
+		}
+	}
+	refused("publish to a new queue", b.Publish(&Message{Destination: "/queue/c"}))
+	_, err := b.Subscribe("/queue/d", &recorder{}, SubscribeOptions{})
+	refused("subscribe to a new queue", err)
+	refused("declare a reply queue", b.DeclareReplyQueue("/reply-queue/s"))
+	refused("publish to a new retaining topic", b.Publish(&Message{Destination: "/topic/lv.y"}))
+	for _, q := range []string{"/queue/c", "/queue/d", "/reply-queue/s"} {
+		if _, _, ok := b.QueueDepth(q); ok {
+			t.Fatalf("refused %s was created", q)
+		}
+	}
+	if sh := b.shardFor("/topic/lv.y"); sh.topics["/topic/lv.y"] != nil {
+		t.Fatal("a refused retaining publish left a topic entry behind")
+	}
+	if st := b.Stats(); st.Queues != 3 || st.Retained != 1 {
+		t.Fatalf("stats %+v: want 3 queues and 1 retaining topic", st)
+	}
+	// Existing destinations, and topics that retain nothing, are not affected.
+	publish(t, b, "/queue/a", "2")
+	publish(t, b, "/topic/lv.x", "2")
+	publish(t, b, "/topic/plain", "x")
+	// A deleted reply queue gives its place back.
+	if err := b.DeleteQueue("/reply-queue/r"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "/queue/c", "now")
+	refused("publish to another new queue", b.Publish(&Message{Destination: "/queue/e"}))
+}

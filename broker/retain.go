@@ -18,12 +18,18 @@ type retention struct {
 }
 
 // retain keeps m as the newest retained message of e and returns its
-// sequence number. The caller holds the shard lock, read or write.
-func (e *topicEntry) retain(b *Broker, m *Message) uint64 {
+// sequence number. The first message a destination retains makes it one of
+// the destinations Options.MaxDestinations bounds: past the bound, retain
+// keeps nothing and returns ErrTooManyDestinations. The caller holds the
+// shard lock, read or write.
+func (e *topicEntry) retain(b *Broker, m *Message) (uint64, error) {
 	e.retainMu.Lock()
 	defer e.retainMu.Unlock()
 	r := &e.retained
 	if r.msgs == nil {
+		if err := b.reserveDestination(); err != nil {
+			return 0, err
+		}
 		r.msgs = make([]*Message, e.policy.retain)
 		b.retainedDests.Add(1)
 	}
@@ -33,7 +39,7 @@ func (e *topicEntry) retain(b *Broker, m *Message) uint64 {
 		r.n++
 	}
 	r.seq++
-	return r.seq
+	return r.seq, nil
 }
 
 // snapshot appends the retained messages, oldest first, to dst and returns

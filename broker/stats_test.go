@@ -146,7 +146,7 @@ func TestMessageCounters(t *testing.T) {
 				if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
 					t.Fatal(err)
 				}
-				q := b.queueFor("/reply-queue/r", false)
+				q, _ := b.queueFor("/reply-queue/r", false)
 				if err := b.DeleteQueue("/reply-queue/r"); err != nil {
 					t.Fatal(err)
 				}

@@ -120,7 +120,11 @@ func (b *Broker) publishTopic(m *Message) error {
 	st := topicPublish{b: b, msg: m, policy: policy}
 	if e != nil {
 		if policy.retain > 0 {
-			st.seq = e.retain(b, m)
+			var err error
+			if st.seq, err = e.retain(b, m); err != nil {
+				sh.mu.RUnlock()
+				return err
+			}
 		}
 		for _, s := range e.subs {
 			st.deliver(s)
@@ -143,18 +147,26 @@ func (b *Broker) publishTopicSlow(sh *shard, m *Message) error {
 	st := topicPublish{b: b, msg: m, policy: policy}
 	sh.mu.Lock()
 	e := sh.topics[m.Destination]
+	created := false
 	if e == nil && policy.retain > 0 && err == nil {
-		e = b.newTopicEntry(sh, strings.Clone(m.Destination), policy)
+		e, created = b.newTopicEntry(sh, strings.Clone(m.Destination), policy), true
 	}
 	if e == nil {
 		sh.cachePolicy(m.Destination, policy)
 	} else if err == nil {
 		// The entry may have appeared meanwhile; its policy is the same.
 		if policy.retain > 0 {
-			st.seq = e.retain(b, m)
+			st.seq, err = e.retain(b, m)
 		}
-		for _, s := range e.subs {
-			st.deliver(s)
+		switch {
+		case err == nil:
+			for _, s := range e.subs {
+				st.deliver(s)
+			}
+		case created:
+			// Refused: the entry made for the retained message must not stay behind.
+			delete(sh.topics, m.Destination)
+			delete(sh.retaining, m.Destination)
 		}
 	}
 	sh.mu.Unlock()

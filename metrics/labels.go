@@ -209,7 +209,7 @@ const (
 	ErrorInvalidDestination
 	// ErrorReadOnly is a SEND to a destination only the server publishes to.
 	ErrorReadOnly
-	// ErrorQueueFull is a SEND to a queue at its depth limit.
+	// ErrorQueueFull is a SEND to a queue at its depth or byte limit.
 	ErrorQueueFull
 	// ErrorFrameTooLarge is a frame over a size, header-count or header-length limit.
 	ErrorFrameTooLarge
@@ -227,13 +227,15 @@ const (
 	ErrorTokenExpired
 	// ErrorRateLimited is a frame refused by a rate limit.
 	ErrorRateLimited
+	// ErrorTooManyDestinations is a frame that would create a destination beyond the bound.
+	ErrorTooManyDestinations
 	numErrorReasons
 )
 
 var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
-	"auth_failed", "token_expired", "rate_limited",
+	"auth_failed", "token_expired", "rate_limited", "too_many_destinations",
 }
 
 // String returns the label value, such as "queue_full".

@@ -116,6 +116,9 @@ func asProtocolError(err error) *protocolError {
 	case errors.Is(err, broker.ErrQueueFull):
 		// The broker's text names the queue and its bound; clients need it in the message header.
 		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater, reason: metrics.ErrorQueueFull}
+	case errors.Is(err, broker.ErrTooManyDestinations):
+		// The broker's text names the bound; like a full queue, the client may try again later.
+		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater, reason: metrics.ErrorTooManyDestinations}
 	case errors.Is(err, broker.ErrUnknownTag):
 		return protoErr("unknown ack id", "%v", err)
 	}

@@ -284,3 +284,49 @@ func TestQueueByteLimitFlood(t *testing.T) {
 	}
 	noMessage(t, sub, 100*time.Millisecond)
 }
+
+// TestMaxDestinations: a flood of new queues stops at the destination bound with an ERROR naming it
+// (and the frame's receipt), WebSocket close 1013, counted by reason; destinations that exist keep
+// working for everyone.
+func TestMaxDestinations(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, func(c *serverConfig) {
+		c.bopts.MaxDestinations = 3
+		c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"})
+	})
+	flood := ts.rawWS(t, "v12.stomp")
+	flood.connect("1.2")
+	for i := range 3 {
+		flood.send("SEND\ndestination:/queue/q" + strconv.Itoa(i) + "\nreceipt:r" + strconv.Itoa(i) + "\n\nx\x00")
+		flood.expect("RECEIPT")
+	}
+	flood.send("SEND\ndestination:/queue/q3\nreceipt:r3\n\nx\x00")
+	if f := flood.expectError("too many destinations (limit 3)"); f.Get("receipt-id") != "r3" {
+		t.Fatalf("ERROR without the SEND's receipt-id: %s", f)
+	}
+	if code, _ := flood.closeInfo(); code != websocket.StatusTryAgainLater {
+		t.Errorf("WebSocket closed with %d, want 1013", code)
+	}
+	sub := ts.rawTCP(t)
+	sub.connect("1.2")
+	sub.send("SUBSCRIBE\nid:s\ndestination:/queue/other\nreceipt:s\n\n\x00")
+	sub.expectError("too many destinations (limit 3)")
+	if got := metricValue(t, reg, "stompd_errors_sent_total", "reason", "too_many_destinations"); got != 2 {
+		t.Errorf("stompd_errors_sent_total{reason=too_many_destinations} = %v, want 2", got)
+	}
+	// The queues that exist still take messages and serve them.
+	c := ts.dialTCP(t)
+	qs, err := c.Subscribe("/queue/q0", stomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, qs); string(m.Body) != "x" {
+		t.Fatalf("got %q from /queue/q0", m.Body)
+	}
+	if err := c.Send("/queue/q0", "", []byte("again"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, qs); string(m.Body) != "again" {
+		t.Fatalf("got %q", m.Body)
+	}
+}

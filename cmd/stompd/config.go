@@ -53,6 +53,7 @@ type config struct {
 	MaxTxFrames      int
 	MaxQueueDepth    int
 	MaxQueueBytes    byteSize
+	MaxDestinations  int
 	MaxOutboundBytes byteSize
 	WriteTimeout     time.Duration
 
@@ -135,6 +136,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.MaxTransactions, "max-transactions", stompws.DefaultMaxTransactions, "most open transactions per connection")
 	fs.IntVar(&c.MaxTxFrames, "max-tx-frames", stompws.DefaultMaxTxFrames, "most SEND/ACK/NACK frames in one transaction")
 	fs.IntVar(&c.MaxQueueDepth, "max-queue-depth", 100000, "most ready messages held per /queue/ destination; a SEND beyond it gets an ERROR")
+	fs.IntVar(&c.MaxDestinations, "max-destinations", broker.DefaultMaxDestinations, "most destinations that hold state: queues, temporary reply queues and topics that retain\nmessages; a frame that would create one more gets an ERROR. 0: no bound")
 	fs.Var(&c.MaxQueueBytes, "max-queue-bytes", "most `bytes` of ready messages (body, destination and headers) held per /queue/ destination;\na SEND beyond it gets an ERROR")
 	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")
@@ -214,7 +216,7 @@ func (c *config) validate() error {
 		{"connect-timeout", float64(c.ConnectTimeout)}, {"max-connections", float64(c.MaxConnections)},
 		{"max-connections-per-ip", float64(c.MaxConnectionsPerIP)}, {"accept-rate", c.AcceptRate},
 		{"accept-burst", float64(c.AcceptBurst)}, {"send-rate", c.SendRate}, {"send-burst", float64(c.SendBurst)},
-		{"max-unacked", float64(c.MaxUnacked)},
+		{"max-unacked", float64(c.MaxUnacked)}, {"max-destinations", float64(c.MaxDestinations)},
 	}
 	for _, p := range nonNegative {
 		if p.value < 0 || math.IsNaN(p.value) || math.IsInf(p.value, 0) {
@@ -327,7 +329,12 @@ func (c *config) brokerOptions(logger *slog.Logger) broker.Options {
 	// After the built-in publishers' own: the first match wins, and their destinations must stay
 	// read-only whatever a catch-all pattern in the file says.
 	policies = append(policies, c.Policies...)
-	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, MaxQueueBytes: int(c.MaxQueueBytes), Policies: policies, Logger: logger}
+	maxDestinations := c.MaxDestinations
+	if maxDestinations == 0 {
+		maxDestinations = -1 // the flag's 0 is "no bound"; the broker's is "default"
+	}
+	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, MaxQueueBytes: int(c.MaxQueueBytes), MaxDestinations: maxDestinations,
+		Policies: policies, Logger: logger}
 }
 
 func (c *config) stocksOptions() stocks.Options {
