@@ -70,12 +70,7 @@ func TestErrorPaths(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, tr := range []string{"tcp", "ws"} {
-				var c *rawClient
-				if tr == "tcp" {
-					c = ts.rawTCP(t)
-				} else {
-					c = ts.rawWS(t, "v12.stomp")
-				}
+				c := ts.rawOver(t, tr)
 				if tc.connect {
 					c.connect("1.2")
 				}

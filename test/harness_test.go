@@ -238,6 +238,15 @@ func (ts *testServer) rawTCP(t testing.TB) *rawClient {
 	return rc
 }
 
+// rawOver opens a byte-level client over transport tr: "tcp", or "ws" offering v12.stomp.
+func (ts *testServer) rawOver(t testing.TB, tr string) *rawClient {
+	t.Helper()
+	if tr == "ws" {
+		return ts.rawWS(t, "v12.stomp")
+	}
+	return ts.rawTCP(t)
+}
+
 // readGate lets a test stop and restart a client's reading.
 type readGate struct {
 	mu     sync.Mutex

@@ -46,10 +46,7 @@ func TestHostileInputs(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, tr := range []string{"tcp", "ws"} {
-				c := ts.rawTCP(t)
-				if tr == "ws" {
-					c = ts.rawWS(t, "v12.stomp")
-				}
+				c := ts.rawOver(t, tr)
 				c.connect("1.2")
 				c.send(tc.input)
 				c.expectError(tc.message)

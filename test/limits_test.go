@@ -155,10 +155,7 @@ func TestSendRate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rc := ts.rawTCP(t)
-			if tr == "ws" {
-				rc = ts.rawWS(t, "v12.stomp")
-			}
+			rc := ts.rawOver(t, tr)
 			rc.connect("1.2")
 			for i := range 2 {
 				receipt := "r" + strconv.Itoa(i)
@@ -191,10 +188,7 @@ func TestSendBytesRate(t *testing.T) {
 				c.opts.SendBytesRate, c.opts.SendBytesBurst = 0.001, 1000
 			})
 			bystander := ts.dialTCP(t)
-			rc := ts.rawTCP(t)
-			if tr == "ws" {
-				rc = ts.rawWS(t, "v12.stomp")
-			}
+			rc := ts.rawOver(t, tr)
 			rc.connect("1.2")
 			body := strings.Repeat("b", 600)
 			rc.send("SEND\ndestination:/topic/limits.bytes\nreceipt:first\n\n" + body + "\x00")
@@ -214,10 +208,7 @@ func TestMaxUnackedPerSession(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			ts := startServer(t, func(c *serverConfig) { c.opts.MaxUnacked = 2 })
 			producer := ts.dialTCP(t)
-			rc := ts.rawTCP(t)
-			if tr == "ws" {
-				rc = ts.rawWS(t, "v12.stomp")
-			}
+			rc := ts.rawOver(t, tr)
 			rc.connect("1.2")
 			rc.send("SUBSCRIBE\nid:a\ndestination:/queue/unacked.a\nack:client-individual\n\n\x00")
 			rc.send("SUBSCRIBE\nid:b\ndestination:/queue/unacked.b\nack:client-individual\nreceipt:subscribed\n\n\x00")

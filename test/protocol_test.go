@@ -274,10 +274,7 @@ func TestHeartBeats(t *testing.T) {
 		reg := prometheus.NewRegistry()
 		ts := startServer(t, hb, func(c *serverConfig) { c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"}) })
 		for _, tr := range []string{"tcp", "ws"} {
-			c := ts.rawTCP(t)
-			if tr == "ws" {
-				c = ts.rawWS(t, "v12.stomp")
-			}
+			c := ts.rawOver(t, tr)
 			start := time.Now() // the server's clock for the silence starts after this
 			connected := c.connect("1.2", "heart-beat:100,0")
 			if got := connected.Get("heart-beat"); got != "0,100" {

@@ -156,10 +156,7 @@ func TestBuiltInPoliciesWinOverConfigFile(t *testing.T) {
 
 	for _, dest := range []string{"/topic/stocks", "/topic/stocks.AAPL", "/topic/chat", "/topic/own.x"} {
 		for _, tr := range []string{"tcp", "ws"} {
-			c := ts.rawTCP(t)
-			if tr == "ws" {
-				c = ts.rawWS(t, "v12.stomp")
-			}
+			c := ts.rawOver(t, tr)
 			c.connect("1.2")
 			c.send("SEND\ndestination:" + dest + "\nreceipt:r\n\nforged\x00")
 			if f := c.expectError("destination is read-only"); f.Get("receipt-id") != "r" {

@@ -166,10 +166,7 @@ func TestQueueDeliveriesWaitForRoom(t *testing.T) {
 	for _, tr := range []string{"tcp", "ws"} {
 		t.Run(tr, func(t *testing.T) {
 			ts := startServer(t, func(c *serverConfig) { c.opts.MaxQueuedBytes = 64 << 10 })
-			c := ts.rawTCP(t)
-			if tr == "ws" {
-				c = ts.rawWS(t, "v12.stomp")
-			}
+			c := ts.rawOver(t, tr)
 			c.connect("1.2")
 			c.send("SUBSCRIBE\nid:q\ndestination:/queue/backlog\nreceipt:r\n\n\x00")
 			c.expect("RECEIPT")
@@ -314,10 +311,7 @@ func TestLaggingPoliciesThroughASession(t *testing.T) {
 					c.opts.MaxQueuedBytes = 64 << 10
 					c.bopts.Policies = []broker.DestinationPolicy{{Pattern: "/topic/lag.#", SlowConsumer: policy, MaxPending: maxPending}}
 				})
-				c := ts.rawTCP(t)
-				if tr == "ws" {
-					c = ts.rawWS(t, "v12.stomp")
-				}
+				c := ts.rawOver(t, tr)
 				c.connect("1.2")
 				c.send("SUBSCRIBE\nid:lag\ndestination:/topic/lag.#\nreceipt:s\n\n\x00")
 				c.expect("RECEIPT")
