@@ -93,11 +93,16 @@ func (b *Broker) Publish(m *Message) error {
 }
 
 // reserveDestination counts a new queue, reply queue or retaining topic
-// against Options.MaxDestinations, or returns ErrTooManyDestinations and
-// counts nothing. release gives the place back.
-func (b *Broker) reserveDestination() error {
+// created by creator against its quota and Options.MaxDestinations, or
+// returns ErrTooManyDestinations and counts nothing. releaseDestination gives
+// the broker-wide place back (a quota counts creations and keeps them).
+func (b *Broker) reserveDestination(creator Identity) error {
+	if !creator.Quota.take() {
+		return &TooManyDestinationsError{Limit: int(creator.Quota.limit), PerCreator: true}
+	}
 	if n := b.stateful.Add(1); b.opts.MaxDestinations > 0 && n > int64(b.opts.MaxDestinations) {
 		b.stateful.Add(-1)
+		creator.Quota.giveBack()
 		return &TooManyDestinationsError{Limit: b.opts.MaxDestinations}
 	}
 	return nil
@@ -117,7 +122,7 @@ func (b *Broker) stamp(m *Message) {
 }
 
 func (b *Broker) publishQueue(m *Message, kind Kind) error {
-	q, _ := b.queueFor(m.Destination, false)
+	q, _ := b.queueFor(m.Destination, false, Identity{})
 	if q == nil {
 		if kind == KindReplyQueue {
 			b.shardFor(m.Destination).counts.noRoute.Add(1)
@@ -129,7 +134,7 @@ func (b *Broker) publishQueue(m *Message, kind Kind) error {
 			return err
 		}
 		var err error
-		if q, err = b.queueFor(m.Destination, true); err != nil {
+		if q, err = b.queueFor(m.Destination, true, m.Sender); err != nil {
 			return err
 		}
 	}
@@ -197,7 +202,7 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 			b.subscribeExactTopic(sub)
 		}
 	default:
-		q, err := b.queueFor(dest, kind == KindQueue)
+		q, err := b.queueFor(dest, kind == KindQueue, opts.Owner)
 		if err != nil {
 			return nil, err
 		}
@@ -312,7 +317,7 @@ func (b *Broker) Resume(sub *Subscription) {
 // QueueDepth returns the number of ready and unacknowledged messages of the
 // queue or reply queue dest; ok is false if it does not exist.
 func (b *Broker) QueueDepth(dest string) (ready, unacked int, ok bool) {
-	q, _ := b.queueFor(dest, false)
+	q, _ := b.queueFor(dest, false, Identity{})
 	if q == nil {
 		return 0, 0, false
 	}

@@ -79,14 +79,19 @@ func (e *QueueFullError) Unwrap() error { return ErrQueueFull }
 var ErrTooManyDestinations = errors.New("too many destinations")
 
 // TooManyDestinationsError names the bound a refused creation met, e.g.
-// `too many destinations (limit 100000)`. It matches
+// `too many destinations (limit 100000)`, or for the creator's quota
+// `too many destinations created (limit 1000)`. It matches
 // [ErrTooManyDestinations] with errors.Is.
 type TooManyDestinationsError struct {
-	Limit int // Options.MaxDestinations
+	Limit      int  // Options.MaxDestinations, or the creator's DestinationQuota
+	PerCreator bool // the creator's quota was used up, not the broker-wide bound
 }
 
 // Error implements error.
 func (e *TooManyDestinationsError) Error() string {
+	if e.PerCreator {
+		return fmt.Sprintf("%v created (limit %d)", ErrTooManyDestinations, e.Limit)
+	}
 	return fmt.Sprintf("%v (limit %d)", ErrTooManyDestinations, e.Limit)
 }
 

@@ -52,7 +52,7 @@ func TestObserveEvents(t *testing.T) {
 			b := New(Options{})
 			var log eventLog
 			stop := b.Observe(tt.pattern, log.observe)
-			if err := b.DeclareReplyQueue("/reply-queue/r1"); err != nil {
+			if err := b.DeclareReplyQueue("/reply-queue/r1", Identity{}); err != nil {
 				t.Fatal(err)
 			}
 			var subs []*Subscription

@@ -35,8 +35,9 @@ type queue struct {
 // queueFor returns the queue for dest, creating it when create is set (plain
 // queues are created on first use; reply queues only by DeclareReplyQueue).
 // It returns nil if the queue does not exist and create is false, and
-// ErrTooManyDestinations when creating it would pass Options.MaxDestinations.
-func (b *Broker) queueFor(dest string, create bool) (*queue, error) {
+// ErrTooManyDestinations when creating it would pass creator's quota or
+// Options.MaxDestinations.
+func (b *Broker) queueFor(dest string, create bool, creator Identity) (*queue, error) {
 	sh := b.shardFor(dest)
 	sh.mu.RLock()
 	q := sh.queues[dest]
@@ -47,7 +48,7 @@ func (b *Broker) queueFor(dest string, create bool) (*queue, error) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if q = sh.queues[dest]; q == nil {
-		if err := b.reserveDestination(); err != nil {
+		if err := b.reserveDestination(creator); err != nil {
 			return nil, err
 		}
 		p := b.resolvePolicy(dest)
@@ -262,10 +263,11 @@ func (q *queue) depth() (ready, unacked int) {
 }
 
 // DeclareReplyQueue creates the reply queue dest (a /reply-queue/ destination)
-// if it does not exist yet; declaring an existing one is not an error. It
-// returns ErrUnknownDestination or ErrInvalidDestination for a destination
-// that is not a valid reply queue.
-func (b *Broker) DeclareReplyQueue(dest string) error {
+// if it does not exist yet, counting it against owner's quota; declaring an
+// existing one is not an error. It returns ErrUnknownDestination or
+// ErrInvalidDestination for a destination that is not a valid reply queue,
+// and ErrTooManyDestinations past a bound.
+func (b *Broker) DeclareReplyQueue(dest string, owner Identity) error {
 	kind, _, err := splitDestination(dest)
 	if err != nil {
 		return err
@@ -273,7 +275,7 @@ func (b *Broker) DeclareReplyQueue(dest string) error {
 	if kind != KindReplyQueue {
 		return fmt.Errorf("%w %q: not a %s destination", ErrInvalidDestination, dest, replyQueuePrefix)
 	}
-	_, err = b.queueFor(dest, true)
+	_, err = b.queueFor(dest, true, owner)
 	return err
 }
 

@@ -73,7 +73,7 @@ func TestQueueDepthLimit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := New(tt.opts)
-			if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
+			if err := b.DeclareReplyQueue("/reply-queue/r", Identity{}); err != nil {
 				t.Fatal(err)
 			}
 			for i := range tt.limit {
@@ -486,7 +486,7 @@ func TestMaxDestinations(t *testing.T) {
 	publish(t, b, "/queue/a", "1")
 	subscribe(t, b, "/queue/b", &recorder{}, SubscribeOptions{})
 	publish(t, b, "/topic/lv.x", "1")
-	if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
+	if err := b.DeclareReplyQueue("/reply-queue/r", Identity{}); err != nil {
 		t.Fatal(err)
 	}
 	refused := func(what string, err error) {
@@ -502,7 +502,7 @@ func TestMaxDestinations(t *testing.T) {
 	refused("publish to a new queue", b.Publish(&Message{Destination: "/queue/c"}))
 	_, err := b.Subscribe("/queue/d", &recorder{}, SubscribeOptions{})
 	refused("subscribe to a new queue", err)
-	refused("declare a reply queue", b.DeclareReplyQueue("/reply-queue/s"))
+	refused("declare a reply queue", b.DeclareReplyQueue("/reply-queue/s", Identity{}))
 	refused("publish to a new retaining topic", b.Publish(&Message{Destination: "/topic/lv.y"}))
 	for _, q := range []string{"/queue/c", "/queue/d", "/reply-queue/s"} {
 		if _, _, ok := b.QueueDepth(q); ok {
@@ -525,4 +525,54 @@ func TestMaxDestinations(t *testing.T) {
 	}
 	publish(t, b, "/queue/c", "now")
 	refused("publish to another new queue", b.Publish(&Message{Destination: "/queue/e"}))
+}
+
+// TestDestinationQuota: what one creator may create is bounded by its quota, whatever way it creates:
+// publishing to a new queue or retaining topic, subscribing to a new queue, declaring a reply queue.
+// Destinations that exist cost nothing, other creators are not affected, and a refusal for the
+// broker-wide bound does not use up the creator's quota.
+func TestDestinationQuota(t *testing.T) {
+	b := New(Options{MaxDestinations: 5, Policies: []DestinationPolicy{{Pattern: "/topic/lv.*", LastValue: true}}})
+	alice := Identity{Session: "a", Quota: NewDestinationQuota(3)}
+	bob := Identity{Session: "b", Quota: NewDestinationQuota(3)}
+	mustPublish := func(id Identity, dest string) {
+		t.Helper()
+		if err := b.Publish(&Message{Destination: dest, Sender: id}); err != nil {
+			t.Fatalf("%s publishes to %s: %v", id.Session, dest, err)
+		}
+	}
+	mustPublish(alice, "/queue/a1")
+	if _, err := b.Subscribe("/queue/a2", &recorder{}, SubscribeOptions{Owner: alice}); err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(alice, "/topic/lv.a3")
+	mustPublish(alice, "/queue/a1")    // exists: free
+	mustPublish(alice, "/topic/plain") // holds nothing: free
+	for what, err := range map[string]error{
+		"publish": b.Publish(&Message{Destination: "/queue/a4", Sender: alice}),
+		"retain":  b.Publish(&Message{Destination: "/topic/lv.a4", Sender: alice}),
+		"declare": b.DeclareReplyQueue("/reply-queue/a4", alice),
+		"subscribe": func() error {
+			_, err := b.Subscribe("/queue/a5", &recorder{}, SubscribeOptions{Owner: alice})
+			return err
+		}(),
+	} {
+		var tm *TooManyDestinationsError
+		if !errors.As(err, &tm) || !tm.PerCreator || tm.Limit != 3 || err.Error() != "too many destinations created (limit 3)" {
+			t.Fatalf("alice's fourth creation by %s: %v", what, err)
+		}
+	}
+	if got := alice.Quota.Created(); got != 3 {
+		t.Fatalf("alice's quota counts %d, want 3", got)
+	}
+	mustPublish(bob, "/queue/b1")
+	mustPublish(bob, "/queue/b2") // the broker is now at its bound of 5
+	err := b.Publish(&Message{Destination: "/queue/b3", Sender: bob})
+	var tm *TooManyDestinationsError
+	if !errors.As(err, &tm) || tm.PerCreator || tm.Limit != 5 {
+		t.Fatalf("creation past the broker-wide bound: %v", err)
+	}
+	if got := bob.Quota.Created(); got != 2 {
+		t.Fatalf("a refusal for the broker-wide bound used bob's quota: %d, want 2", got)
+	}
 }

@@ -12,10 +12,10 @@ func TestReplyQueueLifecycle(t *testing.T) {
 	if err := b.Publish(&Message{Destination: dest}); !errors.Is(err, ErrNoRoute) {
 		t.Fatalf("publish before declare: %v", err)
 	}
-	if err := b.DeclareReplyQueue(dest); err != nil {
+	if err := b.DeclareReplyQueue(dest, Identity{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.DeclareReplyQueue(dest); err != nil {
+	if err := b.DeclareReplyQueue(dest, Identity{}); err != nil {
 		t.Fatalf("second declare: %v", err)
 	}
 	publish(t, b, dest, "a")
@@ -62,7 +62,7 @@ func TestReplyQueueLifecycle(t *testing.T) {
 	}
 
 	// Declared again, it starts empty.
-	if err := b.DeclareReplyQueue(dest); err != nil {
+	if err := b.DeclareReplyQueue(dest, Identity{}); err != nil {
 		t.Fatal(err)
 	}
 	if ready, _, ok := b.QueueDepth(dest); !ok || ready != 0 {
@@ -83,7 +83,7 @@ func TestReplyQueueErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.dest, func(t *testing.T) {
 			b := New(Options{})
-			if err := b.DeclareReplyQueue(tt.dest); !errors.Is(err, tt.err) {
+			if err := b.DeclareReplyQueue(tt.dest, Identity{}); !errors.Is(err, tt.err) {
 				t.Fatalf("DeclareReplyQueue: %v, want %v", err, tt.err)
 			}
 			if err := b.DeleteQueue(tt.dest); !errors.Is(err, tt.err) {

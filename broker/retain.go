@@ -27,7 +27,7 @@ func (e *topicEntry) retain(b *Broker, m *Message) (uint64, error) {
 	defer e.retainMu.Unlock()
 	r := &e.retained
 	if r.msgs == nil {
-		if err := b.reserveDestination(); err != nil {
+		if err := b.reserveDestination(m.Sender); err != nil {
 			return 0, err
 		}
 		r.msgs = make([]*Message, e.policy.retain)

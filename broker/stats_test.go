@@ -124,7 +124,7 @@ func TestMessageCounters(t *testing.T) {
 		{
 			name: "reply queue, then no route once it is gone",
 			run: func(t *testing.T, b *Broker) {
-				if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
+				if err := b.DeclareReplyQueue("/reply-queue/r", Identity{}); err != nil {
 					t.Fatal(err)
 				}
 				subscribe(t, b, "/reply-queue/r", &recorder{}, SubscribeOptions{})
@@ -143,10 +143,10 @@ func TestMessageCounters(t *testing.T) {
 		{
 			name: "reply queue deleted while a publisher holds it",
 			run: func(t *testing.T, b *Broker) {
-				if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
+				if err := b.DeclareReplyQueue("/reply-queue/r", Identity{}); err != nil {
 					t.Fatal(err)
 				}
-				q, _ := b.queueFor("/reply-queue/r", false)
+				q, _ := b.queueFor("/reply-queue/r", false, Identity{})
 				if err := b.DeleteQueue("/reply-queue/r"); err != nil {
 					t.Fatal(err)
 				}
@@ -376,7 +376,7 @@ func TestDeliveredMatchesSubscribers(t *testing.T) {
 func TestSubscriptionsAndDestinationsByKind(t *testing.T) {
 	b := New(Options{Policies: []DestinationPolicy{{Pattern: "/topic/kept", LastValue: true}}})
 	b.HandleApp("/app/echo", func(*Message) error { return nil })
-	if err := b.DeclareReplyQueue("/reply-queue/r"); err != nil {
+	if err := b.DeclareReplyQueue("/reply-queue/r", Identity{}); err != nil {
 		t.Fatal(err)
 	}
 	publish(t, b, "/topic/kept", "retained, nobody subscribed")

@@ -117,8 +117,13 @@ func asProtocolError(err error) *protocolError {
 		// The broker's text names the queue and its bound; clients need it in the message header.
 		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater, reason: metrics.ErrorQueueFull}
 	case errors.Is(err, broker.ErrTooManyDestinations):
-		// The broker's text names the bound; like a full queue, the client may try again later.
-		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater, reason: metrics.ErrorTooManyDestinations}
+		// The message names the bound; like a full queue, the client may try again later.
+		message := err.Error()
+		var tm *broker.TooManyDestinationsError
+		if errors.As(err, &tm) && tm.PerCreator {
+			message = fmt.Sprintf("too many destinations created by this connection (limit %d)", tm.Limit)
+		}
+		return &protocolError{message: message, code: transport.CloseTryAgainLater, reason: metrics.ErrorTooManyDestinations}
 	case errors.Is(err, broker.ErrUnknownTag):
 		return protoErr("unknown ack id", "%v", err)
 	}

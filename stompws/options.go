@@ -16,14 +16,16 @@ const (
 	DefaultMaxTransactions  = 100
 	DefaultMaxTxFrames      = 1000
 	DefaultMaxUnacked       = 10000
-	DefaultMaxQueuedBytes   = 4 << 20
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultHeartBeatMin     = time.Second
-	DefaultHeartBeatMax     = time.Minute
-	DefaultHeartBeatGrace   = 2.0
-	DefaultCloseTimeout     = 5 * time.Second
-	DefaultConnectTimeout   = 10 * time.Second
-	DefaultMaxConnections   = 100000
+	// DefaultMaxDestinationsPerSession is the default Options.MaxDestinationsPerSession.
+	DefaultMaxDestinationsPerSession = 1000
+	DefaultMaxQueuedBytes            = 4 << 20
+	DefaultWriteTimeout              = 10 * time.Second
+	DefaultHeartBeatMin              = time.Second
+	DefaultHeartBeatMax              = time.Minute
+	DefaultHeartBeatGrace            = 2.0
+	DefaultCloseTimeout              = 5 * time.Second
+	DefaultConnectTimeout            = 10 * time.Second
+	DefaultMaxConnections            = 100000
 )
 
 // Options configures a Server. The zero value is usable: every zero field takes the default named in
@@ -108,6 +110,12 @@ type Options struct {
 	// handled by its destination's slow-consumer policy. A SUBSCRIBE's prefetch-count still bounds
 	// each subscription within it.
 	MaxUnacked int
+	// MaxDestinationsPerSession bounds the destinations one session may create over its life: queues
+	// and temporary reply queues, and topics that retain messages, each counted when the session's
+	// SEND, SUBSCRIBE or reply-to creates it. One more is refused with ERROR "too many destinations
+	// created by this connection (limit N)". The broker's own bound (broker.Options.MaxDestinations)
+	// holds for all sessions together. Default 1000, negative for no bound.
+	MaxDestinationsPerSession int
 
 	// Authenticator checks credentials at the WebSocket upgrade and in CONNECT. nil, or one with no
 	// users file and no JWT key, turns authentication off: every client is anonymous and Policy is not
@@ -147,6 +155,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.MaxTransactions, DefaultMaxTransactions)
 	setDefault(&o.MaxTxFrames, DefaultMaxTxFrames)
 	setDefault(&o.MaxUnacked, DefaultMaxUnacked)
+	setDefault(&o.MaxDestinationsPerSession, DefaultMaxDestinationsPerSession)
 	setDefault(&o.MaxQueuedBytes, DefaultMaxQueuedBytes)
 	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&o.HeartBeatMin, DefaultHeartBeatMin)

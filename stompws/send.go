@@ -112,7 +112,7 @@ func (s *session) resolveDestination(dest string) (string, error) {
 		return resolved, nil
 	}
 	resolved := replyQueuePrefix + randomToken()
-	if err := s.broker.DeclareReplyQueue(resolved); err != nil {
+	if err := s.broker.DeclareReplyQueue(resolved, s.identity()); err != nil {
 		return "", destinationError(dest, err)
 	}
 	if s.tempQueues == nil {

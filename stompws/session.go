@@ -82,8 +82,9 @@ type session struct {
 	cancelCtxWatch func() bool
 	sendLimiter    *rate.Limiter // nil when Options.SendRate is off
 
-	sendBytesLimiter *rate.Limiter        // nil when Options.SendBytesRate is off
-	unackedLimit     *broker.UnackedLimit // shared by the session's subscriptions; nil: no bound
+	sendBytesLimiter *rate.Limiter            // nil when Options.SendBytesRate is off
+	unackedLimit     *broker.UnackedLimit     // shared by the session's subscriptions; nil: no bound
+	quota            *broker.DestinationQuota // the destinations the session may create; nil: no bound
 
 	// who the client is, set before the session starts (handshake) or at CONNECT; reading goroutine only,
 	// read-only once connected
@@ -106,13 +107,14 @@ func newSession(srv *Server) *session {
 		sendLimiter:      newSendLimiter(&srv.opts),
 		sendBytesLimiter: newSendBytesLimiter(&srv.opts),
 		unackedLimit:     broker.NewUnackedLimit(srv.opts.MaxUnacked),
+		quota:            broker.NewDestinationQuota(srv.opts.MaxDestinationsPerSession),
 	}
 }
 
 // identity is who this session is to the broker: the sender of its messages, the owner of its
 // subscriptions.
 func (s *session) identity() broker.Identity {
-	return broker.Identity{Session: s.id, Name: s.name, User: s.principal.User}
+	return broker.Identity{Session: s.id, Name: s.name, User: s.principal.User, Quota: s.quota}
 }
 
 // start runs the session on conn until the peer goes away, a protocol error or DISCONNECT ends it, or

@@ -321,3 +321,32 @@ func TestMaxDestinations(t *testing.T) {
 		t.Fatalf("got %q", m.Body)
 	}
 }
+
+// TestMaxDestinationsPerConnection: one connection's new queues, temporary reply queues included,
+// stop at its own bound with an ERROR naming it, while other connections go on creating and using
+// destinations.
+func TestMaxDestinationsPerConnection(t *testing.T) {
+	ts := startServer(t, func(c *serverConfig) { c.opts.MaxDestinationsPerSession = 2 })
+	for _, tr := range []string{"tcp", "ws"} {
+		c := ts.rawOver(t, tr)
+		c.connect("1.2")
+		// A request with a reply-to creates the queue and the connection's reply queue.
+		c.send("SEND\ndestination:/queue/" + tr + ".1\nreply-to:/temp-queue/answers\nreceipt:r1\n\nx\x00")
+		c.expect("RECEIPT")
+		c.send("SEND\ndestination:/queue/" + tr + ".1\nreceipt:r2\n\nexisting queues cost nothing\x00")
+		c.expect("RECEIPT")
+		c.send("SEND\ndestination:/queue/" + tr + ".2\nreceipt:r3\n\nx\x00")
+		if f := c.expectError("too many destinations created by this connection (limit 2)"); f.Get("receipt-id") != "r3" {
+			t.Fatalf("%s: ERROR without the receipt-id: %s", tr, f)
+		}
+	}
+	other := ts.dialTCP(t)
+	for _, dest := range []string{"/queue/other.1", "/queue/other.2", "/queue/tcp.1"} {
+		if err := other.Send(dest, "", []byte("y"), stomp.SendOpt.Receipt); err != nil {
+			t.Fatalf("another connection's SEND to %s: %v", dest, err)
+		}
+	}
+	if ready, _, _ := ts.Broker.QueueDepth("/queue/tcp.1"); ready != 3 {
+		t.Fatalf("/queue/tcp.1 holds %d messages, want 3", ready)
+	}
+}

@@ -45,17 +45,18 @@ type config struct {
 	AllowedOrigins string
 	Auth           authSettings
 
-	MaxFrameSize     byteSize
-	MaxHeaders       int
-	MaxHeaderLength  byteSize
-	MaxSubscriptions int
-	MaxTransactions  int
-	MaxTxFrames      int
-	MaxQueueDepth    int
-	MaxQueueBytes    byteSize
-	MaxDestinations  int
-	MaxOutboundBytes byteSize
-	WriteTimeout     time.Duration
+	MaxFrameSize                 byteSize
+	MaxHeaders                   int
+	MaxHeaderLength              byteSize
+	MaxSubscriptions             int
+	MaxTransactions              int
+	MaxTxFrames                  int
+	MaxQueueDepth                int
+	MaxQueueBytes                byteSize
+	MaxDestinations              int
+	MaxDestinationsPerConnection int
+	MaxOutboundBytes             byteSize
+	WriteTimeout                 time.Duration
 
 	ConnectTimeout      time.Duration
 	MaxConnections      int
@@ -137,6 +138,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.MaxTxFrames, "max-tx-frames", stompws.DefaultMaxTxFrames, "most SEND/ACK/NACK frames in one transaction")
 	fs.IntVar(&c.MaxQueueDepth, "max-queue-depth", 100000, "most ready messages held per /queue/ destination; a SEND beyond it gets an ERROR")
 	fs.IntVar(&c.MaxDestinations, "max-destinations", broker.DefaultMaxDestinations, "most destinations that hold state: queues, temporary reply queues and topics that retain\nmessages; a frame that would create one more gets an ERROR. 0: no bound")
+	fs.IntVar(&c.MaxDestinationsPerConnection, "max-destinations-per-connection", stompws.DefaultMaxDestinationsPerSession, "most destinations one connection may create over its life (queues, temporary reply\nqueues, retaining topics); one more gets an ERROR. 0: no bound")
 	fs.Var(&c.MaxQueueBytes, "max-queue-bytes", "most `bytes` of ready messages (body, destination and headers) held per /queue/ destination;\na SEND beyond it gets an ERROR")
 	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")
@@ -217,6 +219,7 @@ func (c *config) validate() error {
 		{"max-connections-per-ip", float64(c.MaxConnectionsPerIP)}, {"accept-rate", c.AcceptRate},
 		{"accept-burst", float64(c.AcceptBurst)}, {"send-rate", c.SendRate}, {"send-burst", float64(c.SendBurst)},
 		{"max-unacked", float64(c.MaxUnacked)}, {"max-destinations", float64(c.MaxDestinations)},
+		{"max-destinations-per-connection", float64(c.MaxDestinationsPerConnection)},
 	}
 	for _, p := range nonNegative {
 		if p.value < 0 || math.IsNaN(p.value) || math.IsInf(p.value, 0) {
@@ -277,7 +280,10 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 	if authDelay == 0 {
 		authDelay = -1
 	}
-	maxUnacked := c.MaxUnacked
+	maxUnacked, perConnection := c.MaxUnacked, c.MaxDestinationsPerConnection
+	if perConnection == 0 {
+		perConnection = -1 // the flag's 0 is "no bound"; the server's is "default"
+	}
 	if maxUnacked == 0 {
 		maxUnacked = -1
 	}
@@ -287,32 +293,33 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 			MaxHeaders:     c.MaxHeaders,
 			MaxHeaderBytes: int(c.MaxHeaderLength),
 		},
-		MaxSubscriptions:    c.MaxSubscriptions,
-		MaxTransactions:     c.MaxTransactions,
-		MaxTxFrames:         c.MaxTxFrames,
-		MaxQueuedBytes:      int(c.MaxOutboundBytes),
-		WriteTimeout:        c.WriteTimeout,
-		NoHeartBeatSend:     c.HeartBeat.send == 0,
-		NoHeartBeatReceive:  c.HeartBeat.receive == 0,
-		HeartBeatMin:        c.HeartBeatMin,
-		HeartBeatMax:        c.HeartBeatMax,
-		HeartBeatGrace:      c.HeartBeatGrace,
-		ConnectTimeout:      connectTimeout,
-		MaxConnections:      maxConns,
-		MaxConnectionsPerIP: c.MaxConnectionsPerIP,
-		AcceptRate:          c.AcceptRate,
-		AcceptBurst:         c.AcceptBurst,
-		SendRate:            c.SendRate,
-		SendBurst:           c.SendBurst,
-		HandshakeAuth:       stompws.HandshakeAuth(c.Auth.Handshake),
-		AuthFailureDelay:    authDelay,
-		SendBytesRate:       float64(c.SendBytesRate),
-		SendBytesBurst:      int(c.SendBytesBurst),
-		MaxUnacked:          maxUnacked,
-		OriginPatterns:      c.originPatterns(),
-		ServerName:          "stompd/" + version,
-		Logger:              logger,
-		Metrics:             m,
+		MaxSubscriptions:          c.MaxSubscriptions,
+		MaxTransactions:           c.MaxTransactions,
+		MaxTxFrames:               c.MaxTxFrames,
+		MaxQueuedBytes:            int(c.MaxOutboundBytes),
+		WriteTimeout:              c.WriteTimeout,
+		NoHeartBeatSend:           c.HeartBeat.send == 0,
+		NoHeartBeatReceive:        c.HeartBeat.receive == 0,
+		HeartBeatMin:              c.HeartBeatMin,
+		HeartBeatMax:              c.HeartBeatMax,
+		HeartBeatGrace:            c.HeartBeatGrace,
+		ConnectTimeout:            connectTimeout,
+		MaxConnections:            maxConns,
+		MaxConnectionsPerIP:       c.MaxConnectionsPerIP,
+		AcceptRate:                c.AcceptRate,
+		AcceptBurst:               c.AcceptBurst,
+		SendRate:                  c.SendRate,
+		SendBurst:                 c.SendBurst,
+		HandshakeAuth:             stompws.HandshakeAuth(c.Auth.Handshake),
+		AuthFailureDelay:          authDelay,
+		SendBytesRate:             float64(c.SendBytesRate),
+		SendBytesBurst:            int(c.SendBytesBurst),
+		MaxUnacked:                maxUnacked,
+		MaxDestinationsPerSession: perConnection,
+		OriginPatterns:            c.originPatterns(),
+		ServerName:                "stompd/" + version,
+		Logger:                    logger,
+		Metrics:                   m,
 	}
 }
 
