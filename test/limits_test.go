@@ -2,6 +2,8 @@ package test
 
 import (
 	"context"
+	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -348,5 +350,39 @@ func TestMaxDestinationsPerConnection(t *testing.T) {
 	}
 	if ready, _, _ := ts.Broker.QueueDepth("/queue/tcp.1"); ready != 3 {
 		t.Fatalf("/queue/tcp.1 holds %d messages, want 3", ready)
+	}
+}
+
+// TestMaxMemorySetsTheRuntimeLimit: the binary hands -max-memory to the Go runtime, as its own
+// go_gc_gomemlimit_bytes shows; auto sets a limit too, and 0 sets none.
+func TestMaxMemorySetsTheRuntimeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		flag  string
+		check func(limit float64) bool
+	}{
+		{"256MiB", func(limit float64) bool { return limit == 256<<20 }},
+		{"auto", func(limit float64) bool { return limit > 0 && limit < math.MaxInt64 }},
+		{"0", func(limit float64) bool { return limit == math.MaxInt64 }},
+	} {
+		p := startStompd(t, "-stocks=false", "-chat=false", "-max-memory", tc.flag)
+		resp, err := http.Get(p.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		limit := -1.0
+		for line := range strings.SplitSeq(string(body), "\n") {
+			if v, ok := strings.CutPrefix(line, "go_gc_gomemlimit_bytes "); ok {
+				limit, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		if !tc.check(limit) {
+			t.Errorf("-max-memory %s: go_gc_gomemlimit_bytes %v", tc.flag, limit)
+		}
+		p.Stop()
 	}
 }

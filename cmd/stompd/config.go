@@ -55,6 +55,7 @@ type config struct {
 	MaxQueueBytes                byteSize
 	MaxDestinations              int
 	MaxDestinationsPerConnection int
+	MaxMemory                    maxMemory
 	MaxOutboundBytes             byteSize
 	WriteTimeout                 time.Duration
 
@@ -106,6 +107,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		MaxHeaderLength:  100 << 10,
 		MaxOutboundBytes: stompws.DefaultMaxQueuedBytes,
 		MaxQueueBytes:    broker.DefaultMaxQueueBytes,
+		MaxMemory:        maxMemory{auto: true},
 		HeartBeat:        heartBeat{send: 10 * time.Second, receive: 10 * time.Second}, // both on: follow the client
 		StocksSymbols:    symbolList(stocks.DefaultSymbols),
 	}
@@ -139,6 +141,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.MaxQueueDepth, "max-queue-depth", 100000, "most ready messages held per /queue/ destination; a SEND beyond it gets an ERROR")
 	fs.IntVar(&c.MaxDestinations, "max-destinations", broker.DefaultMaxDestinations, "most destinations that hold state: queues, temporary reply queues and topics that retain\nmessages; a frame that would create one more gets an ERROR. 0: no bound")
 	fs.IntVar(&c.MaxDestinationsPerConnection, "max-destinations-per-connection", stompws.DefaultMaxDestinationsPerSession, "most destinations one connection may create over its life (queues, temporary reply\nqueues, retaining topics); one more gets an ERROR. 0: no bound")
+	fs.Var(&c.MaxMemory, "max-memory", "memory the Go runtime keeps the process within, `bytes` (suffixes KiB, MiB, GiB): its garbage\ncollector works harder as the heap nears it. auto: half of the cgroup limit, else of physical\nmemory; 0: no limit")
 	fs.Var(&c.MaxQueueBytes, "max-queue-bytes", "most `bytes` of ready messages (body, destination and headers) held per /queue/ destination;\na SEND beyond it gets an ERROR")
 	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")

@@ -78,6 +78,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	logger := newLogger(cfg, stderr)
 	ver := buildVersion()
+	if limit, source := cfg.MaxMemory.resolve(os.DirFS("/")); limit > 0 {
+		previous := debug.SetMemoryLimit(limit)
+		defer debug.SetMemoryLimit(previous)
+		logger.Info("memory limit", "bytes", limit, "from", source)
+	} else {
+		logger.Info("no memory limit", "why", source)
+	}
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
