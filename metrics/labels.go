@@ -229,6 +229,8 @@ const (
 	ErrorRateLimited
 	// ErrorTooManyDestinations is a frame that would create a destination beyond the bound.
 	ErrorTooManyDestinations
+	// ErrorMemoryLimit is a SEND held back by the memory alarm for longer than the hold timeout.
+	ErrorMemoryLimit
 	numErrorReasons
 )
 
@@ -236,6 +238,7 @@ var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
 	"auth_failed", "token_expired", "rate_limited", "too_many_destinations",
+	"memory_limit",
 }
 
 // String returns the label value, such as "queue_full".

@@ -50,12 +50,16 @@ type Metrics struct {
 	heartbeatTimeouts prometheus.Counter
 
 	slowConsumerDisconnects prometheus.Counter
+	memoryLimit             prometheus.Gauge
+	memoryHighWatermark     prometheus.Gauge
+	publishersHeld          prometheus.Gauge
 	deliveryLatency         prometheus.Histogram
 	outboundQueue           prometheus.Histogram
 
 	broker     *brokerCollector
 	queueDepth *queueDepthCollector
-	parked     atomic.Pointer[func() int] // see ObserveParkedConnections
+	parked     atomic.Pointer[func() int]            // see ObserveParkedConnections
+	memory     atomic.Pointer[func() (uint64, bool)] // see ObserveMemory
 }
 
 // New creates stompd's collectors and registers them on reg, together with the Go runtime and
@@ -135,6 +139,24 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 
 	m.slowConsumerDisconnects = newCounter(f, "slow_consumer_disconnects_total",
 		"Connections closed because their outbound queue went over its byte limit.")
+	m.memoryLimit = newGauge(f, "memory_limit_bytes", "The -max-memory limit; 0 when there is none.")
+	m.memoryHighWatermark = newGauge(f, "memory_high_watermark_bytes",
+		"Live heap at which publishers are held back; 0 when there is no memory limit.")
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "memory_live_bytes",
+		Help: "Live heap after the last garbage collection, as the memory alarm last sampled it.",
+	}, func() float64 { live, _ := m.memoryState(); return float64(live) })
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: namespace, Name: "memory_alarm",
+		Help: "1 while the live heap is over the high watermark and publishers are held back.",
+	}, func() float64 {
+		if _, alarm := m.memoryState(); alarm {
+			return 1
+		}
+		return 0
+	})
+	m.publishersHeld = newGauge(f, "publishers_held",
+		"Connections whose SEND is waiting for the memory alarm to clear.")
 
 	m.deliveryLatency = f.NewHistogram(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "delivery_latency_seconds",
@@ -154,6 +176,10 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 
 func newCounter(f promauto.Factory, name, help string) prometheus.Counter {
 	return f.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help})
+}
+
+func newGauge(f promauto.Factory, name, help string) prometheus.Gauge {
+	return f.NewGauge(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help})
 }
 
 func newCounterVec(f promauto.Factory, name, help string, labels ...string) *prometheus.CounterVec {

@@ -162,3 +162,22 @@ func (m *Metrics) ObserveOutboundQueue(queuedBytes int) {
 	}
 	m.outboundQueue.Observe(float64(max(queuedBytes, 0)))
 }
+
+// MemoryLimitSet records the memory limit and the live heap at which publishers are held back, in
+// bytes (0, 0: no limit).
+func (m *Metrics) MemoryLimitSet(limit, highWatermark int64) {
+	if m == nil {
+		return
+	}
+	m.memoryLimit.Set(float64(limit))
+	m.memoryHighWatermark.Set(float64(highWatermark))
+}
+
+// PublisherHeld adds delta (+1 when a SEND starts waiting for the memory alarm to clear, -1 when it
+// stops) to stompd_publishers_held.
+func (m *Metrics) PublisherHeld(delta int) {
+	if m == nil {
+		return
+	}
+	m.publishersHeld.Add(float64(delta))
+}

@@ -105,6 +105,28 @@ func (m *Metrics) parkedConnections() float64 {
 	return 0
 }
 
+// ObserveMemory exports stompd_memory_live_bytes and stompd_memory_alarm, read from state at each
+// scrape. Until it is called, and after a call with nil, both read 0. state runs on the scraping
+// goroutine, concurrently with everything else.
+func (m *Metrics) ObserveMemory(state func() (liveBytes uint64, alarm bool)) {
+	if m == nil {
+		return
+	}
+	if state == nil {
+		m.memory.Store(nil)
+		return
+	}
+	m.memory.Store(&state)
+}
+
+// memoryState is what ObserveMemory's function reports, or zeros.
+func (m *Metrics) memoryState() (uint64, bool) {
+	if f := m.memory.Load(); f != nil {
+		return (*f)()
+	}
+	return 0, false
+}
+
 // ObserveQueueDepth exports stompd_queue_depth{queue, state} for each queue in queues, reading it
 // from depth once per queue per scrape; a queue for which depth reports ok=false (it does not exist
 // yet, or no longer) is left out of that scrape. Duplicate names are exported once. A later call

@@ -40,8 +40,10 @@
 //   - Every protocol violation is answered with an ERROR frame carrying a message header (and
 //     receipt-id when the offending frame asked for a receipt); the ERROR is flushed before the
 //     connection is closed. Nothing else is affected.
-//   - A session never blocks a publisher: deliveries are encoded and queued on the connection without
-//     waiting. When the connection's outbound queue is full, a topic subscription is handled by its
+//   - A session never blocks a publisher for a subscriber: deliveries are encoded and queued on the
+//     connection without waiting. The one wait a publisher meets is the server's own memory alarm
+//     (Options.MaxMemory): its SEND, and the reading of its connection, wait until memory falls or
+//     Options.MemoryHoldTimeout refuses the SEND; the session's ending ends the wait. When the connection's outbound queue is full, a topic subscription is handled by its
 //     destination's slow-consumer policy and a queue subscription holds the message in the broker until
 //     the connection drains.
 //   - The part of a MESSAGE frame shared by all subscribers (destination, message-id, user-id, user headers,

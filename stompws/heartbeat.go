@@ -70,6 +70,11 @@ func (s *session) heartBeatIn() {
 		return
 	}
 	deadline := s.inboundDeadline()
+	if s.held.Load() {
+		// The server is not reading while it holds a SEND back: the silence is its own.
+		s.hbInTimer.Reset(deadline)
+		return
+	}
 	silent := time.Since(time.Unix(0, s.lastRead.Load()))
 	if silent >= deadline {
 		s.log.Info("heart-beat timeout", "session", s.id, "remote", s.conn.RemoteAddr(),

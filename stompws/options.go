@@ -18,14 +18,16 @@ const (
 	DefaultMaxUnacked       = 10000
 	// DefaultMaxDestinationsPerSession is the default Options.MaxDestinationsPerSession.
 	DefaultMaxDestinationsPerSession = 1000
-	DefaultMaxQueuedBytes            = 4 << 20
-	DefaultWriteTimeout              = 10 * time.Second
-	DefaultHeartBeatMin              = time.Second
-	DefaultHeartBeatMax              = time.Minute
-	DefaultHeartBeatGrace            = 2.0
-	DefaultCloseTimeout              = 5 * time.Second
-	DefaultConnectTimeout            = 10 * time.Second
-	DefaultMaxConnections            = 100000
+	// DefaultMemoryHoldTimeout is the default Options.MemoryHoldTimeout.
+	DefaultMemoryHoldTimeout = 10 * time.Second
+	DefaultMaxQueuedBytes    = 4 << 20
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultHeartBeatMin      = time.Second
+	DefaultHeartBeatMax      = time.Minute
+	DefaultHeartBeatGrace    = 2.0
+	DefaultCloseTimeout      = 5 * time.Second
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultMaxConnections    = 100000
 )
 
 // Options configures a Server. The zero value is usable: every zero field takes the default named in
@@ -117,6 +119,18 @@ type Options struct {
 	// holds for all sessions together. Default 1000, negative for no bound.
 	MaxDestinationsPerSession int
 
+	// MaxMemory is the memory limit the process runs under, in bytes; 0 turns memory flow control off.
+	// While the live heap is over 60% of it, SENDs are held back (the connection's reading waits, as
+	// RabbitMQ blocks publishers) until it falls below 50%; consumers, ACKs and heart-beats of other
+	// connections go on, so memory can drain. It does not set the runtime's limit: the caller does.
+	MaxMemory int64
+	// MemoryHoldTimeout bounds how long a SEND is held back: then it is refused with ERROR "memory limit
+	// reached (max-memory N bytes)". Default 10s.
+	MemoryHoldTimeout time.Duration
+	// MemorySample reports the live heap in bytes for MaxMemory; nil reads the Go runtime's
+	// (/gc/heap/live:bytes). Tests give their own.
+	MemorySample func() uint64
+
 	// Authenticator checks credentials at the WebSocket upgrade and in CONNECT. nil, or one with no
 	// users file and no JWT key, turns authentication off: every client is anonymous and Policy is not
 	// consulted.
@@ -156,6 +170,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.MaxTxFrames, DefaultMaxTxFrames)
 	setDefault(&o.MaxUnacked, DefaultMaxUnacked)
 	setDefault(&o.MaxDestinationsPerSession, DefaultMaxDestinationsPerSession)
+	setDefault(&o.MemoryHoldTimeout, DefaultMemoryHoldTimeout)
 	setDefault(&o.MaxQueuedBytes, DefaultMaxQueuedBytes)
 	setDefault(&o.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&o.HeartBeatMin, DefaultHeartBeatMin)

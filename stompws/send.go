@@ -33,6 +33,9 @@ func (s *session) handleSend(f *frame.Frame) error {
 	if !s.allowSend(len(f.Body)) {
 		return errRateLimited
 	}
+	if pe := s.waitForMemory(); pe != nil {
+		return pe
+	}
 	dest, ok := f.Get("destination")
 	if !ok || len(dest) == 0 {
 		return protoErr("missing destination header", "SEND requires a destination")

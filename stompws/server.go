@@ -28,7 +28,8 @@ const shutdownRetryAfter = 5
 type Server struct {
 	broker *broker.Broker
 	opts   Options
-	admit  *admission // connection limits and accept rate of ServeHTTP and ServeTCP
+	admit  *admission   // connection limits and accept rate of ServeHTTP and ServeTCP
+	memory *memoryGuard // nil without Options.MaxMemory
 
 	mu        sync.Mutex
 	closing   bool
@@ -49,6 +50,7 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 		listeners: make(map[net.Listener]struct{}),
 	}
 	srv.admit = newAdmission(&srv.opts)
+	srv.memory = newMemoryGuard(srv.opts.MaxMemory, srv.opts.MemorySample, srv.opts.Metrics)
 	srv.parsers.New = func() any { return frame.NewParser(srv.opts.Limits) }
 	return srv
 }

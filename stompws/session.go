@@ -85,6 +85,9 @@ type session struct {
 	sendBytesLimiter *rate.Limiter            // nil when Options.SendBytesRate is off
 	unackedLimit     *broker.UnackedLimit     // shared by the session's subscriptions; nil: no bound
 	quota            *broker.DestinationQuota // the destinations the session may create; nil: no bound
+	memory           *memoryGuard             // the server's; nil: no memory flow control
+	ending           chan struct{}            // shared: closed once the session is ending
+	held             atomic.Bool              // shared: a SEND is waiting for the memory alarm to clear
 
 	// who the client is, set before the session starts (handshake) or at CONNECT; reading goroutine only,
 	// read-only once connected
@@ -108,6 +111,8 @@ func newSession(srv *Server) *session {
 		sendBytesLimiter: newSendBytesLimiter(&srv.opts),
 		unackedLimit:     broker.NewUnackedLimit(srv.opts.MaxUnacked),
 		quota:            broker.NewDestinationQuota(srv.opts.MaxDestinationsPerSession),
+		memory:           srv.memory,
+		ending:           make(chan struct{}),
 	}
 }
 
@@ -321,6 +326,7 @@ func (s *session) sent(cmd metrics.Command) {
 func (s *session) terminate(pe *protocolError) {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		close(s.ending)
 		s.closeErr.Store(pe)
 		s.closers.Add(1)
 		go func() {
@@ -334,6 +340,7 @@ func (s *session) terminate(pe *protocolError) {
 func (s *session) closeWithError(pe *protocolError) {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
+		close(s.ending)
 		s.closeErr.Store(pe)
 		s.sendErrorAndClose(pe)
 	})

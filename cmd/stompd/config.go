@@ -56,6 +56,7 @@ type config struct {
 	MaxDestinations              int
 	MaxDestinationsPerConnection int
 	MaxMemory                    maxMemory
+	MemoryHoldTimeout            time.Duration
 	MaxOutboundBytes             byteSize
 	WriteTimeout                 time.Duration
 
@@ -142,6 +143,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.MaxDestinations, "max-destinations", broker.DefaultMaxDestinations, "most destinations that hold state: queues, temporary reply queues and topics that retain\nmessages; a frame that would create one more gets an ERROR. 0: no bound")
 	fs.IntVar(&c.MaxDestinationsPerConnection, "max-destinations-per-connection", stompws.DefaultMaxDestinationsPerSession, "most destinations one connection may create over its life (queues, temporary reply\nqueues, retaining topics); one more gets an ERROR. 0: no bound")
 	fs.Var(&c.MaxMemory, "max-memory", "memory the Go runtime keeps the process within, `bytes` (suffixes KiB, MiB, GiB): its garbage\ncollector works harder as the heap nears it. auto: half of the cgroup limit, else of physical\nmemory; 0: no limit")
+	fs.DurationVar(&c.MemoryHoldTimeout, "memory-hold-timeout", stompws.DefaultMemoryHoldTimeout, "how long a SEND is held back while memory is over the high watermark before it is\nrefused with an ERROR")
 	fs.Var(&c.MaxQueueBytes, "max-queue-bytes", "most `bytes` of ready messages (body, destination and headers) held per /queue/ destination;\na SEND beyond it gets an ERROR")
 	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")
@@ -206,7 +208,7 @@ func (c *config) validate() error {
 		{"max-transactions", int64(c.MaxTransactions)}, {"max-tx-frames", int64(c.MaxTxFrames)},
 		{"max-queue-depth", int64(c.MaxQueueDepth)}, {"max-queue-bytes", int64(c.MaxQueueBytes)},
 		{"max-outbound-bytes", int64(c.MaxOutboundBytes)},
-		{"write-timeout", int64(c.WriteTimeout)}, {"shutdown-timeout", int64(c.ShutdownTimeout)},
+		{"write-timeout", int64(c.WriteTimeout)}, {"memory-hold-timeout", int64(c.MemoryHoldTimeout)}, {"shutdown-timeout", int64(c.ShutdownTimeout)},
 		{"heartbeat-min", int64(c.HeartBeatMin)}, {"heartbeat-max", int64(c.HeartBeatMax)},
 	}
 	for _, q := range c.metricsQueues() {
@@ -319,6 +321,7 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 		SendBytesBurst:            int(c.SendBytesBurst),
 		MaxUnacked:                maxUnacked,
 		MaxDestinationsPerSession: perConnection,
+		MemoryHoldTimeout:         c.MemoryHoldTimeout,
 		OriginPatterns:            c.originPatterns(),
 		ServerName:                "stompd/" + version,
 		Logger:                    logger,

@@ -78,12 +78,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	logger := newLogger(cfg, stderr)
 	ver := buildVersion()
-	if limit, source := cfg.MaxMemory.resolve(os.DirFS("/")); limit > 0 {
-		previous := debug.SetMemoryLimit(limit)
+	memoryLimit, memorySource := cfg.MaxMemory.resolve(os.DirFS("/"))
+	if memoryLimit > 0 {
+		previous := debug.SetMemoryLimit(memoryLimit)
 		defer debug.SetMemoryLimit(previous)
-		logger.Info("memory limit", "bytes", limit, "from", source)
+		logger.Info("memory limit", "bytes", memoryLimit, "from", memorySource)
 	} else {
-		logger.Info("no memory limit", "why", source)
+		logger.Info("no memory limit", "why", memorySource)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -92,6 +93,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	observeBroker(m, b)
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
 	opts := cfg.serverOptions(logger, ver, m)
+	opts.MaxMemory = memoryLimit
 	if opts.Authenticator, err = cfg.Auth.authenticator(logger); err != nil {
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 1

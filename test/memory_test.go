@@ -1,0 +1,189 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/go-stomp/stomp/v3"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/stompd/stompd/metrics"
+)
+
+// TestMemoryAlarmHoldsPublishers drives the memory alarm with a stand-in for the live heap: past the
+// high watermark a SEND is held (no RECEIPT, the connection's reading waits, its heart-beat silence is
+// excused) while consumers and other connections go on; it is taken once the heap falls below the low
+// watermark, or refused with an ERROR naming the limit after the hold timeout.
+func TestMemoryAlarmHoldsPublishers(t *testing.T) {
+	const limit = 1000 // bytes: high watermark 600, low 500
+	var live atomic.Uint64
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, func(c *serverConfig) {
+		c.heartBeats = true
+		c.opts.HeartBeatMin = 50 * time.Millisecond
+		c.opts.MaxMemory = limit
+		c.opts.MemorySample = live.Load
+		c.opts.MemoryHoldTimeout = 2 * time.Second
+		c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"})
+	})
+	gauge := func(name string) float64 { return metricValue(t, reg, name) }
+	consumer := ts.dialTCP(t)
+	jobs, err := consumer.Subscribe("/queue/jobs", stomp.AckClientIndividual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := ts.rawWS(t, "v12.stomp")
+	pub.connect("1.2", "heart-beat:100,0") // promises beats every 100 ms, and will be silent while held
+	pub.send("SEND\ndestination:/queue/jobs\nreceipt:before\n\n1\x00")
+	pub.expect("RECEIPT")
+	first := recv(t, jobs)
+
+	live.Store(700)
+	waitFor(t, "the alarm", func() bool { return gauge("stompd_memory_alarm") == 1 })
+	pub.send("SEND\ndestination:/queue/jobs\nreceipt:held\n\n2\x00")
+	waitFor(t, "the SEND to be held", func() bool { return gauge("stompd_publishers_held") == 1 })
+	// Consumers and their ACKs go on; so does a connection that does not publish.
+	if err := consumer.Ack(first); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the ACK", func() bool { _, unacked, _ := ts.Broker.QueueDepth("/queue/jobs"); return unacked == 0 })
+	other := ts.rawTCP(t)
+	other.connect("1.2")
+	other.send("SUBSCRIBE\nid:s\ndestination:/topic/alive\nreceipt:subscribed\n\n\x00")
+	other.expect("RECEIPT")
+	live.Store(550) // between the watermarks: still held
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case f := <-pub.frames:
+		t.Fatalf("got %s while the heap was still above the low watermark", f)
+	default:
+	}
+	live.Store(400)
+	if f := pub.expect("RECEIPT"); f.Get("receipt-id") != "held" {
+		t.Fatalf("RECEIPT %s, want the held SEND's", f)
+	}
+	if m := recv(t, jobs); string(m.Body) != "2" {
+		t.Fatalf("got %q, want the held message", m.Body)
+	}
+	if gauge("stompd_memory_alarm") != 0 || gauge("stompd_publishers_held") != 0 {
+		t.Fatalf("alarm %v, held %v after the heap fell", gauge("stompd_memory_alarm"), gauge("stompd_publishers_held"))
+	}
+
+	// Held past the timeout: refused, not accepted.
+	live.Store(900)
+	waitFor(t, "the alarm", func() bool { return gauge("stompd_memory_alarm") == 1 })
+	start := time.Now()
+	pub.send("SEND\ndestination:/queue/jobs\nreceipt:refused\n\n3\x00")
+	f := pub.expectError("memory limit reached (max-memory 1000 bytes)")
+	if f.Get("receipt-id") != "refused" {
+		t.Errorf("ERROR without the SEND's receipt-id: %s", f)
+	}
+	if held := time.Since(start); held < 2*time.Second {
+		t.Errorf("refused after %s, before the 2 s hold timeout", held)
+	}
+	if code, _ := pub.closeInfo(); code != websocket.StatusTryAgainLater {
+		t.Errorf("WebSocket closed with %d, want 1013", code)
+	}
+	if got := metricValue(t, reg, "stompd_errors_sent_total", "reason", "memory_limit"); got != 1 {
+		t.Errorf("stompd_errors_sent_total{reason=memory_limit} = %v, want 1", got)
+	}
+	if ready, _, _ := ts.Broker.QueueDepth("/queue/jobs"); ready != 0 {
+		t.Errorf("the refused message was queued (%d ready)", ready)
+	}
+}
+
+// TestMemoryFlood: the flood against the binary under -max-memory 96MiB, queue limits out of
+// the way: 1 MiB SENDs, each with a receipt, to a queue nobody consumes, from two connections. The
+// alarm holds them back and then refuses them with an ERROR naming the limit; the broker's RSS stays
+// near the limit; a bystander still round-trips; every receipted message is then delivered exactly
+// once; and once the queue has drained, publishing works again.
+func TestMemoryFlood(t *testing.T) {
+	const limit = 96 << 20
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-max-memory", strconv.Itoa(limit),
+		"-max-queue-bytes", "1GiB", "-max-queue-depth", "1000000", "-memory-hold-timeout", "1s")
+	ts := p.clients(stompAddr)
+	body := strings.Repeat("m", 1<<20)
+	var mu sync.Mutex
+	receipted := map[string]bool{}
+	var wg sync.WaitGroup
+	for f := range 2 {
+		flooder := ts.rawOver(t, []string{"tcp", "ws"}[f])
+		flooder.connect("1.2")
+		wg.Go(func() {
+			for i := range 400 {
+				id := fmt.Sprintf("%d-%d", f, i)
+				flooder.send("SEND\ndestination:/queue/flood\nreceipt:" + id + "\n\n" + id + ":" + body + "\x00")
+				fr := flooder.next()
+				if fr.Command == "RECEIPT" {
+					mu.Lock()
+					receipted[id] = true
+					mu.Unlock()
+					continue
+				}
+				if fr.Get("message") != fmt.Sprintf("memory limit reached (max-memory %d bytes)", limit) {
+					t.Errorf("flooder %d: %s", f, fr)
+				}
+				return
+			}
+			t.Errorf("flooder %d sent 400 MiB without being refused", f)
+		})
+	}
+	bystander := ts.dialTCP(t)
+	echo, _ := bystander.Subscribe("/topic/echo", stomp.AckAuto)
+	wg.Wait()
+	rss := processRSS(t, p.cmd.Process.Pid)
+	t.Logf("%d MiB accepted before the refusals; broker RSS %d MiB with a %d MiB limit", len(receipted), rss>>20, limit>>20)
+	if rss > limit*3/2 {
+		t.Errorf("broker RSS %d MiB, over 1.5 × the %d MiB limit", rss>>20, limit>>20)
+	}
+	// The bystander subscribes and reads; its own publishes wait for the queue to drain below.
+	consumer := ts.dialTCP(t)
+	flood, _ := consumer.Subscribe("/queue/flood", stomp.AckAuto)
+	seen := map[string]int{}
+	for range len(receipted) {
+		m := recv(t, flood)
+		id, _, _ := strings.Cut(string(m.Body[:min(len(m.Body), 16)]), ":")
+		seen[id]++
+	}
+	for id := range receipted {
+		if seen[id] != 1 {
+			t.Errorf("receipted message %s delivered %d times", id, seen[id])
+		}
+	}
+	noMessage(t, flood, 200*time.Millisecond)
+	// The queue has drained: a SEND is taken again (the alarm clears at the next collection).
+	if err := bystander.Send("/topic/echo", "", []byte("after"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, echo); string(m.Body) != "after" {
+		t.Fatalf("bystander got %q", m.Body)
+	}
+}
+
+// processRSS reads the resident set of process pid, in bytes.
+func processRSS(t *testing.T, pid int) int {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatal("no VmRSS")
+	return 0
+}
