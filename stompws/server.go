@@ -263,6 +263,10 @@ func (srv *Server) StopAccepting() {
 	}
 }
 
+// MemoryAlarm reports whether the memory alarm is on (Options.MaxMemory): SENDs are being held back.
+// It may sample the heap. False without a memory limit.
+func (srv *Server) MemoryAlarm() bool { return srv.memory.alarmed() }
+
 // Accepting reports whether the server accepts new connections (false once StopAccepting or Shutdown
 // has been called).
 func (srv *Server) Accepting() bool { return !srv.isClosing() }

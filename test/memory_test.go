@@ -14,6 +14,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/metrics"
 )
 
@@ -186,4 +187,59 @@ func processRSS(t *testing.T, pid int) int {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// TestMemoryAlarmPublisherThatConsumes: one connection that consumes a queue and publishes on the same
+// socket. Under the alarm its SEND is held and the ACK it sent behind the SEND waits too, while its
+// deliveries keep arriving; when memory falls, both take effect in order. If memory never falls (here
+// only that ACK could have freed it), the hold timeout refuses the SEND and the connection ends, its
+// unacknowledged messages go back to the queue: it is never stuck for good.
+func TestMemoryAlarmPublisherThatConsumes(t *testing.T) {
+	var live atomic.Uint64
+	ts := startServer(t, func(c *serverConfig) {
+		c.opts.MaxMemory = 1000
+		c.opts.MemorySample = live.Load
+		c.opts.MemoryHoldTimeout = time.Second
+	})
+	producer := ts.dialTCP(t)
+	c := ts.rawTCP(t)
+	c.connect("1.2")
+	c.send("SUBSCRIBE\nid:q\ndestination:/queue/work\nack:client-individual\nreceipt:s\n\n\x00")
+	c.expect("RECEIPT")
+	if err := producer.Send("/queue/work", "", []byte("job 1"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	first := c.expect("MESSAGE")
+
+	live.Store(700)
+	waitFor(t, "the alarm", func() bool { return ts.Server.MemoryAlarm() })
+	c.send("SEND\ndestination:/topic/out\nreceipt:sent\n\nresult 1\x00ACK\nid:" + first.Get("ack") + "\nreceipt:acked\n\n\x00")
+	// Deliveries still reach it while it is held (from the server itself: client SENDs wait too).
+	if err := ts.Broker.Publish(&broker.Message{Destination: "/queue/work", Body: []byte("job 2")}); err != nil {
+		t.Fatal(err)
+	}
+	second := c.expect("MESSAGE")
+	if string(second.Body) != "job 2" {
+		t.Fatalf("got %s while held", second)
+	}
+	if _, unacked, _ := ts.Broker.QueueDepth("/queue/work"); unacked != 2 {
+		t.Fatalf("%d unacked while the ACK waits behind the held SEND, want 2", unacked)
+	}
+	live.Store(100)
+	if f := c.expect("RECEIPT"); f.Get("receipt-id") != "sent" {
+		t.Fatalf("first RECEIPT %s, want the SEND's", f)
+	}
+	if f := c.expect("RECEIPT"); f.Get("receipt-id") != "acked" {
+		t.Fatalf("second RECEIPT %s, want the ACK's", f)
+	}
+
+	// Memory that never falls: the SEND is refused, the connection ends, job 2 returns to the queue.
+	live.Store(900)
+	waitFor(t, "the alarm", func() bool { return ts.Server.MemoryAlarm() })
+	c.send("SEND\ndestination:/topic/out\nreceipt:stuck\n\nresult 2\x00ACK\nid:" + second.Get("ack") + "\n\n\x00")
+	c.expectError("memory limit reached (max-memory 1000 bytes)")
+	waitFor(t, "job 2 back in the queue", func() bool {
+		ready, unacked, _ := ts.Broker.QueueDepth("/queue/work")
+		return ready == 1 && unacked == 0
+	})
 }
