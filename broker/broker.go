@@ -119,6 +119,7 @@ func (b *Broker) stamp(m *Message) {
 	if m.Published.IsZero() {
 		m.Published = time.Now()
 	}
+	m.size = m.computeSize()
 }
 
 func (b *Broker) publishQueue(m *Message, kind Kind) error {

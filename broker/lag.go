@@ -10,6 +10,7 @@ type lagState struct {
 	entries ring[heldMessage]
 	first   uint64            // absolute position of entries.at(0)
 	byDest  map[string]uint64 // conflated destination → absolute position of its entry
+	bytes   int               // total Message.Size of the entries
 }
 
 type heldMessage struct {
@@ -31,6 +32,7 @@ func (s *Subscription) hold(st *topicPublish) {
 	if conflate {
 		if pos, ok := l.byDest[st.msg.Destination]; ok {
 			h := l.entries.at(int(pos - l.first))
+			l.bytes += st.msg.Size() - h.msg.Size()
 			h.msg, h.origin = st.msg, st.origin
 			st.b.conflated.Add(1)
 			return
@@ -41,6 +43,7 @@ func (s *Subscription) hold(st *topicPublish) {
 		st.b.droppedOldest.Add(1)
 	}
 	l.entries.pushBack(heldMessage{msg: st.msg, origin: st.origin, conflated: conflate})
+	l.bytes += st.msg.Size()
 	if conflate {
 		if l.byDest == nil {
 			l.byDest = make(map[string]uint64)
@@ -51,6 +54,7 @@ func (s *Subscription) hold(st *topicPublish) {
 
 func (l *lagState) popFront() {
 	h := l.entries.popFront()
+	l.bytes -= h.msg.Size()
 	if h.conflated {
 		delete(l.byDest, h.msg.Destination)
 	}
@@ -169,6 +173,14 @@ func (s *Subscription) resumeTopic() int {
 		return 0
 	}
 	return s.catchUp()
+}
+
+// heldBytes returns the total Message.Size of the messages s holds. The caller holds s.mu.
+func (s *Subscription) heldBytes() int {
+	if s.lag == nil {
+		return 0
+	}
+	return s.lag.bytes
 }
 
 // held returns the number of messages s holds. The caller holds s.mu.

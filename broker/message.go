@@ -38,11 +38,21 @@ type Message struct {
 	Sender Identity
 
 	encoded [EncodedSlots]atomic.Pointer[[]byte]
+	size    int // Size, set by Publish; 0 until then
 }
 
 // Size is what the message holds that its publisher chose, in bytes: its
-// body, destination and headers. Queue byte limits count it.
+// body, destination and headers. Queue byte limits and the memory the broker
+// reports holding count it. Publish computes it once, before any subscriber
+// sees the message.
 func (m *Message) Size() int {
+	if m.size > 0 {
+		return m.size
+	}
+	return m.computeSize()
+}
+
+func (m *Message) computeSize() int {
 	n := len(m.Body) + len(m.Destination)
 	for _, h := range m.Header {
 		n += len(h.Name) + len(h.Value)

@@ -252,6 +252,19 @@ func (q *queue) remove() []*Subscription {
 	return ended
 }
 
+// addStats adds the queue's ready and unacknowledged messages, and their bytes, to st.
+func (q *queue) addStats(st *Stats) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	st.QueuedMessages += q.ready.len()
+	st.QueuedBytes += int64(q.readyBytes)
+	for _, s := range q.consumers {
+		// Stable under q.mu for queue subscriptions.
+		st.UnackedMessages += s.unacked.live
+		st.UnackedBytes += int64(s.unacked.bytes)
+	}
+}
+
 // depth returns the ready and unacknowledged message counts.
 func (q *queue) depth() (ready, unacked int) {
 	q.mu.Lock()

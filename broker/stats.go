@@ -19,6 +19,10 @@ type Stats struct {
 	UnackedMessages  int // delivered, awaiting Ack or Nack, all subscriptions
 	HeldMessages     int // topic messages held for lagging subscriptions (conflate, drop-oldest)
 
+	// The bytes (Message.Size: body, destination, headers) of those messages, kept for clients:
+	// ready in queues, awaiting acknowledgement, held for lagging subscriptions, retained.
+	QueuedBytes, UnackedBytes, HeldBytes, RetainedBytes int64
+
 	// SubscriptionsByKind splits Subscriptions by the kind of the
 	// subscribed destination; a wildcard subscription is a topic one.
 	SubscriptionsByKind [KindCount]int
@@ -113,6 +117,11 @@ func (b *Broker) Stats() Stats {
 		for _, e := range sh.retaining {
 			e.retainMu.Lock()
 			st.RetainedMessages += e.retained.n
+			for _, m := range e.retained.msgs {
+				if m != nil {
+					st.RetainedBytes += int64(m.Size())
+				}
+			}
 			e.retainMu.Unlock()
 		}
 		for _, q := range sh.queues {
@@ -122,9 +131,7 @@ func (b *Broker) Stats() Stats {
 		sh.mu.RUnlock()
 	}
 	for _, q := range queues {
-		ready, unacked := q.depth()
-		st.QueuedMessages += ready
-		st.UnackedMessages += unacked
+		q.addStats(&st)
 	}
 	st.Topics += b.patterns.stats(&st)
 	b.apps.mu.RLock()
@@ -150,5 +157,7 @@ func (s *Subscription) addStats(st *Stats) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st.UnackedMessages += s.unacked.live
+	st.UnackedBytes += int64(s.unacked.bytes)
 	st.HeldMessages += s.held()
+	st.HeldBytes += int64(s.heldBytes())
 }

@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -492,4 +493,49 @@ func TestLateRetainedWalkNotCounted(t *testing.T) {
 	if n := len(r.deliveries()); n != 1 {
 		t.Errorf("subscriber got the message %d times, want once", n)
 	}
+}
+
+// TestStatsBytes: the bytes the broker holds for clients, by kind, rise and fall with the messages.
+func TestStatsBytes(t *testing.T) {
+	b := New(Options{Policies: []DestinationPolicy{
+		{Pattern: "/topic/lv", LastValue: true},
+		{Pattern: "/topic/lag", SlowConsumer: PolicyDropOldest},
+	}})
+	body := strings.Repeat("b", 88) // 100 bytes with the 12-byte destinations below
+	want := func(what string, queued, unacked, held, retained int64) {
+		t.Helper()
+		st := b.Stats()
+		if st.QueuedBytes != queued || st.UnackedBytes != unacked || st.HeldBytes != held || st.RetainedBytes != retained {
+			t.Fatalf("%s: queued %d unacked %d held %d retained %d; want %d %d %d %d", what,
+				st.QueuedBytes, st.UnackedBytes, st.HeldBytes, st.RetainedBytes, queued, unacked, held, retained)
+		}
+	}
+	publish(t, b, "/queue/qq.qq", body)
+	publish(t, b, "/queue/qq.qq", body)
+	want("two queued", 200, 0, 0, 0)
+	r := &recorder{}
+	sub := subscribe(t, b, "/queue/qq.qq", r, SubscribeOptions{AckMode: AckClientIndividual})
+	want("delivered, not acknowledged", 0, 200, 0, 0)
+	if err := b.Ack(sub, r.last(t).Tag, false); err != nil {
+		t.Fatal(err)
+	}
+	want("one acknowledged", 0, 100, 0, 0)
+	b.Unsubscribe(sub)
+	want("the other back in the queue", 100, 0, 0, 0)
+
+	publish(t, b, "/topic/lv.aa", body[:len(body)-2]) // 12-byte destination: /topic/lv.aa is not /topic/lv
+	publish(t, b, "/topic/lv", body+"xxx")            // 9-byte destination + 91 = 100
+	publish(t, b, "/topic/lv", body+"xxx")            // replaces the last value
+	want("one last value", 100, 0, 0, 100)
+
+	slow := &recorder{}
+	lagging := subscribe(t, b, "/topic/lag", slow, SubscribeOptions{})
+	slow.setRefusing(true)
+	for range 3 {
+		publish(t, b, "/topic/lag", body[:78]+"xxxxxxxxxxxx") // 10 + 90 = 100
+	}
+	want("three held for a lagging subscription", 100, 0, 300, 100)
+	slow.setRefusing(false)
+	b.Resume(lagging)
+	want("caught up", 100, 0, 0, 100)
 }

@@ -16,6 +16,7 @@ type unackedEntry struct {
 type unackedSet struct {
 	entries ring[unackedEntry]
 	live    int
+	bytes   int           // total Message.Size of the live entries
 	limit   *UnackedLimit // shared with the owner's other subscriptions; nil: none
 }
 
@@ -26,6 +27,7 @@ const tombstoneSlack = 64
 func (u *unackedSet) push(tag uint64, m *Message) {
 	u.entries.pushBack(unackedEntry{tag: tag, msg: m})
 	u.live++ // the shared limit's room was reserved before the delivery
+	u.bytes += m.Size()
 }
 
 // index returns the position of the live entry with tag, or -1.
@@ -61,6 +63,7 @@ func (u *unackedSet) take(tag uint64, cumulative bool, out *[]*Message) bool {
 			e := u.entries.popFront()
 			if e.msg != nil {
 				removed++
+				u.bytes -= e.msg.Size()
 				if out != nil {
 					*out = append(*out, e.msg)
 				}
@@ -74,6 +77,7 @@ func (u *unackedSet) take(tag uint64, cumulative bool, out *[]*Message) bool {
 	if out != nil {
 		*out = append(*out, e.msg)
 	}
+	u.bytes -= e.msg.Size()
 	e.msg = nil
 	u.live--
 	u.limit.add(-1)
@@ -110,6 +114,7 @@ func (u *unackedSet) drain(out *[]*Message) {
 	u.entries.reset()
 	u.limit.add(-u.live)
 	u.live = 0
+	u.bytes = 0
 }
 
 // tagOf returns the tag of the oldest unacknowledged delivery of message id.

@@ -195,6 +195,30 @@ var dropReasonNames = [numDropReasons]string{
 // String returns the label value, such as "conflated".
 func (r DropReason) String() string { return enumName(dropReasonNames[:], uint8(r), "DropReason") }
 
+// HeldKind says what kind of memory held for clients a figure of stompd_memory_held_bytes counts;
+// it is the "kind" label.
+type HeldKind uint8
+
+// Kinds of memory held for clients.
+const (
+	// HeldQueued is messages ready in queues.
+	HeldQueued HeldKind = iota
+	// HeldUnacked is messages delivered and awaiting ACK or NACK.
+	HeldUnacked
+	// HeldLagging is topic messages held for subscriptions that fell behind (conflate, drop-oldest).
+	HeldLagging
+	// HeldRetained is last values and histories of topics.
+	HeldRetained
+	// HeldOutbound is frames queued on connections, waiting for their sockets.
+	HeldOutbound
+	numHeldKinds
+)
+
+var heldKindNames = [numHeldKinds]string{"queued", "unacked", "lagging", "retained", "outbound"}
+
+// String returns the label value, such as "queued".
+func (k HeldKind) String() string { return enumName(heldKindNames[:], uint8(k), "HeldKind") }
+
 // ErrorReason classifies an ERROR frame sent to a client; it is the "reason" label of
 // stompd_errors_sent_total.
 type ErrorReason uint8

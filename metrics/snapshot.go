@@ -34,6 +34,10 @@ import (
 //	Dropped[DropConflated]       Conflated
 //	Dropped[DropDroppedOldest]   DroppedOldest
 //	Dropped[DropExpired]         nothing: the broker does not expire messages; leave it 0
+//	HeldBytes[HeldQueued]        QueuedBytes
+//	HeldBytes[HeldUnacked]       UnackedBytes
+//	HeldBytes[HeldLagging]       HeldBytes
+//	HeldBytes[HeldRetained]      RetainedBytes
 type BrokerStats struct {
 	// Subscriptions counts current subscriptions, indexed by [Kind] (stompd_subscriptions_current).
 	Subscriptions [numKinds]int
@@ -58,6 +62,11 @@ type BrokerStats struct {
 	// Dropped counts messages not delivered since the broker started, indexed by [DropReason]
 	// (stompd_messages_dropped_total).
 	Dropped [numDropReasons]uint64
+
+	// HeldBytes is the memory held for clients, in bytes, indexed by [HeldKind]
+	// (stompd_memory_held_bytes): messages by their body, destination and headers, and frames queued
+	// on connections. HeldOutbound is the server's, not the broker's: the server adds it.
+	HeldBytes [numHeldKinds]int64
 }
 
 // ObserveBroker makes every scrape call stats once and export the result: the gauges
@@ -172,6 +181,7 @@ type brokerCollector struct {
 	delivered     *prometheus.Desc
 	redelivered   *prometheus.Desc
 	dropped       *prometheus.Desc
+	memoryHeld    *prometheus.Desc
 }
 
 func newBrokerCollector() *brokerCollector {
@@ -194,6 +204,9 @@ func newBrokerCollector() *brokerCollector {
 		dropped: prometheus.NewDesc(namespace+"_messages_dropped_total",
 			"Messages not delivered, by why; slow_consumer counts subscriptions cut off.",
 			[]string{"reason"}, nil),
+		memoryHeld: prometheus.NewDesc(namespace+"_memory_held_bytes",
+			"Memory held for clients, by kind: messages (body, destination, headers) and frames queued on connections.",
+			[]string{"kind"}, nil),
 	}
 }
 
@@ -206,6 +219,7 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.delivered
 	ch <- c.redelivered
 	ch <- c.dropped
+	ch <- c.memoryHeld
 }
 
 // Collect implements prometheus.Collector; it calls the source once, if there is one.
@@ -219,6 +233,9 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.queueMessages, prometheus.GaugeValue, float64(st.ReadyMessages), queueStateNames[stateReady])
 		ch <- prometheus.MustNewConstMetric(c.queueMessages, prometheus.GaugeValue, float64(st.UnackedMessages), queueStateNames[stateUnacked])
+		for k, kn := range heldKindNames {
+			ch <- prometheus.MustNewConstMetric(c.memoryHeld, prometheus.GaugeValue, float64(st.HeldBytes[k]), kn)
+		}
 	}
 	rec := &c.recorded
 	for k, kn := range kindNames {

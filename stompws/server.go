@@ -304,6 +304,18 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
+// OutboundBytes reports the bytes queued on all sessions' connections, waiting for their sockets. It
+// takes the server's lock and each connection's briefly: call it at scrape rate.
+func (srv *Server) OutboundBytes() int64 {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	var n int64
+	for s := range srv.sessions {
+		n += int64(s.conn.Queued())
+	}
+	return n
+}
+
 // SessionCount reports the sessions currently being served.
 func (srv *Server) SessionCount() int {
 	srv.mu.Lock()

@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -365,21 +364,7 @@ func TestMaxMemorySetsTheRuntimeLimit(t *testing.T) {
 		{"0", func(limit float64) bool { return limit == math.MaxInt64 }},
 	} {
 		p := startStompd(t, "-stocks=false", "-chat=false", "-max-memory", tc.flag)
-		resp, err := http.Get(p.URL() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		limit := -1.0
-		for line := range strings.SplitSeq(string(body), "\n") {
-			if v, ok := strings.CutPrefix(line, "go_gc_gomemlimit_bytes "); ok {
-				limit, _ = strconv.ParseFloat(v, 64)
-			}
-		}
+		limit := scrapeValue(t, p.URL()+"/metrics", "go_gc_gomemlimit_bytes")
 		if !tc.check(limit) {
 			t.Errorf("-max-memory %s: go_gc_gomemlimit_bytes %v", tc.flag, limit)
 		}

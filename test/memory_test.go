@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -145,6 +147,11 @@ func TestMemoryFlood(t *testing.T) {
 	if rss > limit*3/2 {
 		t.Errorf("broker RSS %d MiB, over 1.5 × the %d MiB limit", rss>>20, limit>>20)
 	}
+	// The metrics say where the memory is: the accepted messages, in the queue.
+	queued := scrapeValue(t, p.URL()+"/metrics", `stompd_memory_held_bytes{kind="queued"}`)
+	if min := float64(len(receipted) << 20); queued < min || queued > min+float64(len(receipted)*64) {
+		t.Errorf("stompd_memory_held_bytes{kind=queued} = %v for %d accepted 1 MiB messages", queued, len(receipted))
+	}
 	// The bystander subscribes and reads; its own publishes wait for the queue to drain below.
 	consumer := ts.dialTCP(t)
 	flood, _ := consumer.Subscribe("/queue/flood", stomp.AckAuto)
@@ -242,4 +249,30 @@ func TestMemoryAlarmPublisherThatConsumes(t *testing.T) {
 		ready, unacked, _ := ts.Broker.QueueDepth("/queue/work")
 		return ready == 1 && unacked == 0
 	})
+}
+
+// scrapeValue GETs a Prometheus text exposition and returns the value of the series written exactly
+// as series (name and labels), failing the test if it is absent.
+func scrapeValue(t *testing.T, url, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("%s not in the scrape", series)
+	return 0
 }

@@ -33,5 +33,9 @@ func brokerStats(s broker.Stats) metrics.BrokerStats {
 	out.Dropped[metrics.DropSlowConsumer] = s.Evictions
 	out.Dropped[metrics.DropConflated] = s.Conflated
 	out.Dropped[metrics.DropDroppedOldest] = s.DroppedOldest
+	out.HeldBytes[metrics.HeldQueued] = s.QueuedBytes
+	out.HeldBytes[metrics.HeldUnacked] = s.UnackedBytes
+	out.HeldBytes[metrics.HeldLagging] = s.HeldBytes
+	out.HeldBytes[metrics.HeldRetained] = s.RetainedBytes
 	return out
 }

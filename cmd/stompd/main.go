@@ -90,7 +90,6 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
 	b := broker.New(cfg.brokerOptions(logger))
-	observeBroker(m, b)
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
 	opts := cfg.serverOptions(logger, ver, m)
 	opts.MaxMemory = memoryLimit
@@ -100,6 +99,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	opts.Policy = cfg.policy
 	srv := stompws.NewServer(b, opts)
+	observeBroker(m, b, srv)
 	if cfg.Chat {
 		room := chat.New(b, cfg.chatOptions())
 		defer room.Close()
@@ -216,10 +216,14 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	return code
 }
 
-// observeBroker lets the metrics read the broker's state, and how many connections are parked, at
-// scrape time.
-func observeBroker(m *metrics.Metrics, b *broker.Broker) {
-	m.ObserveBroker(func() metrics.BrokerStats { return brokerStats(b.Stats()) })
+// observeBroker lets the metrics read the broker's state, the bytes queued on connections, and how
+// many connections are parked, at scrape time.
+func observeBroker(m *metrics.Metrics, b *broker.Broker, srv *stompws.Server) {
+	m.ObserveBroker(func() metrics.BrokerStats {
+		st := brokerStats(b.Stats())
+		st.HeldBytes[metrics.HeldOutbound] = srv.OutboundBytes()
+		return st
+	})
 	m.ObserveParkedConnections(transport.ParkedReaders)
 }
 
