@@ -36,6 +36,9 @@ type benchReport struct {
 	BrokerRSSBytes              *int64          `json:"broker_rss_bytes"`
 	BrokerRSSBeforeBytes        *int64          `json:"broker_rss_before_bytes,omitempty"` // idle only
 	BrokerRSSPerConnectionBytes *int64          `json:"broker_rss_per_connection_bytes"`
+	// ConnectsPerS is the rate at which the idle scenario set its connections up (handshake, CONNECT,
+	// SUBSCRIBE with its receipt), dialParallelism at a time: how fast a broker takes a reconnect storm.
+	ConnectsPerS *float64 `json:"connects_per_s,omitempty"` // idle only
 
 	firstError string   // what the first of Errors was
 	notes      []string // how the run differed from what was asked, one line each, for stderr
@@ -131,6 +134,10 @@ func (rep *benchReport) writeSummary(w io.Writer) error {
 			fmt.Fprintf(&b, ", %.2f s per million deliveries", *rep.BrokerCPUSPerMillion)
 		}
 		b.WriteString("\n")
+	}
+	if rep.ConnectsPerS != nil {
+		fmt.Fprintf(&b, "  connected   %13s conn/s (handshake, CONNECT, SUBSCRIBE; %d at a time)\n",
+			grouped(int64(*rep.ConnectsPerS)), dialParallelism)
 	}
 	if rep.BrokerRSSBytes != nil {
 		fmt.Fprintf(&b, "  broker RSS  %s", mebibytes(*rep.BrokerRSSBytes))

@@ -426,6 +426,7 @@ func (r *benchRun) idle(parent context.Context) (*benchReport, error) {
 	}
 	r.setPhase(phaseConnecting)
 	dest := cfg.destPrefix + "." + r.runID
+	connecting := time.Now()
 	conns, err := r.dialMany(ctx, cfg.connections, func(ctx context.Context, _ int, c *benchConn) error {
 		err := c.subscribe(ctx, 0, dest, "auto", 0)
 		// Nothing more is read, so an idle connection keeps no buffer and no goroutine.
@@ -435,6 +436,7 @@ func (r *benchRun) idle(parent context.Context) (*benchReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	connectsPerS := float64(len(conns)) / time.Since(connecting).Seconds()
 	r.setPhase(phaseWarmup)
 	if err := sleepContext(ctx, cfg.warmup); err != nil {
 		return nil, context.Cause(ctx)
@@ -466,6 +468,7 @@ func (r *benchRun) idle(parent context.Context) (*benchReport, error) {
 	}
 	r.shutdown()
 	r.setPhase(phaseDone)
+	rep.ConnectsPerS = &connectsPerS
 	rep.BrokerRSSBytes = after
 	if before != nil && after != nil {
 		rep.BrokerRSSBeforeBytes = before

@@ -64,6 +64,9 @@ func TestBenchScenarios(t *testing.T) {
 					if rep.Published != 0 || rep.Delivered != 0 {
 						t.Errorf("idle published %d, delivered %d", rep.Published, rep.Delivered)
 					}
+					if rep.ConnectsPerS == nil || *rep.ConnectsPerS <= 0 {
+						t.Errorf("idle reports no connection rate: %v", rep.ConnectsPerS)
+					}
 					return
 				}
 				if rep.Published <= 0 || rep.Delivered <= 0 || rep.DeliveredPerS <= 0 {
@@ -109,7 +112,7 @@ func TestBenchJSONShape(t *testing.T) {
 		{name: "fanout with pid", args: []string{"fanout", "-subscribers", "2", "-pid", pid}, latency: true,
 			wantNum: pidNumbers, wantNull: []string{"broker_rss_per_connection_bytes"}},
 		{name: "idle with pid", args: []string{"idle", "-connections", "5", "-hold", "100ms", "-pid", pid},
-			wantNum:  []string{"broker_cpu_s", "broker_rss_bytes", "broker_rss_per_connection_bytes", "broker_rss_before_bytes"},
+			wantNum:  []string{"broker_cpu_s", "broker_rss_bytes", "broker_rss_per_connection_bytes", "broker_rss_before_bytes", "connects_per_s"},
 			wantNull: []string{"latency_us", "broker_cpu_s_per_million_deliveries"}},
 	}
 	for _, tc := range cases {

@@ -323,6 +323,7 @@ rows=(
 	"100 msg/s → 100 subscribers, p50 latency, ms|latency|.latency_us.p50 / 1000|$fmt_real"
 	"broker CPU s per million deliveries (fanout)|fanout|.broker_cpu_s_per_million_deliveries|$fmt_real"
 	"RSS per idle subscribed connection, KiB|idle|.broker_rss_per_connection_bytes / 1024|$fmt_real"
+	"idle connections set up per second (handshake, CONNECT, SUBSCRIBE; 32 at a time)|idle|.connects_per_s|$fmt_int"
 )
 
 names() {
