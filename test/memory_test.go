@@ -276,3 +276,56 @@ func scrapeValue(t *testing.T, url, series string) float64 {
 	t.Fatalf("%s not in the scrape", series)
 	return 0
 }
+
+// TestMemoryManySlowConsumers: thirty subscribers that never read, under -max-memory 96MiB, while a
+// publisher sends 256 KiB messages to their topic: each one's outbound queue stops at
+// -max-outbound-bytes and it is disconnected as a slow consumer, so the frames queued for them never
+// add up past the limit; a subscriber that reads gets every message the publisher had a RECEIPT for.
+func TestMemoryManySlowConsumers(t *testing.T) {
+	const limit, stuck, messages = 96 << 20, 30, 200
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-max-memory", strconv.Itoa(limit),
+		"-memory-hold-timeout", "5s", "-shutdown-timeout", "2s")
+	ts := p.clients(stompAddr)
+	for range stuck {
+		c := ts.rawTCP(t)
+		c.connect("1.2")
+		c.send("SUBSCRIBE\nid:s\ndestination:/topic/wide\nreceipt:s\n\n\x00")
+		c.expect("RECEIPT")
+		c.pause()
+		t.Cleanup(c.resume) // its reader then sees the connection end, and returns
+	}
+	reader := ts.dialTCP(t)
+	wide, _ := reader.Subscribe("/topic/wide", stomp.AckAuto)
+	pub := ts.dialTCP(t)
+	body := strings.Repeat("w", 256<<10)
+	done := make(chan error, 1)
+	go func() {
+		for i := range messages {
+			if err := pub.Send("/topic/wide", "", []byte(strconv.Itoa(i)+":"+body), stomp.SendOpt.Receipt); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	peak := 0
+	for i := range messages {
+		m := recv(t, wide)
+		if want := strconv.Itoa(i) + ":"; !strings.HasPrefix(string(m.Body[:min(len(m.Body), 12)]), want) {
+			t.Fatalf("reader got message %.12q at %d", m.Body, i)
+		}
+		peak = max(peak, processRSS(t, p.cmd.Process.Pid))
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	slow := scrapeValue(t, p.URL()+"/metrics", "stompd_slow_consumer_disconnects_total")
+	t.Logf("%d MiB sent to %d stuck subscribers; %v disconnected as slow; peak broker RSS %d MiB", messages/4, stuck, slow, peak>>20)
+	if slow != stuck {
+		t.Errorf("%v slow-consumer disconnects, want all %d stuck subscribers", slow, stuck)
+	}
+	if peak > limit*3/2 {
+		t.Errorf("peak broker RSS %d MiB, over 1.5 × the %d MiB limit", peak>>20, limit>>20)
+	}
+}
