@@ -12,12 +12,15 @@ const (
 	TransportWS Transport = iota
 	// TransportTCP is STOMP over a plain TCP stream.
 	TransportTCP
+	// TransportSockJS is STOMP over SockJS, whichever of its transports (websocket, xhr-streaming,
+	// xhr-polling, eventsource) the client chose.
+	TransportSockJS
 	numTransports
 )
 
-var transportNames = [numTransports]string{"ws", "tcp"}
+var transportNames = [numTransports]string{"ws", "tcp", "sockjs"}
 
-// String returns the label value: "ws" or "tcp".
+// String returns the label value: "ws", "tcp" or "sockjs".
 func (t Transport) String() string { return enumName(transportNames[:], uint8(t), "Transport") }
 
 // CloseReason says why a connection ended; it is the "reason" label of
@@ -255,6 +258,9 @@ const (
 	ErrorTooManyDestinations
 	// ErrorMemoryLimit is a SEND held back by the memory alarm for longer than the hold timeout.
 	ErrorMemoryLimit
+	// ErrorNotText is a message that is not UTF-8 text, due to a subscriber on a text-only transport
+	// (SockJS).
+	ErrorNotText
 	numErrorReasons
 )
 
@@ -262,7 +268,7 @@ var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
 	"auth_failed", "token_expired", "rate_limited", "too_many_destinations",
-	"memory_limit",
+	"memory_limit", "not_text",
 }
 
 // String returns the label value, such as "queue_full".

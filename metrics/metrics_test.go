@@ -269,7 +269,7 @@ func TestEverySeriesExistsFromStart(t *testing.T) {
 		{"stompd_messages_redelivered_total", 1},
 		{"stompd_messages_dropped_total", 5},
 		{"stompd_slow_consumer_disconnects_total", 1},
-		{"stompd_errors_sent_total", 15},
+		{"stompd_errors_sent_total", int(numErrorReasons)},
 		{"stompd_auth_attempts_total", int(numAuthMethods) * int(numAuthResults)},
 		{"stompd_heartbeat_timeouts_total", 1},
 		{"stompd_delivery_latency_seconds", 1},

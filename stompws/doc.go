@@ -1,7 +1,7 @@
 // Package stompws serves STOMP 1.0, 1.1 and 1.2 over WebSocket and over TCP on top of a broker.Broker.
 //
 // It is the only package that knows STOMP semantics. A Server accepts connections (ServeHTTP upgrades
-// WebSocket requests, ServeTCP accepts from a listener) and runs one session per connection: CONNECT
+// WebSocket requests, ServeTCP accepts from a listener, SockJSHandler serves SockJS sessions) and runs one session per connection: CONNECT
 // negotiation, heart-beats, SUBSCRIBE/UNSUBSCRIBE, SEND, ACK/NACK, BEGIN/COMMIT/ABORT, receipts, and
 // ERROR-then-close on every protocol violation.
 //

@@ -71,6 +71,17 @@ func (e *protocolError) Error() string {
 	return e.message
 }
 
+// errNotText closes a subscriber on a text-only transport (SockJS) that is due a message whose body or
+// headers are not UTF-8 text: SockJS messages are JavaScript strings, and the bytes cannot be carried
+// unaltered. Nothing is altered and nothing is lost silently: the client is told which message, and a
+// queue message stays on its queue for another consumer.
+func errNotText(destination, messageID string) *protocolError {
+	return &protocolError{message: "message is not UTF-8 text, which SockJS cannot carry",
+		detail: fmt.Sprintf("message-id %s on %s: subscribe over WebSocket or TCP to receive binary messages",
+			messageID, destination),
+		code: transport.ClosePolicyViolation, reason: metrics.ErrorNotText}
+}
+
 // protoErr builds a protocolError closing with policy violation, the status for STOMP-level errors.
 func protoErr(message, detailFormat string, args ...any) *protocolError {
 	return &protocolError{message: message, detail: fmt.Sprintf(detailFormat, args...), code: transport.ClosePolicyViolation}

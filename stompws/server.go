@@ -61,15 +61,8 @@ func NewServer(b *broker.Broker, opts Options) *Server {
 // credentials 401; one that arrives during Shutdown or is over a connection limit or the accept rate
 // gets 503 with Retry-After.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if srv.isClosing() {
-		srv.opts.Metrics.HandshakeFailed(metrics.HandshakeShuttingDown)
-		w.Header().Set("Retry-After", strconv.Itoa(shutdownRetryAfter))
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	ip, retryAfter, refusal := srv.admit.admit(r.RemoteAddr)
-	if refusal != nil {
-		srv.refuseHTTP(w, r, refusal, retryAfter)
+	ctx, ip, ok := srv.admitHTTP(w, r)
+	if !ok {
 		return
 	}
 	sessionStarted := false // then the session's goroutine releases the admission slot
@@ -78,10 +71,6 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			srv.admit.release(ip)
 		}
 	}()
-	ctx, ok := srv.authenticateHandshake(sessionContext(r), w, r)
-	if !ok {
-		return
-	}
 	opts := transport.WebSocketOptions{
 		Options:        srv.opts.transportOptions(),
 		Subprotocols:   Subprotocols,
@@ -112,6 +101,30 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		srv.admit.release(ip)
 		srv.conns.Done()
 	})
+}
+
+// admitHTTP decides on an HTTP request that would start a session (a WebSocket upgrade, a new SockJS
+// session): during Shutdown, over a connection limit or the accept rate it answers 503 with
+// Retry-After, and with refused credentials 401. When it admits the request it returns the session's
+// context and the admission slot taken for ip, which the caller must release once.
+func (srv *Server) admitHTTP(w http.ResponseWriter, r *http.Request) (context.Context, string, bool) {
+	if srv.isClosing() {
+		srv.opts.Metrics.HandshakeFailed(metrics.HandshakeShuttingDown)
+		w.Header().Set("Retry-After", strconv.Itoa(shutdownRetryAfter))
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return nil, "", false
+	}
+	ip, retryAfter, refusal := srv.admit.admit(r.RemoteAddr)
+	if refusal != nil {
+		srv.refuseHTTP(w, r, refusal, retryAfter)
+		return nil, "", false
+	}
+	ctx, ok := srv.authenticateHandshake(sessionContext(r), w, r)
+	if !ok {
+		srv.admit.release(ip)
+		return nil, "", false
+	}
+	return ctx, ip, true
 }
 
 // sessionContext is the context a WebSocket session starts from: a fresh one, carrying only a
@@ -194,9 +207,12 @@ func (srv *Server) ServeConn(ctx context.Context, c transport.Conn) error {
 func (srv *Server) startSession(ctx context.Context, c transport.Conn, ended func()) bool {
 	s := newSession(srv)
 	s.principal, s.authenticated = principalFrom(ctx)
-	if c.Transport() == "tcp" {
+	switch c.Transport() {
+	case "tcp":
 		s.transport = metrics.TransportTCP
-	} else {
+	case "sockjs":
+		s.transport = metrics.TransportSockJS
+	default:
 		s.transport = metrics.TransportWS
 	}
 	c.SetOnDrain(s.onDrain)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -382,15 +383,18 @@ func (s *session) encodeError(pe *protocolError) []byte {
 	if v == 0 {
 		v = frame.V10 // nothing negotiated yet: write no escapes a 1.0 client could not read
 	}
+	// An ERROR is text for people: bytes a client sent that are quoted in it are made valid UTF-8, so
+	// that every transport, text-only ones too, can carry it.
 	b := frame.AppendCommand(nil, frame.ERROR)
-	b = frame.AppendHeader(b, v, "message", pe.message)
+	b = frame.AppendHeader(b, v, "message", strings.ToValidUTF8(pe.message, "\ufffd"))
 	if pe.receipt != "" {
-		b = frame.AppendHeader(b, v, "receipt-id", pe.receipt)
+		b = frame.AppendHeader(b, v, "receipt-id", strings.ToValidUTF8(pe.receipt, "\ufffd"))
 	}
 	body := pe.message
 	if pe.detail != "" {
 		body = pe.Error()
 	}
+	body = strings.ToValidUTF8(body, "\ufffd")
 	b = frame.AppendHeader(b, v, "content-type", "text/plain")
 	b = frame.AppendHeader(b, v, "content-length", strconv.Itoa(len(body)))
 	b = frame.AppendBody(b, []byte(body))

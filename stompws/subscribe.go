@@ -103,6 +103,11 @@ func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) bro
 	case transport.ErrSlowConsumer:
 		s.markFull(sub)
 		return broker.Full
+	case transport.ErrNotText:
+		// A text-only transport (SockJS) cannot carry this message unaltered. The subscriber is told
+		// which message it cannot have and disconnected; a queue message stays on its queue.
+		s.terminate(errNotText(d.Message.Destination, d.Message.ID))
+		return broker.Closed
 	default:
 		return broker.Closed
 	}

@@ -1,5 +1,5 @@
-// Package transport carries bytes between the broker and its clients over WebSocket and TCP. It knows
-// connections and bytes, never STOMP or the broker, and imports nothing else from this module.
+// Package transport carries bytes between the broker and its clients over WebSocket, TCP and SockJS. It
+// knows connections and bytes, never STOMP or the broker, and imports nothing else from this module.
 //
 // A Conn is an inbound byte stream, read by the caller's goroutine, plus a bounded, non-blocking
 // outbound frame queue. AcceptWebSocket upgrades an HTTP request (subprotocol choice in the server's
@@ -73,4 +73,17 @@
 // (the caller then sees ErrClosed), or Close reads it itself. A peer that never answers is cut off after
 // one second by closing the network connection, which this package keeps for that purpose when the
 // request is hijacked.
+//
+// # SockJS
+//
+// SockJSHandler serves the SockJS protocol for browsers whose network lets no WebSocket through; each
+// SockJS session is a Conn. Its inbound messages (from xhr_send requests or its WebSocket) are queued
+// for the reader, bounded by the read limit: an xhr_send waits while the reader is behind. Its outbound
+// frames are encoded as JSON strings at Enqueue, bounded by MaxQueuedBytes as for the other transports,
+// and written by whichever receiving request is attached (one at a time: xhr polling, xhr_streaming,
+// eventsource, or the session's WebSocket), on that request's goroutine; the session itself owns no
+// goroutine. A frame that is not UTF-8 is refused with ErrNotText, since SockJS carries JavaScript
+// strings. A session with no receiving request for DisconnectDelay counts as gone (Read returns io.EOF);
+// an ended one answers its close frame for DisconnectDelay more, then is forgotten. Its mutex is a
+// leaf, like a connection's.
 package transport

@@ -24,6 +24,10 @@ var ErrWriteTimeout = errors.New("transport: write timed out")
 // exceeded WebSocketOptions.ReadLimit. The peer has been sent close code 1009.
 var ErrMessageTooBig = errors.New("transport: inbound message too big")
 
+// ErrNotText is returned by Conn.Enqueue on a connection that carries text only (SockJS) when the frame
+// is not valid UTF-8. The frame was not queued and the connection is unaffected.
+var ErrNotText = errors.New("transport: frame is not UTF-8 text, and this transport carries text only")
+
 // errCloseSent stops the writer of a WebSocket connection on which the library has sent a close frame
 // (answering the peer's, or failing the connection on a protocol error): RFC 6455 allows no data frame
 // after it, and the connection is going away.

@@ -33,6 +33,7 @@ type config struct {
 	HealthCheck     string
 	DrainDelay      time.Duration
 	HeaderTimeout   time.Duration
+	SockJS          bool
 	Pprof           bool
 	LogLevel        slog.Level
 	LogFormat       string
@@ -120,6 +121,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.StringVar(&c.MetricsQueues, "metrics-queues", "", "comma-separated `queues` (/queue/NAME) whose depth is exported one by one as stompd_queue_depth")
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "GET this `URL` and exit 0 if it answers 200 (for container health checks), instead of serving")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGINT/SIGTERM, how long to refuse new connections (readiness false) before telling clients to go")
+	fs.BoolVar(&c.SockJS, "sockjs", true, "serve STOMP over SockJS at /stomp on -http-addr (websocket, xhr-streaming, xhr-polling and eventsource transports), the fallback for clients whose network blocks WebSocket")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's runtime profiles under /debug/pprof/ beside /metrics (on -metrics-addr when set); keep that address private")
 	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "close an HTTP connection whose request line and headers have not all arrived this long after it opened (slowloris defence); also bounds an idle keep-alive connection's wait for its next request")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")

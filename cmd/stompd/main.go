@@ -1,7 +1,8 @@
 // Command stompd is a STOMP 1.0–1.2 message broker for WebSocket and TCP clients.
 //
-// With no flags it keeps everything in memory and serves STOMP over WebSocket at ws://HOST:8080/ws and
-// STOMP over TCP at HOST:61613. SIGINT or SIGTERM shuts it down gracefully: it stops accepting, sends
+// With no flags it keeps everything in memory and serves STOMP over WebSocket at ws://HOST:8080/ws,
+// over SockJS at http://HOST:8080/stomp (the fallback for networks that block WebSocket), and over TCP
+// at HOST:61613. SIGINT or SIGTERM shuts it down gracefully: it stops accepting, sends
 // every client an ERROR "server shutting down", flushes, closes and exits 0. Run stompd -h for flags.
 //
 // With -tls-cert and -tls-key both listeners speak TLS only (wss://HOST:8080/ws, STOMP over TLS on
@@ -107,6 +108,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", srv)
+	if cfg.SockJS {
+		sockjs := srv.SockJSHandler("/stomp")
+		mux.Handle("/stomp", sockjs)
+		mux.Handle("/stomp/", sockjs)
+	}
 	mux.Handle("/", web.Handler()) // the index, /stocks, /chat, /echo and their static files
 	adminMux := mux
 	if cfg.MetricsAddr != "" {
@@ -175,6 +181,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	logger.Info("stompd started", "version", ver,
 		"websocket", scheme("ws", cfg.tlsOn())+displayAddr(httpLn.Addr())+"/ws",
 		"stomp", stompURL(stompLn, cfg.tlsOn()),
+		"sockjs", sockjsURL(cfg, httpLn),
 		"metrics", scheme("http", adminTLS)+displayAddr(orDefault(adminLn, httpLn).Addr())+"/metrics",
 		"tls", cfg.tlsOn(), "client_certificates", cfg.TLSClientCA != "",
 		"allowed_origins", cfg.originPatterns())
@@ -347,4 +354,12 @@ func buildRevision() string {
 		}
 	}
 	return ""
+}
+
+// sockjsURL is where STOMP over SockJS is served, for the start-up line; empty with -sockjs=false.
+func sockjsURL(cfg *config, httpLn net.Listener) string {
+	if !cfg.SockJS {
+		return ""
+	}
+	return scheme("http", cfg.tlsOn()) + displayAddr(httpLn.Addr()) + "/stomp"
 }

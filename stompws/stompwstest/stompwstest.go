@@ -47,7 +47,9 @@ type Server struct {
 	STOMP   *stompws.Server
 	WSURL   string // ws://127.0.0.1:port/ws, or wss:// with Config.TLS
 	HTTPURL string // http://127.0.0.1:port, or https://
-	TCPAddr string // 127.0.0.1:port, speaking TLS with Config.TLS
+	// SockJSURL is where STOMP over SockJS is served: HTTPURL + "/stomp".
+	SockJSURL string
+	TCPAddr   string // 127.0.0.1:port, speaking TLS with Config.TLS
 
 	// Certificate is the server's certificate with Config.TLS, nil without: a client that trusts it
 	// verifies both listeners.
@@ -68,6 +70,9 @@ func Start(t testing.TB, cfg Config) *Server {
 	srv := stompws.NewServer(b, cfg.Options)
 	mux := http.NewServeMux()
 	mux.Handle("/ws", srv)
+	sockjs := srv.SockJSHandler("/stomp")
+	mux.Handle("/stomp", sockjs)
+	mux.Handle("/stomp/", sockjs)
 	for pattern, h := range cfg.Routes {
 		mux.Handle(pattern, h)
 	}
@@ -111,6 +116,7 @@ func Start(t testing.TB, cfg Config) *Server {
 		STOMP:       srv,
 		WSURL:       "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws",
 		HTTPURL:     hs.URL,
+		SockJSURL:   hs.URL + "/stomp",
 		TCPAddr:     ln.Addr().String(),
 		Certificate: hs.Certificate(),
 	}
