@@ -105,6 +105,7 @@ func TestPages(t *testing.T) {
 		{"home", 3},
 		{"stocks", 4},
 		{"chat", 7},
+		{"sockjschat", 8},
 		{"echo", 1},
 	}
 	for _, tt := range tests {

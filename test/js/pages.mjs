@@ -2,7 +2,7 @@
 // browser) against a running stompd, and prints one JSON result line: {"ok", "passed", "error",
 // "console"}. Exits non-zero on failure.
 //
-//   node pages.mjs SCENARIO BASE_URL      SCENARIO: home, stocks, chat, echo, authchat or reconnect
+//   node pages.mjs SCENARIO BASE_URL      SCENARIO: home, stocks, chat, sockjschat, echo, authchat or reconnect
 //
 // Every scenario saves a PNG of each page it opened into $STOMPD_SCREENSHOTS (when set), named
 // SCENARIO-PAGE.png. The reconnect scenario needs the broker restarted half way: it prints the line
@@ -142,6 +142,60 @@ async function membersAre(page, names) {
   }, [...names].sort());
 }
 
+// chat has Alice and Bob join the chat page (path /chat + query), talk, send markup and leave; prepare,
+// when given, sets up each browser context before the page opens.
+async function chat(browser, query, prepare = async () => {}) {
+  const context = async () => {
+    const c = await browser.newContext();
+    await prepare(c);
+    return c;
+  };
+  const alice = await open(await context(), 'alice', '/chat' + query);
+  await joinChat(alice, 'Alice');
+  const bob = await open(await context(), 'bob', '/chat' + query);
+  await joinChat(bob, 'Bob');
+  pass('Alice and Bob joined with the names they picked');
+  if (query.includes('sockjs')) {
+    const title = await alice.getAttribute('#connection', 'title');
+    if (!title.includes('/stomp')) throw new Error(`alice: connected to ${title}, not over SockJS`);
+    if (await alice.evaluate(() => window.WebSocket !== undefined)) throw new Error('alice: WebSocket exists');
+    pass('connected over SockJS at /stomp, with no WebSocket in the browser');
+  }
+
+  await seesNotice(alice, 'Bob joined');
+  pass('Alice sees Bob join');
+  await membersAre(alice, ['Alice', 'Bob']);
+  await membersAre(bob, ['Alice', 'Bob']);
+  pass('both member lists show Alice and Bob');
+
+  const hello = `Hello from Alice ${Date.now()}`;
+  await sendChat(alice, hello);
+  if ((await seesMessage(bob, 'Alice', hello)).own) throw new Error('bob: Alice\'s message is marked as his own');
+  if (!(await seesMessage(alice, 'Alice', hello)).own) throw new Error('alice: her own message is not marked as hers');
+  pass('Bob sees Alice\'s message under her name; Alice sees it as her own');
+
+  const reply = `Hi Alice, Bob here ${Date.now()}`;
+  await sendChat(bob, reply);
+  await seesMessage(alice, 'Bob', reply);
+  pass('Alice sees Bob\'s message under his name');
+
+  await sendChat(bob, xss);
+  await seesMessage(alice, 'Bob', xss);
+  await seesMessage(bob, 'Bob', xss);
+  const images = await alice.evaluate(() => document.querySelectorAll('#messages img').length);
+  if (images !== 0) throw new Error(`alice: ${images} img elements in the message list`);
+  if (dialogs.length) throw new Error(`dialogs opened: ${dialogs.join('; ')}`);
+  pass('markup in a message shows as text: no img element, no dialog');
+
+  await screenshot(alice, 'alice');
+  await screenshot(bob, 'bob');
+
+  await bob.context().close();
+  await seesNotice(alice, 'Bob left');
+  await membersAre(alice, ['Alice']);
+  pass('Alice sees Bob leave');
+}
+
 const scenarios = {
   async home(browser) {
     const page = await open(await browser.newContext(), 'home', '/');
@@ -188,46 +242,14 @@ const scenarios = {
     await screenshot(page, 'stocks');
   },
 
-  async chat(browser) {
-    const alice = await open(await browser.newContext(), 'alice', '/chat');
-    await joinChat(alice, 'Alice');
-    const bob = await open(await browser.newContext(), 'bob', '/chat');
-    await joinChat(bob, 'Bob');
-    pass('Alice and Bob joined with the names they picked');
+  chat: (browser) => chat(browser, ''),
 
-    await seesNotice(alice, 'Bob joined');
-    pass('Alice sees Bob join');
-    await membersAre(alice, ['Alice', 'Bob']);
-    await membersAre(bob, ['Alice', 'Bob']);
-    pass('both member lists show Alice and Bob');
+  // sockjschat is the chat scenario on /chat?transport=sockjs, in browsers where WebSocket does not
+  // exist: the page goes through SockJS, which falls back to HTTP streaming.
+  sockjschat: (browser) => chat(browser, '?transport=sockjs', async (context) => {
+    await context.addInitScript(() => { window.WebSocket = undefined; });
+  }),
 
-    const hello = `Hello from Alice ${Date.now()}`;
-    await sendChat(alice, hello);
-    if ((await seesMessage(bob, 'Alice', hello)).own) throw new Error('bob: Alice\'s message is marked as his own');
-    if (!(await seesMessage(alice, 'Alice', hello)).own) throw new Error('alice: her own message is not marked as hers');
-    pass('Bob sees Alice\'s message under her name; Alice sees it as her own');
-
-    const reply = `Hi Alice, Bob here ${Date.now()}`;
-    await sendChat(bob, reply);
-    await seesMessage(alice, 'Bob', reply);
-    pass('Alice sees Bob\'s message under his name');
-
-    await sendChat(bob, xss);
-    await seesMessage(alice, 'Bob', xss);
-    await seesMessage(bob, 'Bob', xss);
-    const images = await alice.evaluate(() => document.querySelectorAll('#messages img').length);
-    if (images !== 0) throw new Error(`alice: ${images} img elements in the message list`);
-    if (dialogs.length) throw new Error(`dialogs opened: ${dialogs.join('; ')}`);
-    pass('markup in a message shows as text: no img element, no dialog');
-
-    await screenshot(alice, 'alice');
-    await screenshot(bob, 'bob');
-
-    await bob.context().close();
-    await seesNotice(alice, 'Bob left');
-    await membersAre(alice, ['Alice']);
-    pass('Alice sees Bob leave');
-  },
 
   // authchat needs a broker with token authentication on and $STOMPD_TOKENS = {"alice": TOKEN,
   // "bob": TOKEN}: the pages pass ?access_token= on to the broker, and the chat shows user names,

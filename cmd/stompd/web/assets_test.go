@@ -55,7 +55,7 @@ var (
 	styleAttrPattern     = regexp.MustCompile(`(?is)\sstyle\s*=`)
 	scriptPattern        = regexp.MustCompile(`(?is)<script\b([^>]*)>(.*?)</script\s*>`)
 	srcPattern           = regexp.MustCompile(`(?is)\ssrc\s*=\s*"([^"]*)"`)
-	localRefPattern      = regexp.MustCompile(`(?is)\s(?:src|href)\s*=\s*"(/[^"]*)"`)
+	localRefPattern      = regexp.MustCompile(`(?is)\s(?:src|href)\s*=\s*"(/[^"?]*)"`)
 	javascriptURLPattern = regexp.MustCompile(`(?is)=\s*"\s*javascript:`)
 )
 
@@ -145,18 +145,28 @@ func requireTestJS(t *testing.T) {
 	t.Skipf("%s is missing; run test/run, which installs it", testJSBundle)
 }
 
+// testSockJSBundle is the copy of the SockJS client the SockJS browser test in test/ uses.
+var testSockJSBundle = filepath.Join("..", "..", "..", "test", "js", "node_modules", "sockjs-client", "dist", "sockjs.min.js")
+
+// The pages serve exactly the STOMP.js and SockJS client bundles the browser tests run.
 func TestVendoredBundleMatchesTestedBundle(t *testing.T) {
 	requireTestJS(t)
-	tested, err := os.ReadFile(testJSBundle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if vendored := []byte(readAsset(t, "static/vendor/stomp.umd.min.js")); !bytes.Equal(vendored, tested) {
-		t.Fatalf("static/vendor/stomp.umd.min.js differs from %s: run vendor.sh after changing the pinned version", testJSBundle)
+	for asset, tested := range map[string]string{
+		"static/vendor/stomp.umd.min.js":     testJSBundle,
+		"static/vendor/sockjs/sockjs.min.js": testSockJSBundle,
+	} {
+		want, err := os.ReadFile(tested)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if vendored := []byte(readAsset(t, asset)); !bytes.Equal(vendored, want) {
+			t.Errorf("%s differs from %s: run vendor.sh after changing the pinned version", asset, tested)
+		}
 	}
 }
 
-// The pages and the browser tests must pin the same STOMP.js release, down to the lock file's hash.
+// The pages and the browser tests must pin the same STOMP.js and SockJS client releases, down to the
+// lock file's hash.
 func TestPinnedVersionMatchesTestJS(t *testing.T) {
 	type lock struct {
 		Packages map[string]struct {
@@ -177,20 +187,25 @@ func TestPinnedVersionMatchesTestJS(t *testing.T) {
 	var ours, tests lock
 	read("package-lock.json", &ours)
 	read(filepath.Join("..", "..", "..", "test", "js", "package-lock.json"), &tests)
-	const key = "node_modules/@stomp/stompjs"
-	got, want := ours.Packages[key], tests.Packages[key]
-	if got.Version == "" || got != want {
-		t.Fatalf("@stomp/stompjs locked at %+v here and %+v in test/js", got, want)
-	}
 	var manifest struct {
 		Dependencies map[string]string `json:"dependencies"`
 	}
 	read("package.json", &manifest)
-	if pinned := manifest.Dependencies["@stomp/stompjs"]; pinned != got.Version {
-		t.Errorf("package.json pins %q, lock file has %q: pin an exact version", pinned, got.Version)
+	for _, name := range []string{"@stomp/stompjs", "sockjs-client"} {
+		key := "node_modules/" + name
+		got, want := ours.Packages[key], tests.Packages[key]
+		if got.Version == "" || got != want {
+			t.Errorf("%s locked at %+v here and %+v in test/js", name, got, want)
+		}
+		if pinned := manifest.Dependencies[name]; pinned != got.Version {
+			t.Errorf("package.json pins %s %q, lock file has %q: pin an exact version", name, pinned, got.Version)
+		}
 	}
 	if !strings.Contains(readAsset(t, "static/vendor/LICENSE"), "Apache License") {
 		t.Error("static/vendor/LICENSE is not the package's Apache license")
+	}
+	if !strings.Contains(readAsset(t, "static/vendor/sockjs/LICENSE"), "MIT License") {
+		t.Error("static/vendor/sockjs/LICENSE is not the package's MIT license")
 	}
 }
 

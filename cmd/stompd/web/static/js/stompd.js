@@ -13,6 +13,35 @@ export function brokerURL(loc = window.location) {
   return token ? `${url}?access_token=${encodeURIComponent(token)}` : url;
 }
 
+/**
+ * The transport the page connects with: 'sockjs' when opened with ?transport=sockjs (for networks that
+ * let no WebSocket through), else 'websocket'.
+ */
+export function transportChoice(loc = window.location) {
+  return new URLSearchParams(loc.search).get('transport') === 'sockjs' ? 'sockjs' : 'websocket';
+}
+
+/** The broker's SockJS URL on the host that served the page, with the page's access_token passed on. */
+export function sockjsURL(loc = window.location) {
+  const url = `${loc.protocol}//${loc.host}/stomp`;
+  const token = new URLSearchParams(loc.search).get('access_token');
+  return token ? `${url}?access_token=${encodeURIComponent(token)}` : url;
+}
+
+let sockjsClient; // the promise of the SockJS client script, loaded on first use
+
+/** Loads the vendored SockJS client, once; resolves when window.SockJS exists. */
+function loadSockJS() {
+  sockjsClient ??= new Promise((resolve, reject) => {
+    const script = document.createElement('script');
+    script.src = '/static/vendor/sockjs/sockjs.min.js';
+    script.onload = () => resolve();
+    script.onerror = () => reject(new Error('could not load the SockJS client'));
+    document.head.append(script);
+  });
+  return sockjsClient;
+}
+
 /** The broker's STOMP-over-TCP address as a client on this host would dial it (default port). */
 export function tcpAddress(loc = window.location) {
   return `${loc.hostname.includes(':') ? `[${loc.hostname}]` : loc.hostname}:61613`;
@@ -37,15 +66,18 @@ export function showConnectionState(state, detail = '') {
 /**
  * Creates and activates a STOMP.js client for the broker, with heart-beats both ways every 10 s and
  * reconnection after a drop (1 s, doubling to at most 15 s, back to 1 s once connected). The client
- * keeps no subscriptions across a reconnect, so onConnect must subscribe every time it runs.
+ * keeps no subscriptions across a reconnect, so onConnect must subscribe every time it runs. With
+ * ?transport=sockjs it connects over SockJS (a new SockJS session on each reconnect), once the SockJS
+ * client has loaded.
  *
  * onConnect(frame, client) runs on each successful CONNECTED; onError(message, frame) on each ERROR frame,
  * after which the server closes the connection and the client reconnects; onDrop(lastError) once when an
  * established connection is lost (the client is about to reconnect), not again for each failed retry.
  */
 export function connect({ connectHeaders = {}, onConnect = () => {}, onError = () => {}, onDrop = () => {} } = {}) {
+  const sockjs = transportChoice() === 'sockjs';
   const client = new StompJs.Client({
-    brokerURL: brokerURL(),
+    brokerURL: sockjs ? sockjsURL() : brokerURL(),
     connectHeaders,
     heartbeatIncoming: 10000,
     heartbeatOutgoing: 10000,
@@ -54,6 +86,7 @@ export function connect({ connectHeaders = {}, onConnect = () => {}, onError = (
     reconnectTimeMode: StompJs.ReconnectionTimeMode.EXPONENTIAL,
     connectionTimeout: 10000,
   });
+  if (sockjs) client.webSocketFactory = () => new window.SockJS(sockjsURL());
   let lastError = '';
   let up = false; // connected since the last drop: failed reconnect attempts are not new drops
   client.onConnect = (frame) => {
@@ -76,7 +109,11 @@ export function connect({ connectHeaders = {}, onConnect = () => {}, onError = (
     }
   };
   showConnectionState('connecting', client.brokerURL);
-  client.activate();
+  if (sockjs) {
+    loadSockJS().then(() => client.activate(), (e) => showConnectionState('offline', e.message));
+  } else {
+    client.activate();
+  }
   return client;
 }
 
