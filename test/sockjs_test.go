@@ -293,3 +293,111 @@ func TestSockJSRules(t *testing.T) {
 		t.Error("shutdown did not finish")
 	}
 }
+
+// sockjsPoller is a SockJS client on the xhr-polling transport, driven by hand: it polls only when the
+// test says so, as a browser on a stalled network would.
+type sockjsPoller struct {
+	t    *testing.T
+	base string // .../stomp/000/SESSION
+}
+
+func newSockJSPoller(t *testing.T, ts *testServer) *sockjsPoller {
+	p := &sockjsPoller{t: t, base: ts.HTTPURL + "/stomp/000/" + rand.Text()[:12]}
+	if frames := p.poll(); len(frames) != 1 || frames[0] != "o" {
+		t.Fatalf("open: %q", frames)
+	}
+	return p
+}
+
+func (p *sockjsPoller) post(path, body string) (int, string) {
+	p.t.Helper()
+	resp, err := http.Post(p.base+path, "text/plain", strings.NewReader(body))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// send sends STOMP frames, one SockJS message each.
+func (p *sockjsPoller) send(frames ...string) {
+	p.t.Helper()
+	body, _ := json.Marshal(frames)
+	if status, msg := p.post("/xhr_send", string(body)); status != http.StatusNoContent {
+		p.t.Fatalf("xhr_send: %d %s", status, msg)
+	}
+}
+
+// poll makes one polling request and returns its SockJS frame.
+func (p *sockjsPoller) poll() []string {
+	p.t.Helper()
+	status, body := p.post("/xhr", "")
+	if status != http.StatusOK {
+		p.t.Fatalf("poll: %d %s", status, body)
+	}
+	body = strings.TrimSuffix(body, "\n")
+	if strings.HasPrefix(body, "a") {
+		var msgs []string
+		if err := json.Unmarshal([]byte(body[1:]), &msgs); err != nil {
+			p.t.Fatalf("poll %q: %v", body, err)
+		}
+		return msgs
+	}
+	return []string{body}
+}
+
+// TestSockJSSlowConsumer: a SockJS client that stops polling is a slow consumer like any other: its
+// session's outbound queue is bounded, a topic flood past it ends the session with ERROR "slow
+// consumer", and when the client polls again it gets what was queued, the ERROR and the close frame.
+func TestSockJSSlowConsumer(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, func(c *serverConfig) {
+		c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"})
+		c.opts.MaxQueuedBytes = 64 << 10
+	})
+	p := newSockJSPoller(t, ts)
+	p.send("CONNECT\naccept-version:1.2\nhost:/\n\n\x00", "SUBSCRIBE\nid:1\ndestination:/topic/sockjs.flood\nreceipt:r\n\n\x00")
+	var got []string
+	for !strings.Contains(strings.Join(got, ""), "RECEIPT") {
+		got = append(got, p.poll()...)
+	}
+	pub := ts.dialTCP(t)
+	body := []byte(strings.Repeat("f", 1024))
+	for range 200 {
+		if err := pub.Send("/topic/sockjs.flood", "text/plain", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Send("/topic/sockjs.flood", "text/plain", body, stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the slow-consumer disconnect", func() bool {
+		return metricValue(t, reg, "stompd_slow_consumer_disconnects_total") == 1
+	})
+	messages, errorFrame, closeFrame := 0, "", ""
+	for closeFrame == "" {
+		for _, f := range p.poll() {
+			switch {
+			case strings.HasPrefix(f, "MESSAGE"):
+				messages++
+			case strings.HasPrefix(f, "ERROR"):
+				errorFrame = f
+			case strings.HasPrefix(f, "c["):
+				closeFrame = f
+			}
+		}
+	}
+	if !strings.Contains(errorFrame, "message:slow consumer") || closeFrame != `c[1013,"slow consumer"]` {
+		t.Errorf("after %d messages: ERROR %q, close frame %q", messages, errorFrame, closeFrame)
+	}
+	if messages == 0 || messages >= 201 {
+		t.Errorf("%d messages delivered before the disconnect, want some but not the whole flood", messages)
+	}
+	waitFor(t, "the session to be closed", func() bool {
+		return metricValue(t, reg, "stompd_connections_closed_total", "transport", "sockjs", "reason", "slow_consumer") == 1
+	})
+}
