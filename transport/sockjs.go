@@ -240,17 +240,18 @@ func (h *SockJSHandler) serveInfo(w http.ResponseWriter, r *http.Request) {
 
 // session returns the session id names, opening it if it does not exist: it reports false when the
 // request has been answered instead (the session belongs to another address, is being opened, or
-// Open refused it). created says the session was opened by this request.
-func (h *SockJSHandler) session(w http.ResponseWriter, r *http.Request, id string, upgrade func() bool) (c *sockjsConn, created, ok bool) {
+// Open refused it). upgrade, when given, runs after Open admitted a new session and before it starts;
+// when it fails, the session starts with its client already gone.
+func (h *SockJSHandler) session(w http.ResponseWriter, r *http.Request, id string, upgrade func() bool) (*sockjsConn, bool) {
 	h.mu.Lock()
 	c, exists := h.sessions[id]
 	if exists {
 		h.mu.Unlock()
 		if c == nil || c.clientIP != hostOf(r.RemoteAddr) {
 			http.NotFound(w, r)
-			return nil, false, false
+			return nil, false
 		}
-		return c, false, true
+		return c, true
 	}
 	h.sessions[id] = nil // reserved while Open decides
 	h.mu.Unlock()
@@ -258,7 +259,7 @@ func (h *SockJSHandler) session(w http.ResponseWriter, r *http.Request, id strin
 	start, ok := h.opts.Open(w, r)
 	if !ok {
 		h.forget(id, nil)
-		return nil, false, false
+		return nil, false
 	}
 	c = newSockJSConn(id, r.RemoteAddr, &h.opts, nil)
 	c.forget = func() { h.forget(id, c) }
@@ -272,7 +273,7 @@ func (h *SockJSHandler) session(w http.ResponseWriter, r *http.Request, id strin
 		c.mu.Unlock()
 	}
 	start(c)
-	return c, true, true
+	return c, true
 }
 
 // forget removes id from the table if it still names c.
@@ -300,7 +301,7 @@ func (h *SockJSHandler) serveXHR(w http.ResponseWriter, r *http.Request, id stri
 	if !postOrPreflight(w, r) {
 		return
 	}
-	c, _, ok := h.session(w, r, id, nil)
+	c, ok := h.session(w, r, id, nil)
 	if !ok {
 		return
 	}
@@ -318,7 +319,7 @@ func (h *SockJSHandler) serveXHR(w http.ResponseWriter, r *http.Request, id stri
 
 // serveEventSource serves the eventsource receiving transport.
 func (h *SockJSHandler) serveEventSource(w http.ResponseWriter, r *http.Request, id string) {
-	c, _, ok := h.session(w, r, id, nil)
+	c, ok := h.session(w, r, id, nil)
 	if !ok {
 		return
 	}
@@ -409,7 +410,7 @@ func (h *SockJSHandler) serveWebSocket(w http.ResponseWriter, r *http.Request, i
 		ws, err = websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true}) // origin checked above
 		return err == nil
 	}
-	c, _, ok := h.session(w, r, id, upgrade)
+	c, ok := h.session(w, r, id, upgrade)
 	if !ok || ws == nil {
 		return
 	}
