@@ -33,6 +33,7 @@ type Broker struct {
 	topicCount    atomic.Int64            // exact topic destinations with subscriptions
 	queueCount    atomic.Int64
 	retainedDests atomic.Int64 // topic destinations that have retained a message
+	retainedBytes atomic.Int64 // total Message.Size of the retained messages, bounded by Options.MaxRetainedBytes
 	stateful      atomic.Int64 // queues, reply queues and retaining topics: bounded by Options.MaxDestinations
 	evictions     atomic.Uint64
 	conflated     atomic.Uint64

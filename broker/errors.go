@@ -98,6 +98,27 @@ func (e *TooManyDestinationsError) Error() string {
 // Unwrap returns ErrTooManyDestinations.
 func (e *TooManyDestinationsError) Unwrap() error { return ErrTooManyDestinations }
 
+// ErrRetainedFull means a topic destination would retain a message that takes
+// the bytes all destinations retain past Options.MaxRetainedBytes. Publish
+// returns it wrapped in a [*RetainedFullError] that names the limit. The
+// message was neither retained nor delivered; the sender should be told.
+var ErrRetainedFull = errors.New("retained messages limit reached")
+
+// RetainedFullError names the bound a refused retention met, e.g.
+// `retained messages limit reached (max-retained-bytes 268435456)`. It
+// matches [ErrRetainedFull] with errors.Is.
+type RetainedFullError struct {
+	Limit int64 // Options.MaxRetainedBytes
+}
+
+// Error implements error.
+func (e *RetainedFullError) Error() string {
+	return fmt.Sprintf("%v (max-retained-bytes %d)", ErrRetainedFull, e.Limit)
+}
+
+// Unwrap returns ErrRetainedFull.
+func (e *RetainedFullError) Unwrap() error { return ErrRetainedFull }
+
 func errNoRoute(dest string) error {
 	return fmt.Errorf("%w: %q", ErrNoRoute, dest)
 }

@@ -13,6 +13,8 @@ const (
 	// DefaultMaxQueueBytes is the default Options.MaxQueueBytes: 64 MiB, sixteen messages of the
 	// largest frame the server takes by default, or 65,000 of 1 KiB.
 	DefaultMaxQueueBytes = 64 << 20
+	// DefaultMaxRetainedBytes is the default Options.MaxRetainedBytes: 256 MiB.
+	DefaultMaxRetainedBytes = 256 << 20
 	// DefaultMaxDestinations is the default Options.MaxDestinations.
 	DefaultMaxDestinations = 100_000
 	// DefaultMaxTopicUnacked is the default Options.MaxTopicUnacked, in
@@ -44,6 +46,14 @@ type Options struct {
 	// not counted: they hold nothing once their subscriptions end. Default
 	// DefaultMaxDestinations; negative means no bound.
 	MaxDestinations int
+	// MaxRetainedBytes bounds the total Message.Size of the messages all topic
+	// destinations retain (LastValue and History policies). Nothing drains
+	// retained messages, so without a bound of their own, publishers allowed to
+	// retain could fill memory for good. A publish whose retention would take
+	// the total past it fails with ErrRetainedFull; one that replaces a retained
+	// message by one no larger always succeeds. Default DefaultMaxRetainedBytes;
+	// negative means no bound.
+	MaxRetainedBytes int64
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.
@@ -73,6 +83,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxDestinations == 0 {
 		o.MaxDestinations = DefaultMaxDestinations
+	}
+	if o.MaxRetainedBytes == 0 {
+		o.MaxRetainedBytes = DefaultMaxRetainedBytes
 	}
 	if o.DefaultPrefetch < 0 {
 		o.DefaultPrefetch = 0

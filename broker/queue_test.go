@@ -576,3 +576,43 @@ func TestDestinationQuota(t *testing.T) {
 		t.Fatalf("a refusal for the broker-wide bound used bob's quota: %d, want 2", got)
 	}
 }
+
+func TestMaxRetainedBytes(t *testing.T) {
+	b := New(Options{MaxRetainedBytes: 3000, Policies: []DestinationPolicy{
+		{Pattern: "/topic/lv.*", LastValue: true},
+		{Pattern: "/topic/h.*", History: 2},
+	}})
+	body := strings.Repeat("x", 1000-len("/topic/lv.a"))
+	publish(t, b, "/topic/lv.a", body) // 1000 bytes retained
+	publish(t, b, "/topic/lv.b", body) // 2000
+	sub := &recorder{}
+	subscribe(t, b, "/topic/lv.c", sub, SubscribeOptions{})
+	err := b.Publish(&Message{Destination: "/topic/lv.c", Body: []byte(body + body)})
+	var rf *RetainedFullError
+	if !errors.As(err, &rf) || !errors.Is(err, ErrRetainedFull) || rf.Limit != 3000 ||
+		err.Error() != "retained messages limit reached (max-retained-bytes 3000)" {
+		t.Fatalf("publish past the retained bound: %v", err)
+	}
+	if len(sub.deliveries()) != 0 {
+		t.Fatal("a refused retaining publish was delivered")
+	}
+	// Replacing a retained message by one no larger always fits; so does one that fits the rest.
+	publish(t, b, "/topic/lv.a", body[:10])
+	publish(t, b, "/topic/lv.a", body)
+	publish(t, b, "/topic/lv.c", body) // 3000
+	if err := b.Publish(&Message{Destination: "/topic/h.x", Body: []byte("y")}); !errors.Is(err, ErrRetainedFull) {
+		t.Fatalf("a new history past the bound: %v", err)
+	}
+	if st := b.Stats(); st.RetainedBytes != 3000 || b.retainedBytes.Load() != 3000 {
+		t.Fatalf("retained bytes: Stats %d, counter %d; want 3000", st.RetainedBytes, b.retainedBytes.Load())
+	}
+
+	// A history frees its oldest message as it takes a new one.
+	h := New(Options{MaxRetainedBytes: 100, Policies: []DestinationPolicy{{Pattern: "/topic/h.*", History: 2}}})
+	for i := range 10 {
+		publish(t, h, "/topic/h.x", strings.Repeat("z", 40-len("/topic/h.x")+i%2))
+	}
+	if st := h.Stats(); st.RetainedBytes != h.retainedBytes.Load() || st.RetainedBytes > 100 || st.RetainedMessages != 2 {
+		t.Fatalf("history: Stats %d bytes in %d messages, counter %d", st.RetainedBytes, st.RetainedMessages, h.retainedBytes.Load())
+	}
+}

@@ -20,14 +20,24 @@ type retention struct {
 // retain keeps m as the newest retained message of e and returns its
 // sequence number. The first message a destination retains makes it one of
 // the destinations Options.MaxDestinations bounds: past the bound, retain
-// keeps nothing and returns ErrTooManyDestinations. The caller holds the
-// shard lock, read or write.
+// keeps nothing and returns ErrTooManyDestinations. A message that would take
+// the retained bytes past Options.MaxRetainedBytes (counting the one it
+// replaces as freed) is not kept either: retain returns ErrRetainedFull. The
+// caller holds the shard lock, read or write.
 func (e *topicEntry) retain(b *Broker, m *Message) (uint64, error) {
 	e.retainMu.Lock()
 	defer e.retainMu.Unlock()
 	r := &e.retained
+	grow := int64(m.Size())
+	if r.msgs != nil && r.n == len(r.msgs) {
+		grow -= int64(r.msgs[r.next].Size()) // the oldest goes
+	}
+	if !b.reserveRetainedBytes(grow) {
+		return 0, &RetainedFullError{Limit: b.opts.MaxRetainedBytes}
+	}
 	if r.msgs == nil {
 		if err := b.reserveDestination(m.Sender); err != nil {
+			b.retainedBytes.Add(-grow)
 			return 0, err
 		}
 		r.msgs = make([]*Message, e.policy.retain)
@@ -40,6 +50,22 @@ func (e *topicEntry) retain(b *Broker, m *Message) (uint64, error) {
 	}
 	r.seq++
 	return r.seq, nil
+}
+
+// reserveRetainedBytes adds grow (negative when a retained message is replaced
+// by a smaller one) to the retained bytes, unless that takes them past
+// Options.MaxRetainedBytes; a change that does not grow them always succeeds.
+func (b *Broker) reserveRetainedBytes(grow int64) bool {
+	limit := b.opts.MaxRetainedBytes
+	for {
+		cur := b.retainedBytes.Load()
+		if grow > 0 && limit > 0 && cur+grow > limit {
+			return false
+		}
+		if b.retainedBytes.CompareAndSwap(cur, cur+grow) {
+			return true
+		}
+	}
 }
 
 // snapshot appends the retained messages, oldest first, to dst and returns

@@ -261,6 +261,8 @@ const (
 	// ErrorNotText is a message that is not UTF-8 text, due to a subscriber on a text-only transport
 	// (SockJS).
 	ErrorNotText
+	// ErrorRetainedLimit is a SEND whose retention would take the retained messages past their bound.
+	ErrorRetainedLimit
 	numErrorReasons
 )
 
@@ -268,7 +270,7 @@ var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
 	"auth_failed", "token_expired", "rate_limited", "too_many_destinations",
-	"memory_limit", "not_text",
+	"memory_limit", "not_text", "retained_limit",
 }
 
 // String returns the label value, such as "queue_full".

@@ -135,6 +135,10 @@ func asProtocolError(err error) *protocolError {
 			message = fmt.Sprintf("too many destinations created by this connection (limit %d)", tm.Limit)
 		}
 		return &protocolError{message: message, code: transport.CloseTryAgainLater, reason: metrics.ErrorTooManyDestinations}
+	case errors.Is(err, broker.ErrRetainedFull):
+		// The message names the bound. Retained messages never drain: waiting does not help, raising
+		// the bound (or replacing retained messages by smaller ones) does.
+		return &protocolError{message: err.Error(), code: transport.ClosePolicyViolation, reason: metrics.ErrorRetainedLimit}
 	case errors.Is(err, broker.ErrUnknownTag):
 		return protoErr("unknown ack id", "%v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,5 +328,75 @@ func TestMemoryManySlowConsumers(t *testing.T) {
 	}
 	if peak > limit*3/2 {
 		t.Errorf("peak broker RSS %d MiB, over 1.5 × the %d MiB limit", peak>>20, limit>>20)
+	}
+}
+
+// TestMemoryRetainedFlood: retained messages never drain, so they have a bound of their own, at most a
+// quarter of -max-memory. A client allowed to publish to last-value and history topics floods them with
+// 1 MiB messages on ever new destinations under -max-memory 96MiB: it is refused with an ERROR naming
+// the bound once 24 MiB are retained, the broker's RSS stays near the limit, and the memory alarm is
+// not left on for good: a bystander still publishes, and new subscribers get what was retained.
+func TestMemoryRetainedFlood(t *testing.T) {
+	const limit = 96 << 20
+	config := filepath.Join(t.TempDir(), "stompd.yaml")
+	if err := os.WriteFile(config, []byte(`policies:
+  - pattern: /topic/last.#
+    last-value: true
+  - pattern: /topic/hist.#
+    history: 10
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-config", config, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr,
+		"-max-memory", strconv.Itoa(limit), "-memory-hold-timeout", "2s")
+	ts := p.clients(stompAddr)
+	body := strings.Repeat("r", 1<<20)
+	retained := 0
+	for f, prefix := range []string{"/topic/last.", "/topic/hist."} {
+		flooder := ts.rawOver(t, []string{"tcp", "ws"}[f])
+		flooder.connect("1.2")
+		for i := range 200 {
+			dest := fmt.Sprintf("%s%d", prefix, i)
+			flooder.send("SEND\ndestination:" + dest + "\nreceipt:r\n\n" + body + "\x00")
+			if fr := flooder.next(); fr.Command != "RECEIPT" {
+				if want := fmt.Sprintf("retained messages limit reached (max-retained-bytes %d)", limit/4); fr.Get("message") != want {
+					t.Fatalf("flooder %d: %s, want ERROR %q", f, fr, want)
+				}
+				break
+			}
+			retained++
+			if i == 199 {
+				t.Fatalf("flooder %d retained 200 MiB without being refused", f)
+			}
+		}
+	}
+	rss := processRSS(t, p.cmd.Process.Pid)
+	held := scrapeValue(t, p.URL()+"/metrics", `stompd_memory_held_bytes{kind="retained"}`)
+	t.Logf("%d messages of 1 MiB retained before the refusals (%.1f MiB held); broker RSS %d MiB with a %d MiB limit",
+		retained, held/(1<<20), rss>>20, limit>>20)
+	if held > limit/4 || retained == 0 {
+		t.Errorf("%v bytes retained, want some and at most %d", held, limit/4)
+	}
+	if rss > limit*3/2 {
+		t.Errorf("broker RSS %d MiB, over 1.5 × the %d MiB limit", rss>>20, limit>>20)
+	}
+	if n := scrapeValue(t, p.URL()+"/metrics", `stompd_errors_sent_total{reason="retained_limit"}`); n != 2 {
+		t.Errorf("errors_sent{reason=retained_limit} = %v, want 2", n)
+	}
+	// Memory is not held for good: a bystander publishes and a new subscriber gets the retained value.
+	bystander := ts.dialTCP(t)
+	last, _ := bystander.Subscribe("/topic/last.0", stomp.AckAuto)
+	if m := recv(t, last); len(m.Body) != 1<<20 || m.Header.Get("retained") != "true" {
+		t.Errorf("retained value on subscribe: %d bytes, headers %v", len(m.Body), m.Header)
+	}
+	if err := bystander.Send("/topic/last.0", "", []byte("small"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, last); string(m.Body) != "small" {
+		t.Errorf("bystander's message %q", m.Body)
+	}
+	if n := scrapeValue(t, p.URL()+"/metrics", "stompd_memory_alarm"); n != 0 {
+		t.Errorf("memory alarm %v after the flood, want off", n)
 	}
 }

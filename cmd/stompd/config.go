@@ -54,6 +54,7 @@ type config struct {
 	MaxTxFrames                  int
 	MaxQueueDepth                int
 	MaxQueueBytes                byteSize
+	MaxRetainedBytes             byteSize
 	MaxDestinations              int
 	MaxDestinationsPerConnection int
 	MaxMemory                    maxMemory
@@ -109,6 +110,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		MaxHeaderLength:  100 << 10,
 		MaxOutboundBytes: stompws.DefaultMaxQueuedBytes,
 		MaxQueueBytes:    broker.DefaultMaxQueueBytes,
+		MaxRetainedBytes: broker.DefaultMaxRetainedBytes,
 		MaxMemory:        maxMemory{auto: true},
 		HeartBeat:        heartBeat{send: 10 * time.Second, receive: 10 * time.Second}, // both on: follow the client
 		StocksSymbols:    symbolList(stocks.DefaultSymbols),
@@ -146,6 +148,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.MaxDestinationsPerConnection, "max-destinations-per-connection", stompws.DefaultMaxDestinationsPerSession, "most destinations one connection may create over its life (queues, temporary reply\nqueues, retaining topics); one more gets an ERROR. 0: no bound")
 	fs.Var(&c.MaxMemory, "max-memory", "memory the Go runtime keeps the process within, `bytes` (suffixes KiB, MiB, GiB): its garbage\ncollector works harder as the heap nears it. auto: half of the cgroup limit, else of physical\nmemory; 0: no limit")
 	fs.DurationVar(&c.MemoryHoldTimeout, "memory-hold-timeout", stompws.DefaultMemoryHoldTimeout, "how long a SEND is held back while memory is over the high watermark before it is\nrefused with an ERROR")
+	fs.Var(&c.MaxRetainedBytes, "max-retained-bytes", "most `bytes` of messages all last-value and history topics retain together, and at most a quarter of\n-max-memory; a SEND whose retention would go past it gets an ERROR; 0: no bound")
 	fs.Var(&c.MaxQueueBytes, "max-queue-bytes", "most `bytes` of ready messages (body, destination and headers) held per /queue/ destination;\na SEND beyond it gets an ERROR")
 	fs.Var(&c.MaxOutboundBytes, "max-outbound-bytes", "outbound queue per connection, `bytes` (suffixes KiB, MiB); a topic subscriber over it is a slow consumer")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", stompws.DefaultWriteTimeout, "close a connection whose socket write is stuck this long")
@@ -333,7 +336,7 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 
 // brokerOptions maps the configuration onto the broker's options, with the destination policies of
 // the built-in publishers that are on.
-func (c *config) brokerOptions(logger *slog.Logger) broker.Options {
+func (c *config) brokerOptions(logger *slog.Logger, memoryLimit int64) broker.Options {
 	var policies []broker.DestinationPolicy
 	if c.Stocks {
 		policies = append(policies, stocks.Policies(stocks.DefaultTopic)...)
@@ -349,7 +352,21 @@ func (c *config) brokerOptions(logger *slog.Logger) broker.Options {
 		maxDestinations = -1 // the flag's 0 is "no bound"; the broker's is "default"
 	}
 	return broker.Options{MaxQueueDepth: c.MaxQueueDepth, MaxQueueBytes: int(c.MaxQueueBytes), MaxDestinations: maxDestinations,
-		Policies: policies, Logger: logger}
+		MaxRetainedBytes: c.retainedBound(memoryLimit), Policies: policies, Logger: logger}
+}
+
+// retainedBound is the broker's MaxRetainedBytes: -max-retained-bytes, at most a quarter of the memory
+// limit (retained messages never drain, so they must leave most of it to what does), and -1 (no
+// bound) for 0.
+func (c *config) retainedBound(memoryLimit int64) int64 {
+	bound := int64(c.MaxRetainedBytes)
+	if bound == 0 {
+		return -1
+	}
+	if memoryLimit > 0 && bound > memoryLimit/4 {
+		bound = memoryLimit / 4
+	}
+	return bound
 }
 
 func (c *config) stocksOptions() stocks.Options {

@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			fmt.Fprintf(stderr, "stompd: %v\n", err)
 			return 1
 		}
-		if err := printEffectiveConfig(stdout, cfg.flags, cfg.Sources, cfg.brokerOptions(nil).Policies, cfg.Rules); err != nil {
+		if err := printEffectiveConfig(stdout, cfg.flags, cfg.Sources, cfg.brokerOptions(nil, 0).Policies, cfg.Rules); err != nil {
 			fmt.Fprintf(stderr, "stompd: %v\n", err)
 			return 1
 		}
@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
-	b := broker.New(cfg.brokerOptions(logger))
+	b := broker.New(cfg.brokerOptions(logger, memoryLimit))
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
 	opts := cfg.serverOptions(logger, ver, m)
 	opts.MaxMemory = memoryLimit
