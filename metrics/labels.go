@@ -214,10 +214,12 @@ const (
 	HeldRetained
 	// HeldOutbound is frames queued on connections, waiting for their sockets.
 	HeldOutbound
+	// HeldTransactions is SENDs held in open transactions until COMMIT.
+	HeldTransactions
 	numHeldKinds
 )
 
-var heldKindNames = [numHeldKinds]string{"queued", "unacked", "lagging", "retained", "outbound"}
+var heldKindNames = [numHeldKinds]string{"queued", "unacked", "lagging", "retained", "outbound", "transactions"}
 
 // String returns the label value, such as "queued".
 func (k HeldKind) String() string { return enumName(heldKindNames[:], uint8(k), "HeldKind") }

@@ -28,7 +28,7 @@ func (s *session) handleAck(f *frame.Frame, nack bool) error {
 		if err != nil {
 			return err
 		}
-		return tx.add(txOp{ack: t})
+		return s.addToTransaction(tx, txOp{ack: t})
 	}
 	return s.applyAck(t)
 }

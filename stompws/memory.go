@@ -116,8 +116,8 @@ func liveHeap() uint64 {
 	return s[0].Value.Uint64()
 }
 
-// waitForMemory holds a SEND back while the memory alarm is on: the session reads nothing more from
-// its client until the alarm clears (looked at every memorySampleInterval), the session ends, or
+// waitForMemory holds a SEND (or a large frame still arriving) back while the memory alarm is on: the
+// session reads nothing more from its client until the alarm clears (looked at every memorySampleInterval), the session ends, or
 // Options.MemoryHoldTimeout passes, which refuses the SEND. While it waits, the client's silence does not count against its heart-beats.
 // Reading goroutine only.
 func (s *session) waitForMemory() *protocolError {

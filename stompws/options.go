@@ -15,7 +15,9 @@ const (
 	DefaultMaxSubscriptions = 1000
 	DefaultMaxTransactions  = 100
 	DefaultMaxTxFrames      = 1000
-	DefaultMaxUnacked       = 10000
+	// DefaultMaxTxBytes is the default Options.MaxTxBytes: 64 MiB, as a queue's default byte bound.
+	DefaultMaxTxBytes = 64 << 20
+	DefaultMaxUnacked = 10000
 	// DefaultMaxDestinationsPerSession is the default Options.MaxDestinationsPerSession.
 	DefaultMaxDestinationsPerSession = 1000
 	// DefaultMemoryHoldTimeout is the default Options.MemoryHoldTimeout.
@@ -43,6 +45,10 @@ type Options struct {
 	MaxTransactions int
 	// MaxTxFrames bounds the SEND, ACK and NACK frames one transaction may hold; default 1000.
 	MaxTxFrames int
+	// MaxTxBytes bounds the bytes (Message.Size: body, destination and headers) of the SENDs that one
+	// session's open transactions hold until COMMIT; default 64 MiB. A SEND past it gets ERROR
+	// "transaction too large".
+	MaxTxBytes int
 
 	// MaxQueuedBytes bounds each connection's outbound queue in bytes; default 4 MiB. A topic
 	// subscriber whose connection is over it is handled by the destination's slow-consumer policy.
@@ -168,6 +174,7 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.MaxSubscriptions, DefaultMaxSubscriptions)
 	setDefault(&o.MaxTransactions, DefaultMaxTransactions)
 	setDefault(&o.MaxTxFrames, DefaultMaxTxFrames)
+	setDefault(&o.MaxTxBytes, DefaultMaxTxBytes)
 	setDefault(&o.MaxUnacked, DefaultMaxUnacked)
 	setDefault(&o.MaxDestinationsPerSession, DefaultMaxDestinationsPerSession)
 	setDefault(&o.MemoryHoldTimeout, DefaultMemoryHoldTimeout)

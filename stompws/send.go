@@ -56,7 +56,7 @@ func (s *session) handleSend(f *frame.Frame) error {
 		if err != nil {
 			return err
 		}
-		return tx.add(txOp{message: m})
+		return s.addToTransaction(tx, txOp{message: m})
 	}
 	return s.publish(m)
 }

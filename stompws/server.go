@@ -332,6 +332,18 @@ func (srv *Server) OutboundBytes() int64 {
 	return n
 }
 
+// TransactionBytes reports the bytes of the SENDs held in open transactions on all sessions, waiting for
+// COMMIT. It takes the server's lock briefly: call it at scrape rate.
+func (srv *Server) TransactionBytes() int64 {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	var n int64
+	for s := range srv.sessions {
+		n += s.txBytes.Load()
+	}
+	return n
+}
+
 // SessionCount reports the sessions currently being served.
 func (srv *Server) SessionCount() int {
 	srv.mu.Lock()

@@ -58,6 +58,7 @@ type session struct {
 	subs        map[string]*subscription // by STOMP subscription id
 	subsByID    map[uint64]*subscription // by broker subscription id (STOMP 1.2 ack ids carry it)
 	txs         map[string]*transaction
+	txBytes     atomic.Int64      // Message.Size held by txs (Options.MaxTxBytes); written by the owner, read by Server.TransactionBytes
 	tempQueues  map[string]string // /temp-queue/NAME → /reply-queue/… owned by this session
 	headerIndex map[string]struct{}
 
@@ -158,7 +159,18 @@ func (s *session) feed(p []byte) {
 		}
 	}
 	s.feedErr = s.parser.Feed(p, s.dispatch)
+	if s.feedErr == nil && s.memory != nil && s.parser.Buffered() > partialFrameHoldBytes {
+		// A frame still arriving is memory too: under the alarm, its client waits, as a SEND does.
+		if pe := s.waitForMemory(); pe != nil {
+			s.feedErr = pe
+		}
+	}
 }
+
+// partialFrameHoldBytes is how much of an unfinished frame a session buffers before the memory alarm
+// holds its client back; below it, a frame is let finish (it is small, or a SEND that the alarm holds
+// once complete).
+const partialFrameHoldBytes = 64 << 10
 
 // idle runs before the connection parks: between frames, the parser goes back to the server's pool,
 // and the next bytes take one from it.
@@ -460,7 +472,9 @@ func (s *session) cleanup() {
 	for _, dest := range s.tempQueues {
 		_ = s.broker.DeleteQueue(dest)
 	}
-	clear(s.txs)
+	for _, tx := range s.txs {
+		s.endTransaction(tx)
+	}
 	// A session that ended because the peer went away still owns a connection to close.
 	s.closers.Wait()
 	if s.closeErr.Load() == nil && !s.done {

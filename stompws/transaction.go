@@ -11,6 +11,7 @@ type transaction struct {
 	id        string
 	ops       []txOp
 	maxFrames int
+	bytes     int64 // Message.Size of the SENDs held
 }
 
 // txOp is one held frame: a message to publish, or an ACK/NACK.
@@ -19,12 +20,30 @@ type txOp struct {
 	ack     ackTarget
 }
 
-func (tx *transaction) add(op txOp) error {
+// add holds op in tx, within the frame bound of a transaction and the byte bound of all the session's
+// open transactions (Options.MaxTxBytes, counted in s.txBytes).
+func (s *session) addToTransaction(tx *transaction, op txOp) error {
 	if len(tx.ops) >= tx.maxFrames {
 		return protoErr("transaction too large", "transaction %q exceeds %d frames", tx.id, tx.maxFrames)
 	}
+	if op.message != nil {
+		size := int64(op.message.Size())
+		if s.txBytes.Load()+size > int64(s.opts.MaxTxBytes) {
+			return protoErr("transaction too large", "the open transactions of this connection would hold more than %d bytes (max-tx-bytes)",
+				s.opts.MaxTxBytes)
+		}
+		tx.bytes += size
+		s.txBytes.Add(size)
+	}
 	tx.ops = append(tx.ops, op)
 	return nil
+}
+
+// endTransaction forgets tx, committed, aborted or left open at the end of the session.
+func (s *session) endTransaction(tx *transaction) {
+	delete(s.txs, tx.id)
+	s.txBytes.Add(-tx.bytes)
+	tx.bytes = 0
 }
 
 // transaction finds an open transaction by id.
@@ -65,7 +84,7 @@ func (s *session) handleCommit(f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	delete(s.txs, tx.id)
+	s.endTransaction(tx)
 	for _, op := range tx.ops {
 		if op.message != nil {
 			err = s.publish(op.message)
@@ -84,10 +103,11 @@ func (s *session) handleAbort(f *frame.Frame) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.transaction(id); err != nil {
+	tx, err := s.transaction(id)
+	if err != nil {
 		return err
 	}
-	delete(s.txs, string(id))
+	s.endTransaction(tx)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
+	"github.com/stompd/stompd/stompws/frame"
 )
 
 // assertHealthy checks that an established session still publishes and receives.
@@ -369,5 +370,47 @@ func TestMaxMemorySetsTheRuntimeLimit(t *testing.T) {
 			t.Errorf("-max-memory %s: go_gc_gomemlimit_bytes %v", tc.flag, limit)
 		}
 		p.Stop()
+	}
+}
+
+// TestTransactionByteLimit: the SENDs a connection holds in open transactions until COMMIT are bounded
+// in bytes (-max-tx-bytes) as well as in frames: past the bound the SEND gets ERROR "transaction too
+// large" and nothing of the transaction is published. COMMIT and the end of the session give the bytes
+// back, and Server.TransactionBytes (stompd_memory_held_bytes{kind="transactions"}) follows them.
+func TestTransactionByteLimit(t *testing.T) {
+	ts := startServer(t, func(c *serverConfig) { c.opts.MaxTxBytes = 1 << 20 })
+	body := strings.Repeat("t", 400<<10)
+	for _, tr := range []string{"tcp", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			rc := ts.rawOver(t, tr)
+			rc.connect("1.2")
+			rc.send("BEGIN\ntransaction:ok\n\n\x00")
+			for range 2 {
+				rc.send("SEND\ndestination:/queue/tx." + tr + "\ntransaction:ok\n\n" + body + "\x00")
+			}
+			rc.send("COMMIT\ntransaction:ok\nreceipt:c\n\n\x00")
+			rc.expect(frame.RECEIPT)
+			if ready, _, _ := ts.Broker.QueueDepth("/queue/tx." + tr); ready != 2 {
+				t.Fatalf("%d messages after COMMIT, want 2", ready)
+			}
+			rc.send("BEGIN\ntransaction:big\n\n\x00")
+			for range 2 {
+				rc.send("SEND\ndestination:/queue/tx." + tr + "\ntransaction:big\n\n" + body + "\x00")
+			}
+			rc.send("SUBSCRIBE\nid:1\ndestination:/topic/tx\nreceipt:held\n\n\x00")
+			rc.expect(frame.RECEIPT)
+			if held := ts.Server.TransactionBytes(); held < 800<<10 || held > 801<<10 {
+				t.Errorf("TransactionBytes = %d with two 400 KiB SENDs held", held)
+			}
+			rc.send("SEND\ndestination:/queue/tx." + tr + "\ntransaction:big\n\n" + body + "\x00")
+			f := rc.expectError("transaction too large")
+			if !strings.Contains(string(f.Body), "max-tx-bytes") {
+				t.Errorf("ERROR body %q does not name the bound", f.Body)
+			}
+			waitFor(t, "the transaction's bytes to be given back", func() bool { return ts.Server.TransactionBytes() == 0 })
+			if ready, _, _ := ts.Broker.QueueDepth("/queue/tx." + tr); ready != 2 {
+				t.Errorf("%d messages after the refused transaction, want the 2 committed before", ready)
+			}
+		})
 	}
 }

@@ -400,3 +400,41 @@ func TestMemoryRetainedFlood(t *testing.T) {
 		t.Errorf("memory alarm %v after the flood, want off", n)
 	}
 }
+
+// TestMemoryAlarmHoldsPartialFrames: a large frame still arriving is memory the broker holds too. Under
+// the alarm, a client that has sent more than 64 KiB of an unfinished frame is not read further until
+// the alarm clears, and is refused with ERROR after the hold timeout, so that many connections each
+// sending most of a large frame cannot take the heap past the limit.
+func TestMemoryAlarmHoldsPartialFrames(t *testing.T) {
+	const limit = 1000
+	var live atomic.Uint64
+	reg := prometheus.NewRegistry()
+	ts := startServer(t, func(c *serverConfig) {
+		c.opts.MaxMemory = limit
+		c.opts.MemorySample = live.Load
+		c.opts.MemoryHoldTimeout = time.Second
+		c.opts.Metrics = metrics.New(reg, metrics.BuildInfo{Version: "test"})
+	})
+	gauge := func(name string) float64 { return metricValue(t, reg, name) }
+	live.Store(700)
+	waitFor(t, "the alarm", func() bool { return gauge("stompd_memory_alarm") == 1 })
+	body := strings.Repeat("p", 200<<10)
+	for _, tr := range []string{"tcp", "ws"} {
+		c := ts.rawOver(t, tr)
+		c.connect("1.2")
+		c.send("SEND\ndestination:/queue/partial\nreceipt:done\n\n" + body[:100<<10])
+		waitFor(t, "the partial frame to be held", func() bool { return gauge("stompd_publishers_held") == 1 })
+		live.Store(400)
+		c.send(body[100<<10:] + "\x00")
+		if f := c.expect("RECEIPT"); f.Get("receipt-id") != "done" {
+			t.Fatalf("%s: %s", tr, f)
+		}
+		live.Store(700)
+		waitFor(t, "the alarm", func() bool { return gauge("stompd_memory_alarm") == 1 })
+		c.send("SEND\ndestination:/queue/partial\n\n" + body[:100<<10])
+		c.expectError("memory limit reached (max-memory 1000 bytes)")
+	}
+	if ready, _, _ := ts.Broker.QueueDepth("/queue/partial"); ready != 2 {
+		t.Errorf("%d messages queued, want the two that completed after the alarm cleared", ready)
+	}
+}

@@ -52,6 +52,7 @@ type config struct {
 	MaxSubscriptions             int
 	MaxTransactions              int
 	MaxTxFrames                  int
+	MaxTxBytes                   byteSize
 	MaxQueueDepth                int
 	MaxQueueBytes                byteSize
 	MaxRetainedBytes             byteSize
@@ -111,6 +112,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		MaxOutboundBytes: stompws.DefaultMaxQueuedBytes,
 		MaxQueueBytes:    broker.DefaultMaxQueueBytes,
 		MaxRetainedBytes: broker.DefaultMaxRetainedBytes,
+		MaxTxBytes:       stompws.DefaultMaxTxBytes,
 		MaxMemory:        maxMemory{auto: true},
 		HeartBeat:        heartBeat{send: 10 * time.Second, receive: 10 * time.Second}, // both on: follow the client
 		StocksSymbols:    symbolList(stocks.DefaultSymbols),
@@ -143,6 +145,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", stompws.DefaultMaxSubscriptions, "most subscriptions per connection")
 	fs.IntVar(&c.MaxTransactions, "max-transactions", stompws.DefaultMaxTransactions, "most open transactions per connection")
 	fs.IntVar(&c.MaxTxFrames, "max-tx-frames", stompws.DefaultMaxTxFrames, "most SEND/ACK/NACK frames in one transaction")
+	fs.Var(&c.MaxTxBytes, "max-tx-bytes", "most `bytes` of SENDs (body, destination and headers) one connection's open transactions hold until COMMIT")
 	fs.IntVar(&c.MaxQueueDepth, "max-queue-depth", 100000, "most ready messages held per /queue/ destination; a SEND beyond it gets an ERROR")
 	fs.IntVar(&c.MaxDestinations, "max-destinations", broker.DefaultMaxDestinations, "most destinations that hold state: queues, temporary reply queues and topics that retain\nmessages; a frame that would create one more gets an ERROR. 0: no bound")
 	fs.IntVar(&c.MaxDestinationsPerConnection, "max-destinations-per-connection", stompws.DefaultMaxDestinationsPerSession, "most destinations one connection may create over its life (queues, temporary reply\nqueues, retaining topics); one more gets an ERROR. 0: no bound")
@@ -211,6 +214,7 @@ func (c *config) validate() error {
 		{"max-frame-size", int64(c.MaxFrameSize)}, {"max-headers", int64(c.MaxHeaders)},
 		{"max-header-length", int64(c.MaxHeaderLength)}, {"max-subscriptions", int64(c.MaxSubscriptions)},
 		{"max-transactions", int64(c.MaxTransactions)}, {"max-tx-frames", int64(c.MaxTxFrames)},
+		{"max-tx-bytes", int64(c.MaxTxBytes)},
 		{"max-queue-depth", int64(c.MaxQueueDepth)}, {"max-queue-bytes", int64(c.MaxQueueBytes)},
 		{"max-outbound-bytes", int64(c.MaxOutboundBytes)},
 		{"write-timeout", int64(c.WriteTimeout)}, {"memory-hold-timeout", int64(c.MemoryHoldTimeout)}, {"shutdown-timeout", int64(c.ShutdownTimeout)},
@@ -306,6 +310,7 @@ func (c *config) serverOptions(logger *slog.Logger, version string, m *metrics.M
 		MaxSubscriptions:          c.MaxSubscriptions,
 		MaxTransactions:           c.MaxTransactions,
 		MaxTxFrames:               c.MaxTxFrames,
+		MaxTxBytes:                int(c.MaxTxBytes),
 		MaxQueuedBytes:            int(c.MaxOutboundBytes),
 		WriteTimeout:              c.WriteTimeout,
 		NoHeartBeatSend:           c.HeartBeat.send == 0,

@@ -229,6 +229,7 @@ func observeBroker(m *metrics.Metrics, b *broker.Broker, srv *stompws.Server) {
 	m.ObserveBroker(func() metrics.BrokerStats {
 		st := brokerStats(b.Stats())
 		st.HeldBytes[metrics.HeldOutbound] = srv.OutboundBytes()
+		st.HeldBytes[metrics.HeldTransactions] = srv.TransactionBytes()
 		return st
 	})
 	m.ObserveParkedConnections(transport.ParkedReaders)
