@@ -288,11 +288,13 @@ func (s *session) dispatch(f *frame.Frame) error {
 
 // handleDisconnect answers DISCONNECT: the receipt, if asked for, is flushed before the close.
 func (s *session) handleDisconnect(receipt []byte) error {
+	// Deliveries stop before the RECEIPT goes out: a client that has its RECEIPT may count on getting
+	// nothing more, and a queue message offered now stays in the queue for another consumer.
+	s.done = true
+	s.closing.Store(true)
 	if receipt != nil {
 		s.sendReceipt(receipt)
 	}
-	s.done = true
-	s.closing.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
 	defer cancel()
 	_ = s.conn.Close(ctx, transport.CloseNormal, "disconnect")
