@@ -119,6 +119,11 @@ func (e *RetainedFullError) Error() string {
 // Unwrap returns ErrRetainedFull.
 func (e *RetainedFullError) Unwrap() error { return ErrRetainedFull }
 
+// ErrStoreUnavailable means a queue's Store could not take or open a message
+// (disk full, store size bound, store down). Publish returns it wrapped with
+// the store's reason; the message was not accepted.
+var ErrStoreUnavailable = errors.New("store unavailable")
+
 func errNoRoute(dest string) error {
 	return fmt.Errorf("%w: %q", ErrNoRoute, dest)
 }

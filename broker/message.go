@@ -38,7 +38,8 @@ type Message struct {
 	Sender Identity
 
 	encoded [EncodedSlots]atomic.Pointer[[]byte]
-	size    int // Size, set by Publish; 0 until then
+	size    int       // Size, set by Publish; 0 until then
+	stored  StoredRef // the Store's handle of a queue message read from it; nil otherwise
 }
 
 // Size is what the message holds that its publisher chose, in bytes: its

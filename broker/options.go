@@ -54,6 +54,9 @@ type Options struct {
 	// message by one no larger always succeeds. Default DefaultMaxRetainedBytes;
 	// negative means no bound.
 	MaxRetainedBytes int64
+	// Store keeps /queue/ messages beyond the process (see Store); nil keeps
+	// them in memory.
+	Store Store
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.

@@ -30,7 +30,18 @@ type queue struct {
 	deleted    bool // a reply queue removed by DeleteQueue
 
 	requeued []*Message // scratch for Nack and Unsubscribe, reused to avoid allocation
+
+	// With a Store (plain queues only): ready holds what was fetched from it, at most about
+	// storeWindow messages, and the rest waits in the store.
+	store          StoredQueue
+	asked          int   // messages asked of the store and not yet fed
+	appending      int   // publishes being stored right now, counted against the depth bound
+	appendingBytes int64 // and their bytes
+	acked          []*Message
 }
+
+// storeWindow is how many messages a stored queue keeps fetched ahead of its consumers.
+const storeWindow = 256
 
 // queueFor returns the queue for dest, creating it when create is set (plain
 // queues are created on first use; reply queues only by DeclareReplyQueue).
@@ -57,6 +68,16 @@ func (b *Broker) queueFor(dest string, create bool, creator Identity) (*queue, e
 			kind = KindReplyQueue
 		}
 		q = &queue{dest: dest, kind: kind, maxDepth: p.maxQueueDepth, maxBytes: p.maxQueueBytes, policy: p, counts: &sh.counts}
+		if kind == KindQueue && b.opts.Store != nil {
+			// Opened under the shard lock, so that the queue exists once, with its store; queues are
+			// created rarely.
+			sq, err := b.opts.Store.OpenQueue(dest, q)
+			if err != nil {
+				b.releaseDestination()
+				return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+			}
+			q.store = sq
+		}
 		sh.queues[dest] = q
 		b.queueCount.Add(1)
 	}
@@ -64,6 +85,9 @@ func (b *Broker) queueFor(dest string, create bool, creator Identity) (*queue, e
 }
 
 func (q *queue) publish(m *Message) error {
+	if q.store != nil {
+		return q.publishStored(m)
+	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.deleted {
@@ -82,6 +106,105 @@ func (q *queue) publish(m *Message) error {
 	q.readyBytes += size
 	q.dispatch()
 	return nil
+}
+
+// publishStored appends m to the queue's store, within the queue's bounds, which count what the store
+// holds (delivered and unacknowledged messages included for the bytes); m reaches consumers when the
+// queue fetches it back. No lock is held while the store works.
+func (q *queue) publishStored(m *Message) error {
+	size := int64(m.Size())
+	q.mu.Lock()
+	stored, storedBytes := q.store.Stored()
+	if stored-q.unackedLocked()+q.appending >= q.maxDepth {
+		q.mu.Unlock()
+		return &QueueFullError{Destination: q.dest, Limit: q.maxDepth}
+	}
+	if storedBytes+q.appendingBytes+size > int64(q.maxBytes) {
+		q.mu.Unlock()
+		return &QueueFullError{Destination: q.dest, Limit: q.maxBytes, Bytes: true}
+	}
+	q.appending++
+	q.appendingBytes += size
+	q.mu.Unlock()
+
+	err := q.store.Append(m)
+
+	q.mu.Lock()
+	q.appending--
+	q.appendingBytes -= size
+	if err == nil {
+		q.counts.published[q.kind].Add(1)
+	}
+	q.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("queue %q: %w", q.dest, err)
+	}
+	return nil
+}
+
+// Stored implements QueueFeed: messages the queue asked its store for join the ready ones.
+func (q *queue) Stored(msgs []StoredMessage) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, sm := range msgs {
+		m := sm.Message
+		m.Kind = q.kind
+		m.stored = sm.Ref
+		m.size = m.computeSize()
+		q.ready.pushBack(queuedMessage{msg: m, redelivered: sm.Redelivered})
+		q.readyBytes += m.size
+	}
+	q.asked = max(0, q.asked-len(msgs))
+	q.dispatch()
+}
+
+// askStore fetches as many messages as the consumers have room for, at most storeWindow ahead: a
+// message is fetched when it can be delivered, so that what the store counts as delivered is what
+// consumers were given (it marks those redelivered after a restart). The caller holds q.mu.
+func (q *queue) askStore() {
+	want := q.consumerRoom() - q.ready.len() - q.asked
+	if want <= 0 {
+		return
+	}
+	q.asked += want
+	q.store.Want(want)
+}
+
+// consumerRoom is how many more deliveries the queue's consumers can take now, at most storeWindow.
+// The caller holds q.mu.
+func (q *queue) consumerRoom() int {
+	room := 0
+	for _, s := range q.consumers {
+		if s.blocked.Load() {
+			continue
+		}
+		if s.window == 0 {
+			return storeWindow
+		}
+		room += max(0, s.window-s.unacked.live) // stable under q.mu for queue subscriptions
+		if room >= storeWindow {
+			return storeWindow
+		}
+	}
+	return room
+}
+
+// ackStored removes acknowledged messages from the store. The caller holds q.mu.
+func (q *queue) ackStored(msgs []*Message) {
+	for _, m := range msgs {
+		if m.stored != nil {
+			q.store.Ack(m.stored)
+		}
+	}
+}
+
+// unackedLocked counts the queue's unacknowledged deliveries. The caller holds q.mu.
+func (q *queue) unackedLocked() int {
+	n := 0
+	for _, s := range q.consumers {
+		n += s.unacked.live // stable under q.mu for queue subscriptions
+	}
+	return n
 }
 
 // dispatch offers ready messages, oldest first, to consumers in round-robin
@@ -107,6 +230,9 @@ func (q *queue) dispatch() {
 			}
 			q.ready.popFront()
 			q.readyBytes -= qm.msg.Size()
+			if s.ackMode == AckAuto && qm.msg.stored != nil {
+				q.store.Ack(qm.msg.stored) // taken for good
+			}
 			continue
 		}
 		// Full or Closed: skip s until it calls Resume. A Resume that ran
@@ -122,6 +248,9 @@ func (q *queue) dispatch() {
 	q.counts.addDelivered(q.kind, taken)
 	if redelivered > 0 {
 		q.counts.redelivered.Add(uint64(redelivered))
+	}
+	if q.store != nil {
+		q.askStore()
 	}
 }
 
@@ -206,14 +335,22 @@ func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack bool) bool 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	var out *[]*Message
-	if nack {
+	switch {
+	case nack:
 		out = &q.requeued
+	case q.store != nil:
+		out = &q.acked
 	}
 	s.mu.Lock()
 	ok := s.unacked.take(tag, cumulative, out)
 	s.mu.Unlock()
 	if !ok {
 		return false
+	}
+	if len(q.acked) > 0 {
+		q.ackStored(q.acked)
+		clear(q.acked)
+		q.acked = q.acked[:0]
 	}
 	q.requeue(q.requeued)
 	q.clearRequeued()
@@ -256,8 +393,8 @@ func (q *queue) remove() []*Subscription {
 func (q *queue) addStats(st *Stats) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	st.QueuedMessages += q.ready.len()
-	st.QueuedBytes += int64(q.readyBytes)
+	st.QueuedMessages += q.readyLocked()
+	st.QueuedBytes += int64(q.readyBytes) // in memory: a store's messages are on disk until fetched
 	for _, s := range q.consumers {
 		// Stable under q.mu for queue subscriptions.
 		st.UnackedMessages += s.unacked.live
@@ -269,10 +406,17 @@ func (q *queue) addStats(st *Stats) {
 func (q *queue) depth() (ready, unacked int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, s := range q.consumers {
-		unacked += s.unacked.live // stable under q.mu for queue subscriptions
+	return q.readyLocked(), q.unackedLocked()
+}
+
+// readyLocked counts the ready messages: fetched or still in the store, for a stored queue. The caller
+// holds q.mu.
+func (q *queue) readyLocked() int {
+	if q.store == nil {
+		return q.ready.len()
 	}
-	return q.ready.len(), unacked
+	stored, _ := q.store.Stored()
+	return max(0, stored-q.unackedLocked())
 }
 
 // DeclareReplyQueue creates the reply queue dest (a /reply-queue/ destination)

@@ -265,6 +265,9 @@ const (
 	ErrorNotText
 	// ErrorRetainedLimit is a SEND whose retention would take the retained messages past their bound.
 	ErrorRetainedLimit
+	// ErrorStoreUnavailable is a SEND to a stored queue that the store could not take (disk full, store
+	// bound, store down).
+	ErrorStoreUnavailable
 	numErrorReasons
 )
 
@@ -272,7 +275,7 @@ var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
 	"auth_failed", "token_expired", "rate_limited", "too_many_destinations",
-	"memory_limit", "not_text", "retained_limit",
+	"memory_limit", "not_text", "retained_limit", "store_unavailable",
 }
 
 // String returns the label value, such as "queue_full".

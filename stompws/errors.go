@@ -127,6 +127,9 @@ func asProtocolError(err error) *protocolError {
 	case errors.Is(err, broker.ErrQueueFull):
 		// The broker's text names the queue and its bound; clients need it in the message header.
 		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater, reason: metrics.ErrorQueueFull}
+	case errors.Is(err, broker.ErrStoreUnavailable):
+		// Names the queue and the store's reason (disk full, store bound); nothing was accepted.
+		return &protocolError{message: err.Error(), code: transport.CloseTryAgainLater, reason: metrics.ErrorStoreUnavailable}
 	case errors.Is(err, broker.ErrTooManyDestinations):
 		// The message names the bound; like a full queue, the client may try again later.
 		message := err.Error()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/broker/chat"
 	"github.com/stompd/stompd/broker/stocks"
 	"github.com/stompd/stompd/metrics"
@@ -34,6 +35,9 @@ type config struct {
 	DrainDelay      time.Duration
 	HeaderTimeout   time.Duration
 	SockJS          bool
+	DataDir         string
+	DataSync        dataSync
+	MaxStoreBytes   byteSize
 	Pprof           bool
 	LogLevel        slog.Level
 	LogFormat       string
@@ -113,6 +117,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 		MaxQueueBytes:    broker.DefaultMaxQueueBytes,
 		MaxRetainedBytes: broker.DefaultMaxRetainedBytes,
 		MaxTxBytes:       stompws.DefaultMaxTxBytes,
+		DataSync:         dataSync{interval: natsengine.DefaultSyncInterval},
 		MaxMemory:        maxMemory{auto: true},
 		HeartBeat:        heartBeat{send: 10 * time.Second, receive: 10 * time.Second}, // both on: follow the client
 		StocksSymbols:    symbolList(stocks.DefaultSymbols),
@@ -125,6 +130,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.StringVar(&c.MetricsQueues, "metrics-queues", "", "comma-separated `queues` (/queue/NAME) whose depth is exported one by one as stompd_queue_depth")
 	fs.StringVar(&c.HealthCheck, "healthcheck", "", "GET this `URL` and exit 0 if it answers 200 (for container health checks), instead of serving")
 	fs.DurationVar(&c.DrainDelay, "drain-delay", 0, "on SIGINT/SIGTERM, how long to refuse new connections (readiness false) before telling clients to go")
+	fs.StringVar(&c.DataDir, "data-dir", "", "`directory` where /queue/ messages are stored (an embedded NATS JetStream server, no port opened), so that they survive restarts; empty keeps them in memory")
+	fs.Var(&c.DataSync, "data-sync", "with -data-dir, `always` flushes every stored message to the disk before its RECEIPT (a power loss loses nothing acknowledged), or an interval at which stored messages are flushed (a process crash loses nothing either way)")
+	fs.Var(&c.MaxStoreBytes, "max-store-bytes", "with -data-dir, most `bytes` the stored messages may take on disk; a SEND past it gets an ERROR; 0: no bound but the disk")
 	fs.BoolVar(&c.SockJS, "sockjs", true, "serve STOMP over SockJS at /stomp on -http-addr (websocket, xhr-streaming, xhr-polling and eventsource transports), the fallback for clients whose network blocks WebSocket")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's runtime profiles under /debug/pprof/ beside /metrics (on -metrics-addr when set); keep that address private")
 	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "close an HTTP connection whose request line and headers have not all arrived this long after it opened (slowloris defence); also bounds an idle keep-alive connection's wait for its next request")

@@ -90,7 +90,18 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
-	b := broker.New(cfg.brokerOptions(logger, memoryLimit))
+	store, err := cfg.startStore(logger)
+	if err != nil {
+		fmt.Fprintf(stderr, "stompd: %v\n", err)
+		return 2
+	}
+	bopts := cfg.brokerOptions(logger, memoryLimit)
+	if store != nil {
+		// Closed last (deferred first): after the sessions have ended and settled their deliveries.
+		defer store.Close()
+		bopts.Store = store
+	}
+	b := broker.New(bopts)
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
 	opts := cfg.serverOptions(logger, ver, m)
 	opts.MaxMemory = memoryLimit
@@ -182,6 +193,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		"websocket", scheme("ws", cfg.tlsOn())+displayAddr(httpLn.Addr())+"/ws",
 		"stomp", stompURL(stompLn, cfg.tlsOn()),
 		"sockjs", sockjsURL(cfg, httpLn),
+		"queues", cfg.storeMode(),
 		"metrics", scheme("http", adminTLS)+displayAddr(orDefault(adminLn, httpLn).Addr())+"/metrics",
 		"tls", cfg.tlsOn(), "client_certificates", cfg.TLSClientCA != "",
 		"allowed_origins", cfg.originPatterns())

@@ -1,0 +1,100 @@
+package natsengine
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/stompd/stompd/broker"
+)
+
+// codecVersion is the first byte of every stored message; a message with another is refused as
+// unreadable rather than misread.
+const codecVersion = 1
+
+var errUnreadable = errors.New("natsengine: stored message unreadable")
+
+// encodeMessage writes what the broker needs of m to rebuild it after a restart: ID, Destination,
+// Published, headers in order, and the body. Sender is not kept: it only decides read-only publishes.
+func encodeMessage(m *broker.Message) []byte {
+	n := 1 + 4*binary.MaxVarintLen64 + len(m.ID) + len(m.Destination) + len(m.Body)
+	for _, h := range m.Header {
+		n += 2*binary.MaxVarintLen64 + len(h.Name) + len(h.Value)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, codecVersion)
+	b = appendString(b, m.ID)
+	b = appendString(b, m.Destination)
+	b = binary.AppendVarint(b, m.Published.UnixNano())
+	b = binary.AppendUvarint(b, uint64(len(m.Header)))
+	for _, h := range m.Header {
+		b = appendString(b, h.Name)
+		b = appendString(b, h.Value)
+	}
+	return append(b, m.Body...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decodeMessage is encodeMessage's inverse. The body is a copy's slice of p, which the caller must not
+// reuse.
+func decodeMessage(p []byte) (*broker.Message, error) {
+	if len(p) == 0 || p[0] != codecVersion {
+		return nil, errUnreadable
+	}
+	d := decoder{p: p[1:]}
+	m := &broker.Message{ID: d.string(), Destination: d.string()}
+	m.Published = time.Unix(0, d.varint())
+	if n := d.uvarint(); n > 0 && n <= uint64(len(d.p)) {
+		m.Header = make([]broker.Header, n)
+		for i := range m.Header {
+			m.Header[i] = broker.Header{Name: d.string(), Value: d.string()}
+		}
+	} else if n > 0 {
+		d.err = errUnreadable
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	m.Body = d.p
+	return m, nil
+}
+
+type decoder struct {
+	p   []byte
+	err error
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.p)
+	if n <= 0 {
+		d.err = errUnreadable
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.p)
+	if n <= 0 {
+		d.err = errUnreadable
+		return 0
+	}
+	d.p = d.p[n:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.p)) {
+		d.err = errUnreadable
+		return ""
+	}
+	s := string(d.p[:n])
+	d.p = d.p[n:]
+	return s
+}

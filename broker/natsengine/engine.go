@@ -1,0 +1,300 @@
+package natsengine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stompd/stompd/broker"
+)
+
+// DefaultSyncInterval is how often, without Config.SyncAlways, written messages are flushed to the
+// disk (fsync): a power loss may lose what was stored within the last interval; a process crash loses
+// nothing, since every write has reached the operating system before it is acknowledged.
+const DefaultSyncInterval = time.Second
+
+// startTimeout bounds how long Start waits for the embedded server.
+const startTimeout = 30 * time.Second
+
+// apiTimeout bounds one JetStream request (publish, consumer management).
+const apiTimeout = 10 * time.Second
+
+// lockName is the lock file in the data directory; it holds the owner's process id.
+const lockName = "stompd.lock"
+
+var errLocked = errors.New("locked")
+
+// ErrDirInUse is returned by Start when another process owns the data directory.
+var ErrDirInUse = errors.New("data directory in use by another stompd")
+
+// Config configures Start.
+type Config struct {
+	// Dir is the data directory; created (mode 0700) if missing. Required.
+	Dir string
+	// SyncAlways flushes every write to the disk before it is acknowledged, so that a power loss loses
+	// nothing acknowledged; otherwise writes are flushed every SyncInterval.
+	SyncAlways bool
+	// SyncInterval is DefaultSyncInterval when zero.
+	SyncInterval time.Duration
+	// MaxStoreBytes bounds the disk the stored queues take; a publish past it is refused. 0: no bound
+	// but the disk.
+	MaxStoreBytes int64
+	// Logger receives the embedded server's warnings and errors (its notices at debug level). Default:
+	// discard.
+	Logger *slog.Logger
+}
+
+// Engine is an embedded NATS server with JetStream on a data directory, and the broker.Store on it.
+type Engine struct {
+	cfg     Config
+	log     *slog.Logger
+	lock    *os.File
+	srv     *server.Server
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	started time.Duration // how long Start took
+
+	stop      context.Context // ended by Close: pending fetches return
+	cancel    context.CancelFunc
+	mu        sync.Mutex
+	closed    bool
+	recovered map[string]uint64 // queue consumer name → last stream sequence it had delivered, from the previous process
+	fetchers  sync.WaitGroup
+}
+
+// Start takes the data directory, starts the embedded server on it, and readies the stream that keeps
+// queues. Errors name the directory and say what is wrong: another stompd owns it (ErrDirInUse), it
+// cannot be created or written, or what it holds cannot be read.
+func Start(cfg Config) (*Engine, error) {
+	begin := time.Now()
+	if cfg.Dir == "" {
+		return nil, errors.New("natsengine: no data directory")
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("data directory %s: %w", cfg.Dir, err)
+	}
+	cfg.Dir = dir
+	e := &Engine{cfg: cfg, log: cfg.Logger}
+	e.stop, e.cancel = context.WithCancel(context.Background())
+	if err := e.takeDir(); err != nil {
+		return nil, err
+	}
+	if err := e.startServer(); err != nil {
+		e.releaseDir()
+		return nil, err
+	}
+	if err := e.prepareQueues(); err != nil {
+		e.Close()
+		return nil, err
+	}
+	e.started = time.Since(begin)
+	return e, nil
+}
+
+// takeDir creates the directory if needed and locks it for this process.
+func (e *Engine) takeDir() error {
+	dir := e.cfg.Dir
+	if err := os.MkdirAll(filepath.Join(dir, "jetstream"), 0o700); err != nil {
+		return fmt.Errorf("data directory %s cannot be created: %w", dir, unwrapPath(err))
+	}
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("data directory %s is not writable: %w", dir, unwrapPath(err))
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		if errors.Is(err, errLocked) {
+			owner := "another process"
+			if b, err := os.ReadFile(filepath.Join(dir, lockName)); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+					owner = "process " + strconv.Itoa(pid)
+				}
+			}
+			return fmt.Errorf("%w: %s is held by %s", ErrDirInUse, dir, owner)
+		}
+		return fmt.Errorf("data directory %s cannot be locked: %w", dir, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("data directory %s is not writable: %w", dir, unwrapPath(err))
+		}
+	}
+	// A directory whose files cannot be written fails here rather than in the server's first write.
+	probe := filepath.Join(dir, "jetstream", ".write-test")
+	if err := os.WriteFile(probe, nil, 0o600); err != nil {
+		f.Close()
+		return fmt.Errorf("data directory %s is not writable: %w", dir, unwrapPath(err))
+	}
+	_ = os.Remove(probe)
+	e.lock = f
+	return nil
+}
+
+func (e *Engine) releaseDir() {
+	if e.lock != nil {
+		_ = e.lock.Close() // the lock goes with the descriptor
+		e.lock = nil
+	}
+}
+
+// unwrapPath drops the path from an *os.PathError, which the caller's message already names.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// startServer starts the embedded server (no listener, JetStream on the directory) and connects to it
+// in process.
+func (e *Engine) startServer() error {
+	opts := &server.Options{
+		ServerName:   "stompd",
+		DontListen:   true,
+		JetStream:    true,
+		StoreDir:     filepath.Join(e.cfg.Dir, "jetstream"),
+		NoSigs:       true,
+		SyncAlways:   e.cfg.SyncAlways,
+		SyncInterval: e.cfg.SyncInterval,
+	}
+	if e.cfg.MaxStoreBytes > 0 {
+		opts.JetStreamMaxStore = e.cfg.MaxStoreBytes
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("data directory %s: embedded NATS server: %w", e.cfg.Dir, err)
+	}
+	srv.SetLoggerV2(&serverLog{log: e.log}, false, false, false)
+	srv.Start()
+	if !srv.ReadyForConnections(startTimeout) {
+		srv.Shutdown()
+		return fmt.Errorf("data directory %s: the embedded NATS server did not start within %s", e.cfg.Dir, startTimeout)
+	}
+	if !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		return fmt.Errorf("data directory %s: JetStream could not start on it (the log says why)", e.cfg.Dir)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.Name("stompd"), nats.NoReconnect())
+	if err != nil {
+		srv.Shutdown()
+		return fmt.Errorf("data directory %s: connecting to the embedded NATS server: %w", e.cfg.Dir, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return err
+	}
+	e.srv, e.nc, e.js = srv, nc, js
+	return nil
+}
+
+// prepareQueues creates the queue stream if needed and replaces the consumers the previous process
+// left (see the package doc), remembering how far each had delivered.
+func (e *Engine) prepareQueues() error {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	cfg := jetstream.StreamConfig{
+		Name:        queueStream,
+		Description: "stompd /queue/ destinations",
+		Subjects:    []string{queueSubjectPrefix + ">"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    -1,
+		Replicas:    1,
+	}
+	if e.cfg.MaxStoreBytes > 0 {
+		cfg.MaxBytes = e.cfg.MaxStoreBytes
+	}
+	stream, err := e.js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("data directory %s: the queue stream cannot be opened: %w", e.cfg.Dir, err)
+	}
+	e.recovered = make(map[string]uint64)
+	lister := stream.ListConsumers(ctx)
+	var names []string
+	for info := range lister.Info() {
+		e.recovered[info.Name] = info.Delivered.Stream
+		names = append(names, info.Name)
+	}
+	if err := lister.Err(); err != nil {
+		return fmt.Errorf("data directory %s: listing queue consumers: %w", e.cfg.Dir, err)
+	}
+	for _, name := range names {
+		if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return fmt.Errorf("data directory %s: resetting queue consumer %s: %w", e.cfg.Dir, name, err)
+		}
+	}
+	return nil
+}
+
+// StartDuration reports how long Start took, for the log.
+func (e *Engine) StartDuration() time.Duration { return e.started }
+
+// Dir is the data directory, as an absolute path.
+func (e *Engine) Dir() string { return e.cfg.Dir }
+
+// Close flushes what is pending (acknowledgements), stops the queues' fetching, shuts the embedded
+// server down and releases the directory. Safe to call more than once.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.mu.Unlock()
+	e.cancel()
+	e.fetchers.Wait()
+	if e.nc != nil {
+		_ = e.nc.FlushTimeout(apiTimeout)
+		e.nc.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+	e.releaseDir()
+	return nil
+}
+
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
+var _ broker.Store = (*Engine)(nil)
+
+// serverLog passes the embedded server's log to slog: notices at debug level (it is chatty at start),
+// warnings and errors as such.
+type serverLog struct{ log *slog.Logger }
+
+func (l *serverLog) Noticef(format string, v ...any) { l.log.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (l *serverLog) Warnf(format string, v ...any)   { l.log.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (l *serverLog) Fatalf(format string, v ...any)  { l.log.Error("nats: " + fmt.Sprintf(format, v...)) }
+func (l *serverLog) Errorf(format string, v ...any)  { l.log.Error("nats: " + fmt.Sprintf(format, v...)) }
+func (l *serverLog) Debugf(format string, v ...any)  { l.log.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (l *serverLog) Tracef(format string, v ...any)  {}

@@ -1,0 +1,208 @@
+package natsengine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/stompd/stompd/broker"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// consumer is a queue subscriber that records what it gets and never refuses.
+type consumer struct {
+	mu  sync.Mutex
+	got []broker.Delivery
+}
+
+func (c *consumer) Deliver(_ *broker.Subscription, d broker.Delivery) broker.DeliverResult {
+	c.mu.Lock()
+	c.got = append(c.got, d)
+	c.mu.Unlock()
+	return broker.Delivered
+}
+
+func (c *consumer) Evict(*broker.Subscription, error) {}
+
+// wait returns the first n deliveries, failing the test if they do not come within 10 s.
+func (c *consumer) wait(t *testing.T, n int) []broker.Delivery {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		c.mu.Lock()
+		if len(c.got) >= n {
+			got := append([]broker.Delivery(nil), c.got[:n]...)
+			c.mu.Unlock()
+			return got
+		}
+		c.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t.Fatalf("%d deliveries within 10 s, want %d", len(c.got), n)
+	return nil
+}
+
+func (c *consumer) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.got)
+}
+
+func start(t *testing.T, dir string) *Engine {
+	t.Helper()
+	e, err := Start(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func publish(t *testing.T, b *broker.Broker, dest string, bodies ...string) {
+	t.Helper()
+	for _, body := range bodies {
+		m := &broker.Message{Destination: dest, Body: []byte(body), Header: []broker.Header{{Name: "x-n", Value: body}}}
+		if err := b.Publish(m); err != nil {
+			t.Fatalf("publish %q: %v", body, err)
+		}
+	}
+}
+
+func bodies(ds []broker.Delivery) string {
+	var s []string
+	for _, d := range ds {
+		b := string(d.Message.Body)
+		if d.Redelivered {
+			b += "*"
+		}
+		s = append(s, b)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestDirectoryOwnership(t *testing.T) {
+	dir := t.TempDir()
+	start(t, dir)
+	_, err := Start(Config{Dir: dir})
+	if !errors.Is(err, ErrDirInUse) || !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) {
+		t.Fatalf("second Start on %s: %v, want ErrDirInUse naming this process", dir, err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(Config{Dir: filepath.Join(file, "data")}); err == nil || !strings.Contains(err.Error(), "cannot be created") {
+		t.Fatalf("Start under a file: %v", err)
+	}
+}
+
+// TestQueueAcrossRestarts: what was acknowledged is gone after a restart; what was delivered and not
+// acknowledged comes back marked redelivered; what was never delivered comes back unmarked; in order.
+func TestQueueAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	b := broker.New(broker.Options{Store: e})
+	publish(t, b, "/queue/jobs", "1", "2", "3", "4", "5")
+	c := &consumer{}
+	sub, err := b.Subscribe("/queue/jobs", c, broker.SubscribeOptions{AckMode: broker.AckClientIndividual, Prefetch: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.wait(t, 2)
+	if bodies(got) != "1 2" || got[0].Message.Header[0] != (broker.Header{Name: "x-n", Value: "1"}) {
+		t.Fatalf("first deliveries %q, headers %v", bodies(got), got[0].Message.Header)
+	}
+	if err := b.Ack(sub, got[0].Tag, false); err != nil {
+		t.Fatal(err)
+	}
+	got = c.wait(t, 3) // the ACK made room for message 3
+	if ready, unacked, _ := b.QueueDepth("/queue/jobs"); ready != 2 || unacked != 2 {
+		t.Fatalf("depth %d ready, %d unacked; want 2, 2", ready, unacked)
+	}
+	// The process ends without acknowledging 2 and 3.
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e2 := start(t, dir)
+	b2 := broker.New(broker.Options{Store: e2})
+	c2 := &consumer{}
+	if _, err := b2.Subscribe("/queue/jobs", c2, broker.SubscribeOptions{AckMode: broker.AckAuto}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bodies(c2.wait(t, 4)); got != "2* 3* 4 5" {
+		t.Fatalf("after the restart: %q, want 2* 3* 4 5 (* = redelivered)", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := c2.count(); n != 4 {
+		t.Fatalf("%d deliveries after the restart, want 4", n)
+	}
+	// Auto-ack took them for good.
+	e2.Close()
+	e3 := start(t, dir)
+	b3 := broker.New(broker.Options{Store: e3})
+	if ready, _, _ := b3.QueueDepth("/queue/jobs"); ready != 0 {
+		c3 := &consumer{}
+		b3.Subscribe("/queue/jobs", c3, broker.SubscribeOptions{})
+		time.Sleep(100 * time.Millisecond)
+		t.Fatalf("%d ready after everything was taken: %q", ready, bodies(c3.got))
+	}
+}
+
+func TestQueueDepthBoundCountsTheStore(t *testing.T) {
+	e := start(t, t.TempDir())
+	b := broker.New(broker.Options{Store: e, MaxQueueDepth: 3})
+	publish(t, b, "/queue/small", "a", "b", "c")
+	err := b.Publish(&broker.Message{Destination: "/queue/small", Body: []byte("d")})
+	var full *broker.QueueFullError
+	if !errors.As(err, &full) || full.Limit != 3 {
+		t.Fatalf("fourth publish: %v, want the queue full at 3", err)
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	m := &broker.Message{ID: "n-1", Destination: "/queue/x", Body: []byte{0, 1, 2, 0xff},
+		Header: []broker.Header{{Name: "a", Value: "1"}, {Name: "a", Value: "2"}, {Name: "content-type", Value: "text/plain"}}, Published: time.Unix(1, 2)}
+	back, err := decodeMessage(encodeMessage(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ID != m.ID || back.Destination != m.Destination || string(back.Body) != string(m.Body) ||
+		!back.Published.Equal(m.Published) || len(back.Header) != 3 || back.Header[1] != m.Header[1] {
+		t.Fatalf("decoded %+v", back)
+	}
+	for _, bad := range [][]byte{nil, {2}, {1, 200}, encodeMessage(m)[:5]} {
+		if _, err := decodeMessage(bad); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+}
+
+func TestNames(t *testing.T) {
+	for dest, want := range map[string]string{
+		"/queue/jobs":       "q.jobs",
+		"/queue/a.b":        "q.a%2Eb",
+		"/queue/x y*>":      "q.x%20y%2A%3E",
+		"/queue/ünï":        "q.%C3%BCn%C3%AF",
+		"/queue/with-dash_": "q.with-dash_",
+	} {
+		if got := queueSubject(dest); got != want {
+			t.Errorf("queueSubject(%q) = %q, want %q", dest, got, want)
+		}
+	}
+	if a, b := queueConsumer("/queue/a.b"), queueConsumer("/queue/a%2Eb"); a == b || len(a) != 34 || strings.ContainsAny(a, ".*> /") {
+		t.Errorf("consumer names %q %q", a, b)
+	}
+}

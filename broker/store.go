@@ -1,0 +1,49 @@
+package broker
+
+// Store keeps the messages of queues beyond the process (Options.Store); without one they live in
+// memory and are gone on restart. Only /queue/ destinations are stored: reply queues belong to a
+// session and go with it.
+//
+// With a Store, a queue's publish returns once the store holds the message (that is when a RECEIPT
+// may be sent), and its ready messages come from the store as the queue's consumers have room: the
+// queue asks with StoredQueue.Want and the messages arrive through QueueFeed.Stored. A message leaves
+// the store when it is acknowledged (an ACK, or the delivery itself in auto-ack mode); a NACK, or a
+// consumer leaving, requeues it in memory as without a Store, and it stays in the store meanwhile.
+type Store interface {
+	// OpenQueue opens the stored messages of queue dest, which feed receives. The broker calls it
+	// once per queue, when the queue is first used, without broker locks held.
+	OpenQueue(dest string, feed QueueFeed) (StoredQueue, error)
+}
+
+// StoredQueue is one queue's messages in a Store. Its methods are safe for concurrent use; none of them
+// calls back into the broker except through the QueueFeed, and then never from within Want or Ack.
+type StoredQueue interface {
+	// Append stores m at the end of the queue and returns once it is stored, or why it could not be:
+	// the message was then not accepted. The broker calls it without broker locks held.
+	Append(m *Message) error
+	// Want asks for n more messages (n > 0) through the feed, oldest first, as they become available.
+	// Asks add up until met; it does not block.
+	Want(n int)
+	// Ack removes a message that reached the queue through the feed, for good. It does not block.
+	Ack(ref StoredRef)
+	// Stored reports the messages the store holds for the queue, delivered or not, and their bytes
+	// (Message.Size).
+	Stored() (messages int, bytes int64)
+}
+
+// StoredRef identifies a stored message for StoredQueue.Ack; only its Store knows what it holds.
+type StoredRef any
+
+// QueueFeed receives a queue's stored messages.
+type QueueFeed interface {
+	// Stored hands the queue messages it asked for, oldest first. redelivered says a message may have
+	// been delivered before (a restart came between). Called from the Store's goroutine.
+	Stored(msgs []StoredMessage)
+}
+
+// StoredMessage is a message read back from a Store.
+type StoredMessage struct {
+	Message     *Message
+	Redelivered bool
+	Ref         StoredRef
+}

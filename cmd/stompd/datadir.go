@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/stompd/stompd/broker/natsengine"
+)
+
+// dataSync is the -data-sync flag: "always" (every stored message reaches the disk before it is
+// acknowledged) or the interval at which stored messages are flushed to the disk.
+type dataSync struct {
+	always   bool
+	interval time.Duration
+}
+
+func (d *dataSync) String() string {
+	if d.always {
+		return "always"
+	}
+	return d.interval.String()
+}
+
+func (d *dataSync) Set(s string) error {
+	s = strings.TrimSpace(s)
+	if s == "always" {
+		d.always, d.interval = true, 0
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return errors.New("want always or a positive duration such as 1s or 200ms")
+	}
+	d.always, d.interval = false, v
+	return nil
+}
+
+// startStore starts the embedded store on -data-dir; nil without one.
+func (c *config) startStore(logger *slog.Logger) (*natsengine.Engine, error) {
+	if c.DataDir == "" {
+		return nil, nil
+	}
+	e, err := natsengine.Start(natsengine.Config{
+		Dir:           c.DataDir,
+		SyncAlways:    c.DataSync.always,
+		SyncInterval:  c.DataSync.interval,
+		MaxStoreBytes: int64(c.MaxStoreBytes),
+		Logger:        logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("data directory", "dir", e.Dir(), "sync", c.DataSync.String(), "max_store_bytes", int64(c.MaxStoreBytes),
+		"started_in", e.StartDuration().Round(time.Millisecond).String())
+	return e, nil
+}
+
+// storeMode is what -check-config and the start-up line say about where queues live.
+func (c *config) storeMode() string {
+	if c.DataDir == "" {
+		return "memory: queues are lost on restart"
+	}
+	return fmt.Sprintf("durable: queues stored in %s (sync %s)", c.DataDir, c.DataSync.String())
+}
