@@ -18,6 +18,7 @@ import (
 	"github.com/go-stomp/stomp/v3"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/stompws"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/stompws/stompwstest"
@@ -42,13 +43,14 @@ type serverConfig struct {
 	bopts      broker.Options
 	routes     map[string]http.Handler
 	onStart    []func(*broker.Broker) // run once the broker exists, before clients connect
+	t          testing.TB             // the test starting the server, for configurations that need one
 }
 
 // startServer starts an in-process server (stompwstest) shut down when the test ends; configure adjusts
 // the options first. Heart-beats are off unless a test sets them.
 func startServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 	t.Helper()
-	cfg := serverConfig{routes: map[string]http.Handler{}}
+	cfg := serverConfig{routes: map[string]http.Handler{}, t: t}
 	if os.Getenv("STOMPD_TEST_LOG") != "" {
 		cfg.opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -119,9 +121,14 @@ func (quietLogger) Error(string)                    {}
 
 // transports runs f once over TCP and once over WebSocket.
 func transports(t *testing.T, f func(t *testing.T, dial func(testing.TB, ...func(*stomp.Conn) error) *stomp.Conn, ts *testServer)) {
+	transportsWith(t, func(*serverConfig) {}, f)
+}
+
+// transportsWith is transports against a server set up by configure.
+func transportsWith(t *testing.T, configure func(*serverConfig), f func(t *testing.T, dial func(testing.TB, ...func(*stomp.Conn) error) *stomp.Conn, ts *testServer)) {
 	for _, tr := range []string{"tcp", "ws"} {
 		t.Run(tr, func(t *testing.T) {
-			ts := startServer(t)
+			ts := startServer(t, configure)
 			dial := ts.dialTCP
 			if tr == "ws" {
 				dial = ts.dialWS
@@ -467,4 +474,22 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// forQueueModes runs f once with queues in memory (the default) and once with queues stored in a
+// data directory, as stompd -data-dir keeps them: mode configures the server accordingly.
+func forQueueModes(t *testing.T, f func(t *testing.T, mode func(*serverConfig))) {
+	t.Run("memory", func(t *testing.T) { f(t, func(*serverConfig) {}) })
+	t.Run("durable", func(t *testing.T) { f(t, storedQueues) })
+}
+
+// storedQueues gives the server a store of its own on a fresh data directory, closed after the server.
+func storedQueues(c *serverConfig) {
+	c.t.Helper()
+	e, err := natsengine.Start(natsengine.Config{Dir: c.t.TempDir()})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { e.Close() })
+	c.bopts.Store = e
 }

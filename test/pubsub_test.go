@@ -82,58 +82,64 @@ func TestTopicWildcards(t *testing.T) {
 }
 
 func TestQueueCompetingConsumers(t *testing.T) {
-	transports(t, func(t *testing.T, dial func(testing.TB, ...func(*stomp.Conn) error) *stomp.Conn, ts *testServer) {
-		pub := dial(t)
-		// Held while nobody consumes.
-		for i := 0; i < 4; i++ {
-			if err := pub.Send("/queue/jobs", "", []byte("early "+strconv.Itoa(i)), stomp.SendOpt.Receipt); err != nil {
-				t.Fatal(err)
+	forQueueModes(t, func(t *testing.T, mode func(*serverConfig)) {
+		transportsWith(t, mode, func(t *testing.T, dial func(testing.TB, ...func(*stomp.Conn) error) *stomp.Conn, ts *testServer) {
+			pub := dial(t)
+			// Held while nobody consumes.
+			for i := 0; i < 4; i++ {
+				if err := pub.Send("/queue/jobs", "", []byte("early "+strconv.Itoa(i)), stomp.SendOpt.Receipt); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		if ready, _, _ := ts.Broker.QueueDepth("/queue/jobs"); ready != 4 {
-			t.Fatalf("queue depth %d, want 4 held", ready)
-		}
-		a, _ := dial(t).Subscribe("/queue/jobs", stomp.AckAuto)
-		for i := 0; i < 4; i++ {
-			if got := string(recv(t, a).Body); got != "early "+strconv.Itoa(i) {
-				t.Fatalf("held message %d: %q", i, got)
+			if ready, _, _ := ts.Broker.QueueDepth("/queue/jobs"); ready != 4 {
+				t.Fatalf("queue depth %d, want 4 held", ready)
 			}
-		}
-		b, _ := dial(t).Subscribe("/queue/jobs", stomp.AckAuto)
-		waitFor(t, "two consumers", func() bool { return ts.Broker.Stats().Subscriptions == 2 })
-		const n = 100
-		for i := 0; i < n; i++ {
-			if err := pub.Send("/queue/jobs", "", []byte(strconv.Itoa(i))); err != nil {
-				t.Fatal(err)
+			a, _ := dial(t).Subscribe("/queue/jobs", stomp.AckAuto)
+			for i := 0; i < 4; i++ {
+				if got := string(recv(t, a).Body); got != "early "+strconv.Itoa(i) {
+					t.Fatalf("held message %d: %q", i, got)
+				}
 			}
-		}
-		seen := map[string]int{}
-		counts := [2]int{}
-		for len(seen) < n {
-			select {
-			case m := <-a.C:
-				seen[string(m.Body)]++
-				counts[0]++
-			case m := <-b.C:
-				seen[string(m.Body)]++
-				counts[1]++
-			case <-time.After(waitTimeout):
-				t.Fatalf("got %d of %d messages", len(seen), n)
+			b, _ := dial(t).Subscribe("/queue/jobs", stomp.AckAuto)
+			waitFor(t, "two consumers", func() bool { return ts.Broker.Stats().Subscriptions == 2 })
+			const n = 100
+			for i := 0; i < n; i++ {
+				if err := pub.Send("/queue/jobs", "", []byte(strconv.Itoa(i))); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		for body, c := range seen {
-			if c != 1 {
-				t.Fatalf("message %s delivered %d times", body, c)
+			seen := map[string]int{}
+			counts := [2]int{}
+			for len(seen) < n {
+				select {
+				case m := <-a.C:
+					seen[string(m.Body)]++
+					counts[0]++
+				case m := <-b.C:
+					seen[string(m.Body)]++
+					counts[1]++
+				case <-time.After(waitTimeout):
+					t.Fatalf("got %d of %d messages", len(seen), n)
+				}
 			}
-		}
-		if counts[0] < n/4 || counts[1] < n/4 {
-			t.Fatalf("round-robin split %v, want both consumers served", counts)
-		}
+			for body, c := range seen {
+				if c != 1 {
+					t.Fatalf("message %s delivered %d times", body, c)
+				}
+			}
+			if counts[0] < n/4 || counts[1] < n/4 {
+				t.Fatalf("round-robin split %v, want both consumers served", counts)
+			}
+		})
 	})
 }
 
 func TestNackAndCloseRedeliverAcrossConsumers(t *testing.T) {
-	ts := startServer(t)
+	forQueueModes(t, testNackAndCloseRedeliver)
+}
+
+func testNackAndCloseRedeliver(t *testing.T, mode func(*serverConfig)) {
+	ts := startServer(t, mode)
 	pub := ts.dialTCP(t)
 	a := ts.dialTCP(t)
 	subA, _ := a.Subscribe("/queue/work", stomp.AckClientIndividual, stomp.SubscribeOpt.Header("prefetch-count", "1"))
@@ -179,9 +185,13 @@ func TestNackAndCloseRedeliverAcrossConsumers(t *testing.T) {
 }
 
 func TestCumulativeVersusIndividualAck(t *testing.T) {
+	forQueueModes(t, testCumulativeVersusIndividualAck)
+}
+
+func testCumulativeVersusIndividualAck(t *testing.T, store func(*serverConfig)) {
 	for _, mode := range []string{"client", "client-individual"} {
 		t.Run(mode, func(t *testing.T) {
-			ts := startServer(t)
+			ts := startServer(t, store)
 			c := ts.rawTCP(t)
 			c.connect("1.2")
 			c.send("SUBSCRIBE\nid:s\ndestination:/queue/q\nack:" + mode + "\nreceipt:sub\n\n\x00")
@@ -210,7 +220,11 @@ func TestCumulativeVersusIndividualAck(t *testing.T) {
 }
 
 func TestTransactions(t *testing.T) {
-	ts := startServer(t)
+	forQueueModes(t, testTransactions)
+}
+
+func testTransactions(t *testing.T, mode func(*serverConfig)) {
+	ts := startServer(t, mode)
 	sub, _ := ts.dialTCP(t).Subscribe("/topic/tx", stomp.AckAuto)
 	waitFor(t, "subscription", func() bool { return ts.Broker.Stats().Subscriptions == 1 })
 	pub := ts.dialTCP(t)
