@@ -261,7 +261,9 @@ func (b *Broker) Unsubscribe(sub *Subscription) {
 
 // Ack acknowledges the delivery tag of sub. With cumulative (STOMP's client
 // mode) it acknowledges every unacknowledged delivery of sub with a tag up to
-// tag; otherwise that one only. It returns ErrUnknownTag, changing nothing,
+// tag; otherwise that one only. With a Store, it returns once the store has
+// removed the messages (ErrStoreUnavailable if it could not: they are settled
+// here and come back after a restart). It returns ErrUnknownTag, changing nothing,
 // if tag is not an unacknowledged delivery of sub. For a queue, the freed
 // prefetch room is filled at once from held messages, and for a topic
 // subscription that holds messages under a lagging policy, the freed window
@@ -281,7 +283,10 @@ func (b *Broker) Nack(sub *Subscription, tag uint64, cumulative bool) error {
 func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack bool) error {
 	var ok bool
 	if sub.queue != nil {
-		ok = sub.queue.settle(sub, tag, cumulative, nack)
+		var err error
+		if ok, err = sub.queue.settle(sub, tag, cumulative, nack); err != nil {
+			return err
+		}
 	} else {
 		var drained int
 		sub.mu.Lock()

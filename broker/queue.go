@@ -189,15 +189,6 @@ func (q *queue) consumerRoom() int {
 	return room
 }
 
-// ackStored removes acknowledged messages from the store. The caller holds q.mu.
-func (q *queue) ackStored(msgs []*Message) {
-	for _, m := range msgs {
-		if m.stored != nil {
-			q.store.Ack(m.stored)
-		}
-	}
-}
-
 // unackedLocked counts the queue's unacknowledged deliveries. The caller holds q.mu.
 func (q *queue) unackedLocked() int {
 	n := 0
@@ -231,7 +222,7 @@ func (q *queue) dispatch() {
 			q.ready.popFront()
 			q.readyBytes -= qm.msg.Size()
 			if s.ackMode == AckAuto && qm.msg.stored != nil {
-				q.store.Ack(qm.msg.stored) // taken for good
+				_ = q.store.Ack([]StoredRef{qm.msg.stored}, false) // taken for good; a failure brings it back after a restart
 			}
 			continue
 		}
@@ -331,9 +322,8 @@ func (q *queue) unsubscribe(s *Subscription) bool {
 
 // settle acknowledges (or with nack, requeues) deliveries of s and then
 // dispatches, since s may have room again.
-func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack bool) bool {
+func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack bool) (bool, error) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	var out *[]*Message
 	switch {
 	case nack:
@@ -345,17 +335,28 @@ func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack bool) bool 
 	ok := s.unacked.take(tag, cumulative, out)
 	s.mu.Unlock()
 	if !ok {
-		return false
+		q.mu.Unlock()
+		return false, nil
 	}
-	if len(q.acked) > 0 {
-		q.ackStored(q.acked)
-		clear(q.acked)
-		q.acked = q.acked[:0]
+	var refs []StoredRef
+	for _, m := range q.acked {
+		if m.stored != nil {
+			refs = append(refs, m.stored)
+		}
 	}
+	clear(q.acked)
+	q.acked = q.acked[:0]
 	q.requeue(q.requeued)
 	q.clearRequeued()
 	q.dispatch()
-	return true
+	q.mu.Unlock()
+	if len(refs) == 0 {
+		return true, nil
+	}
+	if err := q.store.Ack(refs, true); err != nil {
+		return true, fmt.Errorf("%w: acknowledging on %q: %w", ErrStoreUnavailable, q.dest, err)
+	}
+	return true, nil
 }
 
 // resume unblocks s and offers it held messages.

@@ -24,8 +24,11 @@ type StoredQueue interface {
 	// Want asks for n more messages (n > 0) through the feed, oldest first, as they become available.
 	// Asks add up until met; it does not block.
 	Want(n int)
-	// Ack removes a message that reached the queue through the feed, for good. It does not block.
-	Ack(ref StoredRef)
+	// Ack removes messages that reached the queue through the feed, for good, in order. With wait it
+	// returns once the store has recorded the removals, so that a RECEIPT for the ACK may be sent, and
+	// the broker calls it without broker locks held; without wait (auto-ack deliveries) it does not
+	// block. An error leaves the messages in the store: they come back after a restart.
+	Ack(refs []StoredRef, wait bool) error
 	// Stored reports the messages the store holds for the queue, delivered or not, and their bytes
 	// (Message.Size).
 	Stored() (messages int, bytes int64)

@@ -35,7 +35,7 @@ func (c *consumer) Deliver(_ *broker.Subscription, d broker.Delivery) broker.Del
 func (c *consumer) Evict(*broker.Subscription, error) {}
 
 // wait returns the first n deliveries, failing the test if they do not come within 10 s.
-func (c *consumer) wait(t *testing.T, n int) []broker.Delivery {
+func (c *consumer) wait(t testing.TB, n int) []broker.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

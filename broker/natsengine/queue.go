@@ -225,22 +225,34 @@ func (q *queue) decode(jm jetstream.Msg) (broker.StoredMessage, bool) {
 	return broker.StoredMessage{Message: m, Redelivered: md.NumDelivered > 1 || seq <= q.redeliveredUpTo, Ref: ref}, true
 }
 
-// Ack implements broker.StoredQueue.
-func (q *queue) Ack(ref broker.StoredRef) {
-	r, ok := ref.(*storedRef)
-	if !ok {
-		return
+// Ack implements broker.StoredQueue. Acknowledgements of one consumer are processed by the server in
+// order, so waiting for the confirmation of the last (a double ack) waits for all of them.
+func (q *queue) Ack(refs []broker.StoredRef, wait bool) error {
+	var err error
+	for i, ref := range refs {
+		r, ok := ref.(*storedRef)
+		if !ok {
+			continue
+		}
+		if wait && i == len(refs)-1 {
+			ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+			err = r.msg.DoubleAck(ctx)
+			cancel()
+		} else if e := r.msg.Ack(); e != nil && err == nil {
+			err = e
+		}
+		q.mu.Lock()
+		if _, ok := q.outstanding[r.seq]; ok {
+			delete(q.outstanding, r.seq)
+			q.count--
+			q.bytes -= r.size
+		}
+		q.mu.Unlock()
 	}
-	if err := r.msg.Ack(); err != nil && !q.e.isClosed() {
-		q.e.log.Warn("store: acknowledging a queue message", "queue", q.dest, "stream_sequence", r.seq, "error", err)
+	if err != nil && !q.e.isClosed() {
+		q.e.log.Warn("store: acknowledging queue messages", "queue", q.dest, "error", err)
 	}
-	q.mu.Lock()
-	if _, ok := q.outstanding[r.seq]; ok {
-		delete(q.outstanding, r.seq)
-		q.count--
-		q.bytes -= r.size
-	}
-	q.mu.Unlock()
+	return err
 }
 
 // Stored implements broker.StoredQueue.

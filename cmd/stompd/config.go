@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker"
-	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/broker/chat"
+	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/broker/stocks"
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
