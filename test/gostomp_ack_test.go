@@ -26,76 +26,78 @@ func TestGoStompAckingConsumersFinish(t *testing.T) {
 		{name: "prefetch-count 16", prefetch: 16},
 		{name: "prefetch-count 100, write channel 128", prefetch: 100, connOpts: []func(*stomp.Conn) error{stomp.ConnOpt.WriteChannelCapacity(128)}},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			const producers, perProducer, consumers = 4, 5000, 4
-			ts := startServer(t)
-			var mu sync.Mutex
-			seen := make(map[string]int, producers*perProducer)
-			all := make(chan struct{})
-			for range consumers {
-				c := ts.dialTCP(t, tc.connOpts...)
-				sub, err := c.Subscribe("/queue/work", stomp.AckClientIndividual,
-					stomp.SubscribeOpt.Header("prefetch-count", strconv.Itoa(tc.prefetch)))
-				if err != nil {
-					t.Fatal(err)
+	forQueueModes(t, func(t *testing.T, mode func(*serverConfig)) {
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				const producers, perProducer, consumers = 4, 5000, 4
+				ts := startServer(t, mode)
+				var mu sync.Mutex
+				seen := make(map[string]int, producers*perProducer)
+				all := make(chan struct{})
+				for range consumers {
+					c := ts.dialTCP(t, tc.connOpts...)
+					sub, err := c.Subscribe("/queue/work", stomp.AckClientIndividual,
+						stomp.SubscribeOpt.Header("prefetch-count", strconv.Itoa(tc.prefetch)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					// Should the consumers stop, the test must still end: draining sub.C from another
+					// goroutine unblocks go-stomp so that its Disconnect at the end returns.
+					t.Cleanup(func() { go drain(sub) })
+					go func() {
+						for m := range sub.C {
+							if m.Err != nil {
+								return
+							}
+							if err := c.Ack(m); err != nil {
+								return
+							}
+							mu.Lock()
+							seen[string(m.Body)]++
+							if len(seen) == producers*perProducer {
+								close(all)
+							}
+							mu.Unlock()
+						}
+					}()
 				}
-				// Should the consumers stop, the test must still end: draining sub.C from another
-				// goroutine unblocks go-stomp so that its Disconnect at the end returns.
-				t.Cleanup(func() { go drain(sub) })
-				go func() {
-					for m := range sub.C {
-						if m.Err != nil {
-							return
+				waitFor(t, "the consumers", func() bool { return ts.Broker.Stats().Subscriptions == consumers })
+				start := time.Now()
+				var wg sync.WaitGroup
+				for p := range producers {
+					pc := ts.dialTCP(t)
+					wg.Go(func() {
+						for i := range perProducer {
+							if err := pc.Send("/queue/work", "text/plain", []byte(fmt.Sprintf("%d-%d", p, i))); err != nil {
+								t.Error(err)
+								return
+							}
 						}
-						if err := c.Ack(m); err != nil {
-							return
-						}
-						mu.Lock()
-						seen[string(m.Body)]++
-						if len(seen) == producers*perProducer {
-							close(all)
-						}
-						mu.Unlock()
-					}
-				}()
-			}
-			waitFor(t, "the consumers", func() bool { return ts.Broker.Stats().Subscriptions == consumers })
-			start := time.Now()
-			var wg sync.WaitGroup
-			for p := range producers {
-				pc := ts.dialTCP(t)
-				wg.Go(func() {
-					for i := range perProducer {
-						if err := pc.Send("/queue/work", "text/plain", []byte(fmt.Sprintf("%d-%d", p, i))); err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			select {
-			case <-all:
-			case <-time.After(waitTimeout):
+					})
+				}
+				wg.Wait()
+				select {
+				case <-all:
+				case <-time.After(waitTimeout):
+					mu.Lock()
+					n := len(seen)
+					mu.Unlock()
+					ready, unacked, _ := ts.Broker.QueueDepth("/queue/work")
+					t.Fatalf("consumers stopped after %d of %d messages (queue: %d ready, %d unacked)", n, producers*perProducer, ready, unacked)
+				}
 				mu.Lock()
-				n := len(seen)
-				mu.Unlock()
-				ready, unacked, _ := ts.Broker.QueueDepth("/queue/work")
-				t.Fatalf("consumers stopped after %d of %d messages (queue: %d ready, %d unacked)", n, producers*perProducer, ready, unacked)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for body, n := range seen {
-				if n != 1 {
-					t.Fatalf("message %s delivered %d times", body, n)
+				defer mu.Unlock()
+				for body, n := range seen {
+					if n != 1 {
+						t.Fatalf("message %s delivered %d times", body, n)
+					}
 				}
-			}
-			waitFor(t, "the last ACKs", func() bool {
-				ready, unacked, _ := ts.Broker.QueueDepth("/queue/work")
-				return ready == 0 && unacked == 0
+				waitFor(t, "the last ACKs", func() bool {
+					ready, unacked, _ := ts.Broker.QueueDepth("/queue/work")
+					return ready == 0 && unacked == 0
+				})
+				t.Logf("%d messages in %s", producers*perProducer, time.Since(start).Round(time.Millisecond))
 			})
-			t.Logf("%d messages in %s", producers*perProducer, time.Since(start).Round(time.Millisecond))
-		})
-	}
+		}
+	})
 }
