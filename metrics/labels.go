@@ -340,3 +340,22 @@ var authResultNames = [numAuthResults]string{"success", "failure", "expired"}
 
 // String returns the label value, such as "failure".
 func (a AuthResult) String() string { return enumName(authResultNames[:], uint8(a), "AuthResult") }
+
+// StoreOp is a store operation that can fail; it is the "op" label of stompd_store_errors_total.
+type StoreOp uint8
+
+// Store operations.
+const (
+	// StoreAppend is storing a published message.
+	StoreAppend StoreOp = iota
+	// StoreAck is removing an acknowledged message.
+	StoreAck
+	// StoreFetch is reading stored messages for a queue's consumers.
+	StoreFetch
+	numStoreOps
+)
+
+var storeOpNames = [numStoreOps]string{"append", "ack", "fetch"}
+
+// String returns the label value, such as "append".
+func (o StoreOp) String() string { return enumName(storeOpNames[:], uint8(o), "StoreOp") }

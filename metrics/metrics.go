@@ -20,6 +20,14 @@ var deliveryLatencyBuckets = []float64{
 	1, 2.5, 5,
 }
 
+// storeWriteBuckets spans 25µs (an in-process write to the operating system) to 2.5s (a disk in
+// trouble) in 1-2.5-5 steps.
+var storeWriteBuckets = []float64{
+	0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+	1, 2.5,
+}
+
 // outboundQueueBuckets spans 256 B to 16 MiB in factors of 4, which brackets the default 4 MiB
 // per-connection limit with room for operators who raise it.
 var outboundQueueBuckets = prometheus.ExponentialBuckets(256, 4, 9)
@@ -55,11 +63,14 @@ type Metrics struct {
 	publishersHeld          prometheus.Gauge
 	deliveryLatency         prometheus.Histogram
 	outboundQueue           prometheus.Histogram
+	storeWrite              prometheus.Histogram
+	storeErrors             [numStoreOps]prometheus.Counter
 
 	broker     *brokerCollector
 	queueDepth *queueDepthCollector
 	parked     atomic.Pointer[func() int]            // see ObserveParkedConnections
 	memory     atomic.Pointer[func() (uint64, bool)] // see ObserveMemory
+	store      atomic.Pointer[func() StoreStats]     // see ObserveStore
 }
 
 // New creates stompd's collectors and registers them on reg, together with the Go runtime and
@@ -171,6 +182,27 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 		Help:    "Bytes already queued on a connection when another frame is queued behind them.",
 		Buckets: outboundQueueBuckets,
 	})
+	m.storeWrite = f.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "store_write_seconds",
+		Help:    "Time to store one queue message (-data-dir), from the broker handing it over to the store confirming it.",
+		Buckets: storeWriteBuckets,
+	})
+	resolve(m.storeErrors[:], storeOpNames[:], newCounterVec(f, "store_errors_total",
+		"Store operations (-data-dir) that failed, by operation.", "op"))
+	for _, g := range []struct {
+		name, help string
+		value      func(StoreStats) float64
+	}{
+		{"store_messages", "Queue messages in the store (-data-dir), delivered or not; 0 without a store.",
+			func(s StoreStats) float64 { return float64(s.Messages) }},
+		{"store_bytes", "Bytes the stored queue messages take in the store; 0 without a store.",
+			func(s StoreStats) float64 { return float64(s.Bytes) }},
+		{"store_limit_bytes", "The -max-store-bytes bound; 0 when there is none.",
+			func(s StoreStats) float64 { return float64(s.LimitBytes) }},
+	} {
+		f.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: g.name, Help: g.help},
+			func() float64 { return g.value(m.storeStats()) })
+	}
 	return m
 }
 

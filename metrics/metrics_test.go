@@ -275,6 +275,11 @@ func TestEverySeriesExistsFromStart(t *testing.T) {
 		{"stompd_delivery_latency_seconds", 1},
 		{"stompd_outbound_queue_bytes", 1},
 		{"stompd_build_info", 1},
+		{"stompd_store_write_seconds", 1},
+		{"stompd_store_errors_total", int(numStoreOps)},
+		{"stompd_store_messages", 1},
+		{"stompd_store_bytes", 1},
+		{"stompd_store_limit_bytes", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -181,3 +181,23 @@ func (m *Metrics) PublisherHeld(delta int) {
 	}
 	m.publishersHeld.Add(float64(delta))
 }
+
+// StoreWrite records one message stored (stompd_store_write_seconds), or the failure to store it.
+func (m *Metrics) StoreWrite(d time.Duration, err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.storeErrors[StoreAppend].Inc()
+		return
+	}
+	m.storeWrite.Observe(d.Seconds())
+}
+
+// StoreFailed counts a failed store operation other than a write.
+func (m *Metrics) StoreFailed(op StoreOp) {
+	if m == nil || op >= numStoreOps {
+		return
+	}
+	m.storeErrors[op].Inc()
+}

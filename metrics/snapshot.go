@@ -292,3 +292,32 @@ func (c *queueDepthCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(unacked), q, queueStateNames[stateUnacked])
 	}
 }
+
+// StoreStats is what the store (stompd -data-dir) reports once per scrape, through the function given
+// to [Metrics.ObserveStore].
+type StoreStats struct {
+	Messages   uint64 // queue messages stored, delivered or not
+	Bytes      uint64 // the bytes they take in the store
+	LimitBytes int64  // -max-store-bytes; 0 when there is none
+}
+
+// ObserveStore exports stompd_store_messages, stompd_store_bytes and stompd_store_limit_bytes, read
+// from stats at each scrape. Until it is called, and after a call with nil, they read 0. stats runs on
+// the scraping goroutine, concurrently with everything else.
+func (m *Metrics) ObserveStore(stats func() StoreStats) {
+	if m == nil {
+		return
+	}
+	if stats == nil {
+		m.store.Store(nil)
+		return
+	}
+	m.store.Store(&stats)
+}
+
+func (m *Metrics) storeStats() StoreStats {
+	if f := m.store.Load(); f != nil {
+		return (*f)()
+	}
+	return StoreStats{}
+}

@@ -2,6 +2,7 @@ package natsengine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,11 @@ type Config struct {
 	// Logger receives the embedded server's warnings and errors (its notices at debug level). Default:
 	// discard.
 	Logger *slog.Logger
+	// ObserveWrite, when set, is called after each message stored, or failed to store, with how long
+	// it took. ObserveFailure, when set, is called for each failed acknowledgement ("ack") or fetch
+	// ("fetch"). Both are called from the goroutines doing the work and must not block.
+	ObserveWrite   func(d time.Duration, err error)
+	ObserveFailure func(op string)
 }
 
 // Engine is an embedded NATS server with JetStream on a data directory, and the broker.Store on it.
@@ -63,7 +69,8 @@ type Engine struct {
 	srv     *server.Server
 	nc      *nats.Conn
 	js      jetstream.JetStream
-	started time.Duration // how long Start took
+	fetched jetstream.KeyValue // queue consumer name → highest stream sequence fetched (see queue.markFetched)
+	started time.Duration      // how long Start took
 
 	stop      context.Context // ended by Close: pending fetches return
 	cancel    context.CancelFunc
@@ -232,11 +239,23 @@ func (e *Engine) prepareQueues() error {
 	if err != nil {
 		return fmt.Errorf("data directory %s: the queue stream cannot be opened: %w", e.cfg.Dir, err)
 	}
+	e.fetched, err = e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      fetchedBucket,
+		Description: "stompd: per queue, the highest stream sequence fetched for its consumers",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("data directory %s: the delivery marks cannot be opened: %w", e.cfg.Dir, err)
+	}
 	e.recovered = make(map[string]uint64)
+	if err := e.readFetchedMarks(ctx); err != nil {
+		return fmt.Errorf("data directory %s: reading delivery marks: %w", e.cfg.Dir, err)
+	}
 	lister := stream.ListConsumers(ctx)
 	var names []string
 	for info := range lister.Info() {
-		e.recovered[info.Name] = info.Delivered.Stream
+		e.recovered[info.Name] = max(e.recovered[info.Name], info.Delivered.Stream)
 		names = append(names, info.Name)
 	}
 	if err := lister.Err(); err != nil {
@@ -245,6 +264,53 @@ func (e *Engine) prepareQueues() error {
 	for _, name := range names {
 		if err := stream.DeleteConsumer(ctx, name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			return fmt.Errorf("data directory %s: resetting queue consumer %s: %w", e.cfg.Dir, name, err)
+		}
+	}
+	return nil
+}
+
+// Usage reports the queue messages the store holds, delivered or not, and the bytes they take. It asks
+// the embedded server: call it at scrape rate.
+func (e *Engine) Usage() (messages, bytes uint64, err error) {
+	if e.isClosed() {
+		return 0, 0, errClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	stream, err := e.js.Stream(ctx, queueStream)
+	if err != nil {
+		return 0, 0, err
+	}
+	st := stream.CachedInfo().State
+	return st.Msgs, st.Bytes, nil
+}
+
+// observeFailure reports a failed operation to Config.ObserveFailure.
+func (e *Engine) observeFailure(op string) {
+	if e.cfg.ObserveFailure != nil {
+		e.cfg.ObserveFailure(op)
+	}
+}
+
+// fetchedBucket is the key-value bucket of the fetch marks.
+const fetchedBucket = "STOMPD_FETCHED"
+
+// readFetchedMarks loads the fetch marks the previous process wrote into e.recovered.
+func (e *Engine) readFetchedMarks(ctx context.Context) error {
+	keys, err := e.fetched.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for key := range keys.Keys() {
+		entry, err := e.fetched.Get(ctx, key)
+		if err != nil {
+			if errors.Is(err, jetstream.ErrKeyNotFound) {
+				continue
+			}
+			return err
+		}
+		if v := entry.Value(); len(v) == 8 {
+			e.recovered[key] = max(e.recovered[key], binary.BigEndian.Uint64(v))
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package natsengine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -38,6 +39,8 @@ type queue struct {
 	consumer        jetstream.Consumer
 	feed            broker.QueueFeed
 	redeliveredUpTo uint64 // stream sequences up to it were delivered by the previous process
+	name            string // the durable consumer's name, also the key of its fetch mark
+	fetchedMark     uint64 // the highest stream sequence recorded as fetched; fetchLoop's own
 
 	mu          sync.Mutex
 	credits     int                 // messages asked for and not yet fed
@@ -55,7 +58,7 @@ func (e *Engine) OpenQueue(dest string, feed broker.QueueFeed) (broker.StoredQue
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	name := queueConsumer(dest)
-	q := &queue{e: e, dest: dest, subject: queueSubject(dest), feed: feed, outstanding: make(map[uint64]struct{})}
+	q := &queue{e: e, dest: dest, subject: queueSubject(dest), name: name, feed: feed, outstanding: make(map[uint64]struct{})}
 	e.mu.Lock()
 	q.redeliveredUpTo = e.recovered[name]
 	e.mu.Unlock()
@@ -106,7 +109,12 @@ func (q *queue) Append(m *broker.Message) error {
 	data := encodeMessage(m)
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	if _, err := q.e.js.Publish(ctx, q.subject, data); err != nil {
+	begin := time.Now()
+	_, err := q.e.js.Publish(ctx, q.subject, data)
+	if q.e.cfg.ObserveWrite != nil {
+		q.e.cfg.ObserveWrite(time.Since(begin), err)
+	}
+	if err != nil {
 		return storeError(err)
 	}
 	q.mu.Lock()
@@ -155,6 +163,7 @@ func (q *queue) fetchLoop() {
 			continue // ends at the top
 		}
 		q.e.log.Warn("store: fetching queue messages", "queue", q.dest, "error", err)
+		q.e.observeFailure("fetch")
 		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
 		time.Sleep(backoff)
 	}
@@ -181,7 +190,7 @@ func (q *queue) feedBatch(batch jetstream.MessageBatch) {
 			select {
 			case jm, ok = <-ch:
 			default:
-				q.feed.Stored(msgs)
+				q.feedMarked(msgs)
 				msgs = msgs[:0]
 				continue
 			}
@@ -194,8 +203,35 @@ func (q *queue) feedBatch(batch jetstream.MessageBatch) {
 		}
 	}
 	if len(msgs) > 0 {
-		q.feed.Stored(msgs)
+		q.feedMarked(msgs)
 	}
+}
+
+// feedMarked records how far the queue has fetched, then feeds msgs. The server's own record of what
+// its consumer delivered reaches the disk later than the deliveries, so after a crash it can be short;
+// this mark is written before the messages can reach a STOMP consumer, so that after any restart
+// every message that may have been delivered is marked redelivered. One write per batch.
+func (q *queue) feedMarked(msgs []broker.StoredMessage) {
+	var top uint64
+	for _, sm := range msgs {
+		top = max(top, sm.Ref.(*storedRef).seq)
+	}
+	if top > q.fetchedMark {
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], top)
+		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+		_, err := q.e.fetched.Put(ctx, q.name, v[:])
+		cancel()
+		if err != nil {
+			if !q.e.isClosed() {
+				q.e.log.Warn("store: recording a fetch mark", "queue", q.dest, "error", err)
+				q.e.observeFailure("fetch")
+			}
+		} else {
+			q.fetchedMark = top
+		}
+	}
+	q.feed.Stored(msgs)
 }
 
 // decode turns a fetched message into what the queue is fed, counting it against the asks. A message
@@ -251,6 +287,7 @@ func (q *queue) Ack(refs []broker.StoredRef, wait bool) error {
 	}
 	if err != nil && !q.e.isClosed() {
 		q.e.log.Warn("store: acknowledging queue messages", "queue", q.dest, "error", err)
+		q.e.observeFailure("ack")
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker/natsengine"
+	"github.com/stompd/stompd/metrics"
 )
 
 // dataSync is the -data-sync flag: "always" (every stored message reaches the disk before it is
@@ -38,8 +39,8 @@ func (d *dataSync) Set(s string) error {
 	return nil
 }
 
-// startStore starts the embedded store on -data-dir; nil without one.
-func (c *config) startStore(logger *slog.Logger) (*natsengine.Engine, error) {
+// startStore starts the embedded store on -data-dir, reporting to m; nil without one.
+func (c *config) startStore(logger *slog.Logger, m *metrics.Metrics) (*natsengine.Engine, error) {
 	if c.DataDir == "" {
 		return nil, nil
 	}
@@ -49,10 +50,23 @@ func (c *config) startStore(logger *slog.Logger) (*natsengine.Engine, error) {
 		SyncInterval:  c.DataSync.interval,
 		MaxStoreBytes: int64(c.MaxStoreBytes),
 		Logger:        logger,
+		ObserveWrite:  m.StoreWrite,
+		ObserveFailure: func(op string) {
+			if op == "ack" {
+				m.StoreFailed(metrics.StoreAck)
+			} else {
+				m.StoreFailed(metrics.StoreFetch)
+			}
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	limit := int64(c.MaxStoreBytes)
+	m.ObserveStore(func() metrics.StoreStats {
+		msgs, bytes, _ := e.Usage()
+		return metrics.StoreStats{Messages: msgs, Bytes: bytes, LimitBytes: limit}
+	})
 	logger.Info("data directory", "dir", e.Dir(), "sync", c.DataSync.String(), "max_store_bytes", int64(c.MaxStoreBytes),
 		"started_in", e.StartDuration().Round(time.Millisecond).String())
 	return e, nil

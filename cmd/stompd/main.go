@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
-	store, err := cfg.startStore(logger)
+	store, err := cfg.startStore(logger, m)
 	if err != nil {
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 2
