@@ -108,34 +108,43 @@ func (q *queue) publish(m *Message) error {
 	return nil
 }
 
-// publishStored appends m to the queue's store, within the queue's bounds, which count what the store
-// holds (delivered and unacknowledged messages included for the bytes); m reaches consumers when the
-// queue fetches it back. No lock is held while the store works.
-func (q *queue) publishStored(m *Message) error {
+// reserveStored counts m against the queue's bounds as a publish being stored, or reports why it does
+// not fit. releaseStored ends the reservation, counting m published when stored.
+func (q *queue) reserveStored(m *Message) error {
 	size := int64(m.Size())
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	stored, storedBytes := q.store.Stored()
 	if stored-q.unackedLocked()+q.appending >= q.maxDepth {
-		q.mu.Unlock()
 		return &QueueFullError{Destination: q.dest, Limit: q.maxDepth}
 	}
 	if storedBytes+q.appendingBytes+size > int64(q.maxBytes) {
-		q.mu.Unlock()
 		return &QueueFullError{Destination: q.dest, Limit: q.maxBytes, Bytes: true}
 	}
 	q.appending++
 	q.appendingBytes += size
-	q.mu.Unlock()
+	return nil
+}
 
-	err := q.store.Append(m)
-
+func (q *queue) releaseStored(m *Message, stored bool) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	q.appending--
-	q.appendingBytes -= size
-	if err == nil {
+	q.appendingBytes -= int64(m.Size())
+	if stored {
 		q.counts.published[q.kind].Add(1)
 	}
-	q.mu.Unlock()
+}
+
+// publishStored appends m to the queue's store, within the queue's bounds, which count what the store
+// holds (delivered and unacknowledged messages included for the bytes); m reaches consumers when the
+// queue fetches it back. No lock is held while the store works.
+func (q *queue) publishStored(m *Message) error {
+	if err := q.reserveStored(m); err != nil {
+		return err
+	}
+	err := q.store.Append(m)
+	q.releaseStored(m, err == nil)
 	if err != nil {
 		return fmt.Errorf("queue %q: %w", q.dest, err)
 	}

@@ -13,7 +13,15 @@ type Store interface {
 	// OpenQueue opens the stored messages of queue dest, which feed receives. The broker calls it
 	// once per queue, when the queue is first used, without broker locks held.
 	OpenQueue(dest string, feed QueueFeed) (StoredQueue, error)
+	// AppendAll stores msgs[i] at the end of queues[i] (queues this Store opened), all of them or
+	// none: a crash in the middle leaves none stored. It returns once they are stored. The broker calls
+	// it without broker locks held, with at most MaxAtomicBatch messages.
+	AppendAll(queues []StoredQueue, msgs []*Message) error
 }
+
+// MaxAtomicBatch is the most messages one Store.AppendAll takes; PublishAll splits longer
+// transactions into batches of this size, each all or nothing.
+const MaxAtomicBatch = 1000
 
 // StoredQueue is one queue's messages in a Store. Its methods are safe for concurrent use; none of them
 // calls back into the broker except through the QueueFeed, and then never from within Want or Ack.

@@ -65,7 +65,11 @@ func (s *session) handleSend(f *frame.Frame) error {
 // gone with its session is dropped, as a topic message nobody listens to is. An application handler's
 // refusal (an /app/ destination) is shown to the client as the handler worded it.
 func (s *session) publish(m *broker.Message) error {
-	err := s.broker.Publish(m)
+	return s.publishOutcome(m, s.broker.Publish(m))
+}
+
+// publishOutcome maps the broker's answer to publishing m to what the client is told.
+func (s *session) publishOutcome(m *broker.Message, err error) error {
 	switch {
 	case err == nil || errors.Is(err, broker.ErrNoRoute):
 		return nil

@@ -73,8 +73,10 @@ func (s *session) handleBegin(f *frame.Frame) error {
 	return nil
 }
 
-// handleCommit applies a transaction's frames in order. The first refusal (a full queue, an ACK for a
-// delivery that is no longer pending) stops the commit with an ERROR; frames before it took effect.
+// handleCommit applies a transaction: its SENDs in order, through Broker.PublishAll (with a store, those
+// to stored queues are stored as one batch, all or nothing, before any is delivered), then its ACKs and
+// NACKs in order. The first refusal (a full queue, an ACK for a delivery that is no longer pending)
+// stops the commit with an ERROR; what came before it took effect.
 func (s *session) handleCommit(f *frame.Frame) error {
 	id, err := transactionHeader(f)
 	if err != nil {
@@ -85,14 +87,27 @@ func (s *session) handleCommit(f *frame.Frame) error {
 		return err
 	}
 	s.endTransaction(tx)
+	var msgs []*broker.Message
 	for _, op := range tx.ops {
 		if op.message != nil {
-			err = s.publish(op.message)
-		} else {
-			err = s.applyAck(op.ack)
+			msgs = append(msgs, op.message)
 		}
-		if err != nil {
+	}
+	for len(msgs) > 0 {
+		i, err := s.broker.PublishAll(msgs)
+		if err == nil {
+			break
+		}
+		if err := s.publishOutcome(msgs[i], err); err != nil {
 			return err
+		}
+		msgs = msgs[i+1:] // a refusal that is no error (a reply queue gone): go on after it
+	}
+	for _, op := range tx.ops {
+		if op.message == nil {
+			if err := s.applyAck(op.ack); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -1,11 +1,20 @@
 package test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -100,4 +109,141 @@ func frameBodies(fs []*rawFrame) string {
 		s = append(s, b)
 	}
 	return strings.Join(s, " ")
+}
+
+// TestDurableStoreFull: with -max-store-bytes, a SEND the store cannot take gets an ERROR naming the
+// queue and the cause; everything accepted before is delivered; topics keep working meanwhile;
+// /readyz stays ready and says what is wrong; once consumers have drained the queue, SENDs are taken
+// again.
+func TestDurableStoreFull(t *testing.T) {
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-data-dir", t.TempDir(),
+		"-max-store-bytes", "64KiB")
+	ts := p.clients(stompAddr)
+	body := strings.Repeat("f", 1024)
+	pub := ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	accepted := 0
+	for ; accepted < 200; accepted++ {
+		pub.send(fmt.Sprintf("SEND\ndestination:/queue/full\nreceipt:r%d\n\n%d:%s\x00", accepted, accepted, body))
+		if f := pub.next(); f.Command != frame.RECEIPT {
+			if msg := f.Get("message"); !strings.Contains(msg, `queue "/queue/full"`) || !strings.Contains(msg, "store unavailable") {
+				t.Fatalf("after %d stored: %s", accepted, f)
+			}
+			pub.expectClosed()
+			break
+		}
+	}
+	if accepted == 0 || accepted == 200 {
+		t.Fatalf("%d messages of 1 KiB accepted under a 64 KiB store bound", accepted)
+	}
+	resp, err := http.Get(p.URL() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(ready), "ready\n") || !strings.Contains(string(ready), "store") {
+		t.Errorf("/readyz = %d %q, want ready and the store's problem", resp.StatusCode, ready)
+	}
+	// Topics do not depend on the store.
+	c := ts.dialTCP(t)
+	topic, _ := c.Subscribe("/topic/still", stomp.AckAuto)
+	if err := c.Send("/topic/still", "", []byte("up"), stomp.SendOpt.Receipt); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, topic); string(m.Body) != "up" {
+		t.Fatalf("topic message %q", m.Body)
+	}
+	// Everything accepted is delivered, once.
+	con := ts.rawOver(t, "tcp")
+	con.connect("1.2")
+	con.send("SUBSCRIBE\nid:1\ndestination:/queue/full\n\n\x00")
+	for i := range accepted {
+		f := con.expect(frame.MESSAGE)
+		if want := fmt.Sprintf("%d:", i); !strings.HasPrefix(string(f.Body), want) {
+			t.Fatalf("message %d: %.10q", i, f.Body)
+		}
+	}
+	waitFor(t, "the store to empty", func() bool {
+		return scrapeValue(t, p.URL()+"/metrics", "stompd_store_messages") == 0
+	})
+	again := ts.rawOver(t, "tcp")
+	again.connect("1.2")
+	again.send("SEND\ndestination:/queue/full\nreceipt:again\n\nagain\x00")
+	again.expect(frame.RECEIPT)
+	if n := scrapeValue(t, p.URL()+"/metrics", `stompd_errors_sent_total{reason="store_unavailable"}`); n != 1 {
+		t.Errorf("errors_sent{reason=store_unavailable} = %v, want 1", n)
+	}
+}
+
+// TestDataDirRefusals: a data directory that cannot be used stops stompd at start with one line naming
+// the directory and the cause, and exit status 2: another stompd owns it, it cannot be created, or
+// the store's files in it cannot be read (never replaced by an empty store).
+func TestDataDirRefusals(t *testing.T) {
+	run := func(dir string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(stompdBinary(t), "-data-dir", dir, "-http-addr", "127.0.0.1:0", "-stomp-addr", "127.0.0.1:0",
+			"-log-format", "json")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		done := make(chan error, 1)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("stompd -data-dir %s still running after 30 s", dir)
+		}
+		var last string
+		for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+			if !strings.HasPrefix(line, "{") { // not a JSON log line
+				last += line + "\n"
+			}
+		}
+		return cmd.ProcessState.ExitCode(), strings.TrimSpace(last)
+	}
+
+	owned := t.TempDir()
+	stompAddr := freeLoopbackAddr(t)
+	startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-data-dir", owned)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	corrupt := t.TempDir()
+	e, err := natsengine.Start(natsengine.Config{Dir: corrupt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+
+	for _, tc := range []struct {
+		name, dir, want string
+		prepare         func()
+	}{
+		{"owned by another stompd", owned, "in use by another stompd", nil},
+		{"cannot be created", filepath.Join(file, "data"), "cannot be created", nil},
+		{"unreadable store", corrupt, "cannot read", func() {
+			meta := filepath.Join(corrupt, "jetstream", "$G", "streams", "QUEUES", "meta.inf")
+			if err := os.WriteFile(meta, []byte("garbage"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.prepare != nil {
+				tc.prepare()
+			}
+			code, out := run(tc.dir)
+			if code != 2 || strings.Count(out, "\n") != 0 || !strings.HasPrefix(out, "stompd: ") ||
+				!strings.Contains(out, tc.want) || strings.Contains(out, "panic") {
+				t.Errorf("exit %d, output %q; want status 2 and one line saying %q", code, out, tc.want)
+			}
+		})
+	}
 }

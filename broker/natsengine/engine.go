@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -74,6 +75,7 @@ type Engine struct {
 
 	stop      context.Context // ended by Close: pending fetches return
 	cancel    context.CancelFunc
+	failure   atomic.Pointer[storeFailure] // the last failed operation; see Health
 	mu        sync.Mutex
 	closed    bool
 	recovered map[string]uint64 // queue consumer name → last stream sequence it had delivered, from the previous process
@@ -119,7 +121,7 @@ func Start(cfg Config) (*Engine, error) {
 // takeDir creates the directory if needed and locks it for this process.
 func (e *Engine) takeDir() error {
 	dir := e.cfg.Dir
-	if err := os.MkdirAll(filepath.Join(dir, "jetstream"), 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data directory %s cannot be created: %w", dir, unwrapPath(err))
 	}
 	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
@@ -147,7 +149,7 @@ func (e *Engine) takeDir() error {
 		}
 	}
 	// A directory whose files cannot be written fails here rather than in the server's first write.
-	probe := filepath.Join(dir, "jetstream", ".write-test")
+	probe := filepath.Join(dir, ".write-test")
 	if err := os.WriteFile(probe, nil, 0o600); err != nil {
 		f.Close()
 		return fmt.Errorf("data directory %s is not writable: %w", dir, unwrapPath(err))
@@ -180,14 +182,13 @@ func (e *Engine) startServer() error {
 		ServerName:   "stompd",
 		DontListen:   true,
 		JetStream:    true,
-		StoreDir:     filepath.Join(e.cfg.Dir, "jetstream"),
+		StoreDir:     e.cfg.Dir, // the server keeps its files under DIR/jetstream
 		NoSigs:       true,
 		SyncAlways:   e.cfg.SyncAlways,
 		SyncInterval: e.cfg.SyncInterval,
 	}
-	if e.cfg.MaxStoreBytes > 0 {
-		opts.JetStreamMaxStore = e.cfg.MaxStoreBytes
-	}
+	// -max-store-bytes bounds the queue stream (prepareQueues), not the server: the fetch marks must
+	// still be written when the queues are full.
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("data directory %s: embedded NATS server: %w", e.cfg.Dir, err)
@@ -231,9 +232,16 @@ func (e *Engine) prepareQueues() error {
 		Discard:     jetstream.DiscardNew,
 		MaxBytes:    -1,
 		Replicas:    1,
+		// A COMMIT's SENDs are stored as one batch (Engine.AppendAll).
+		AllowAtomicPublish: true,
 	}
 	if e.cfg.MaxStoreBytes > 0 {
 		cfg.MaxBytes = e.cfg.MaxStoreBytes
+	}
+	for _, name := range []string{queueStream, "KV_" + fetchedBucket} {
+		if err := e.checkReadable(ctx, name); err != nil {
+			return err
+		}
 	}
 	stream, err := e.js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
@@ -285,11 +293,55 @@ func (e *Engine) Usage() (messages, bytes uint64, err error) {
 	return st.Msgs, st.Bytes, nil
 }
 
-// observeFailure reports a failed operation to Config.ObserveFailure.
-func (e *Engine) observeFailure(op string) {
+// observeFailure records a failed operation for Health and reports it to Config.ObserveFailure.
+func (e *Engine) observeFailure(op string, err error) {
+	e.failure.Store(&storeFailure{at: time.Now(), op: op, err: err})
 	if e.cfg.ObserveFailure != nil {
 		e.cfg.ObserveFailure(op)
 	}
+}
+
+// storeFailure is a failed store operation, for Health.
+type storeFailure struct {
+	at  time.Time
+	op  string
+	err error
+}
+
+// healthWindow is how long a failed operation keeps Health reporting it.
+const healthWindow = time.Minute
+
+// Health says what is wrong with the store, or "" when nothing is: an operation failed within the
+// last minute, or the stored messages take 95% or more of Config.MaxStoreBytes.
+func (e *Engine) Health() string {
+	if e.isClosed() {
+		return "store closed"
+	}
+	if f := e.failure.Load(); f != nil && time.Since(f.at) < healthWindow {
+		return fmt.Sprintf("store: %s failed %s ago: %v", f.op, time.Since(f.at).Round(time.Second), f.err)
+	}
+	if limit := e.cfg.MaxStoreBytes; limit > 0 {
+		if _, bytes, err := e.Usage(); err == nil && bytes >= uint64(limit)/100*95 {
+			return fmt.Sprintf("store: %d of %d bytes used (max-store-bytes)", bytes, limit)
+		}
+	}
+	return ""
+}
+
+// checkReadable refuses a directory that holds files of stream name which the server could not load
+// (it logs why and carries on without the stream): creating the stream afresh would lose what they
+// hold.
+func (e *Engine) checkReadable(ctx context.Context, name string) error {
+	dir := filepath.Join(e.cfg.Dir, "jetstream", "$G", "streams", name)
+	if _, err := os.Stat(dir); err != nil {
+		return nil // never created: nothing to lose
+	}
+	if _, err := e.js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("data directory %s: the store cannot read %s (the log above says why); refusing to start rather than replace it", e.cfg.Dir, dir)
+	} else if err != nil {
+		return fmt.Errorf("data directory %s: %w", e.cfg.Dir, err)
+	}
+	return nil
 }
 
 // fetchedBucket is the key-value bucket of the fetch marks.

@@ -115,6 +115,7 @@ func (q *queue) Append(m *broker.Message) error {
 		q.e.cfg.ObserveWrite(time.Since(begin), err)
 	}
 	if err != nil {
+		q.e.failure.Store(&storeFailure{at: time.Now(), op: "append", err: err})
 		return storeError(err)
 	}
 	q.mu.Lock()
@@ -163,7 +164,7 @@ func (q *queue) fetchLoop() {
 			continue // ends at the top
 		}
 		q.e.log.Warn("store: fetching queue messages", "queue", q.dest, "error", err)
-		q.e.observeFailure("fetch")
+		q.e.observeFailure("fetch", err)
 		backoff = min(max(2*backoff, 50*time.Millisecond), 2*time.Second)
 		time.Sleep(backoff)
 	}
@@ -225,7 +226,7 @@ func (q *queue) feedMarked(msgs []broker.StoredMessage) {
 		if err != nil {
 			if !q.e.isClosed() {
 				q.e.log.Warn("store: recording a fetch mark", "queue", q.dest, "error", err)
-				q.e.observeFailure("fetch")
+				q.e.observeFailure("fetch", err)
 			}
 		} else {
 			q.fetchedMark = top
@@ -287,7 +288,7 @@ func (q *queue) Ack(refs []broker.StoredRef, wait bool) error {
 	}
 	if err != nil && !q.e.isClosed() {
 		q.e.log.Warn("store: acknowledging queue messages", "queue", q.dest, "error", err)
-		q.e.observeFailure("ack")
+		q.e.observeFailure("ack", err)
 	}
 	return err
 }

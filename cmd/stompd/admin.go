@@ -18,12 +18,14 @@ import (
 //
 //   - /healthz answers 200 while the process serves HTTP at all.
 //   - /readyz answers 200 while the server accepts new connections and 503 once it is draining, so
-//     that load balancers stop sending clients before the sessions are told to go.
+//     that load balancers stop sending clients before the sessions are told to go. With -data-dir, a
+//     store in trouble (a failed write in the last minute, 95% of -max-store-bytes used) is named in
+//     the body, on a line after "ready".
 //
 // With withPprof, the runtime profiles of net/http/pprof are served under /debug/pprof/ too. They are
 // off by default: a CPU profile costs the server while it runs, and the endpoints tell an onlooker
 // much about the process, so they belong on an admin address that only operators reach.
-func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Server, withPprof bool) {
+func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Server, storeHealth func() string, withPprof bool) {
 	if withPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -45,6 +47,13 @@ func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Serv
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")
+		// A store in trouble refuses SENDs to /queue/ destinations, but topics, deliveries and
+		// everything in memory go on: the node stays ready, and says what is wrong.
+		if storeHealth != nil {
+			if problem := storeHealth(); problem != "" {
+				_, _ = io.WriteString(w, problem+"\n")
+			}
+		}
 	})
 }
 

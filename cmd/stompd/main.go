@@ -129,7 +129,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if cfg.MetricsAddr != "" {
 		adminMux = http.NewServeMux()
 	}
-	adminRoutes(adminMux, reg, srv, cfg.Pprof)
+	var storeHealth func() string
+	if store != nil {
+		storeHealth = store.Health
+	}
+	adminRoutes(adminMux, reg, srv, storeHealth, cfg.Pprof)
 
 	var listeners listenerSet
 	defer listeners.closeAll()

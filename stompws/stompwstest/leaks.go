@@ -19,6 +19,9 @@ func VerifyTestMain(m *testing.M, cleanup func(), opts ...goleak.Option) {
 		goleak.IgnoreAnyFunction("github.com/stompd/stompd/transport.(*poller).loop"),
 		// Idle workers exit a second after their last task.
 		goleak.IgnoreAnyFunction("github.com/stompd/stompd/transport.(*workerPool).await"),
+		// The embedded NATS server's clock ticker (a store's, -data-dir) is process-wide: it ends once
+		// the last file store has closed, which the server's shutdown does not wait for.
+		natsClockTicker,
 		goleak.Cleanup(func(code int) {
 			if cleanup != nil {
 				cleanup()
@@ -31,3 +34,6 @@ func VerifyTestMain(m *testing.M, cleanup func(), opts ...goleak.Option) {
 		}))
 	goleak.VerifyTestMain(m, opts...)
 }
+
+// natsClockTicker is the embedded NATS server's access-time goroutine; see VerifyTestMain.
+var natsClockTicker = goleak.IgnoreAnyFunction("github.com/nats-io/nats-server/v2/server/ats.Register.func1")
