@@ -75,7 +75,16 @@ func (b *Broker) NodeID() string { return b.opts.NodeID }
 // *QueueFullError when a queue holds MaxQueueDepth ready messages,
 // ErrNoRoute for a reply queue that does not exist. On error the message was
 // not accepted.
-func (b *Broker) Publish(m *Message) error {
+func (b *Broker) Publish(m *Message) error { return b.publish(m, nil) }
+
+// PublishNoWait is Publish for a publisher that wants no confirmation (a SEND without a receipt): a
+// message to a stored queue is handed to the Store and PublishNoWait returns without waiting until it
+// is stored; should the store then refuse it, failed is called with the reason, from another
+// goroutine. Refusals the broker can tell at once are returned, as by Publish. The publisher's order is
+// kept: a later Publish or PublishNoWait of the same publisher is stored after this one.
+func (b *Broker) PublishNoWait(m *Message, failed func(error)) error { return b.publish(m, failed) }
+
+func (b *Broker) publish(m *Message, failed func(error)) error {
 	kind, err := ParseDestination(m.Destination)
 	if err != nil {
 		return err
@@ -89,7 +98,7 @@ func (b *Broker) Publish(m *Message) error {
 	case KindApp:
 		return b.publishApp(m)
 	default:
-		return b.publishQueue(m, kind)
+		return b.publishQueue(m, kind, failed)
 	}
 }
 
@@ -123,7 +132,7 @@ func (b *Broker) stamp(m *Message) {
 	m.size = m.computeSize()
 }
 
-func (b *Broker) publishQueue(m *Message, kind Kind) error {
+func (b *Broker) publishQueue(m *Message, kind Kind, failed func(error)) error {
 	q, _ := b.queueFor(m.Destination, false, Identity{})
 	if q == nil {
 		if kind == KindReplyQueue {
@@ -144,7 +153,7 @@ func (b *Broker) publishQueue(m *Message, kind Kind) error {
 		return err
 	}
 	b.stamp(m)
-	return q.publish(m)
+	return q.publish(m, failed)
 }
 
 // nextMessageID returns "<node>-<seq>", built in a stack buffer so that the
@@ -269,7 +278,13 @@ func (b *Broker) Unsubscribe(sub *Subscription) {
 // subscription that holds messages under a lagging policy, the freed window
 // is filled from those.
 func (b *Broker) Ack(sub *Subscription, tag uint64, cumulative bool) error {
-	return b.settle(sub, tag, cumulative, false)
+	return b.settle(sub, tag, cumulative, false, true)
+}
+
+// AckNoWait is Ack without waiting for a Store to record the acknowledgement (an ACK nobody asked a
+// RECEIPT for): after a crash, such a message may come back.
+func (b *Broker) AckNoWait(sub *Subscription, tag uint64, cumulative bool) error {
+	return b.settle(sub, tag, cumulative, false, false)
 }
 
 // Nack rejects the delivery tag of sub, with the same tag rules as Ack. Queue
@@ -277,14 +292,14 @@ func (b *Broker) Ack(sub *Subscription, tag uint64, cumulative bool) error {
 // marked redelivered, and are offered again, possibly to another consumer;
 // topic messages are discarded.
 func (b *Broker) Nack(sub *Subscription, tag uint64, cumulative bool) error {
-	return b.settle(sub, tag, cumulative, true)
+	return b.settle(sub, tag, cumulative, true, false)
 }
 
-func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack bool) error {
+func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack, wait bool) error {
 	var ok bool
 	if sub.queue != nil {
 		var err error
-		if ok, err = sub.queue.settle(sub, tag, cumulative, nack); err != nil {
+		if ok, err = sub.queue.settle(sub, tag, cumulative, nack, wait); err != nil {
 			return err
 		}
 	} else {

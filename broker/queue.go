@@ -84,8 +84,11 @@ func (b *Broker) queueFor(dest string, create bool, creator Identity) (*queue, e
 	return q, nil
 }
 
-func (q *queue) publish(m *Message) error {
+func (q *queue) publish(m *Message, failed func(error)) error {
 	if q.store != nil {
+		if failed != nil {
+			return q.publishStoredNoWait(m, failed)
+		}
 		return q.publishStored(m)
 	}
 	q.mu.Lock()
@@ -148,6 +151,20 @@ func (q *queue) publishStored(m *Message) error {
 	if err != nil {
 		return fmt.Errorf("queue %q: %w", q.dest, err)
 	}
+	return nil
+}
+
+// publishStoredNoWait is publishStored without waiting for the store: failed is called if it refuses m.
+func (q *queue) publishStoredNoWait(m *Message, failed func(error)) error {
+	if err := q.reserveStored(m); err != nil {
+		return err
+	}
+	q.store.AppendNoWait(m, func(err error) {
+		q.releaseStored(m, err == nil)
+		if err != nil {
+			failed(fmt.Errorf("queue %q: %w", q.dest, err))
+		}
+	})
 	return nil
 }
 
@@ -331,7 +348,7 @@ func (q *queue) unsubscribe(s *Subscription) bool {
 
 // settle acknowledges (or with nack, requeues) deliveries of s and then
 // dispatches, since s may have room again.
-func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack bool) (bool, error) {
+func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack, wait bool) (bool, error) {
 	q.mu.Lock()
 	var out *[]*Message
 	switch {
@@ -362,7 +379,7 @@ func (q *queue) settle(s *Subscription, tag uint64, cumulative, nack bool) (bool
 	if len(refs) == 0 {
 		return true, nil
 	}
-	if err := q.store.Ack(refs, true); err != nil {
+	if err := q.store.Ack(refs, wait); err != nil {
 		return true, fmt.Errorf("%w: acknowledging on %q: %w", ErrStoreUnavailable, q.dest, err)
 	}
 	return true, nil

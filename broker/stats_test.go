@@ -151,7 +151,7 @@ func TestMessageCounters(t *testing.T) {
 				if err := b.DeleteQueue("/reply-queue/r"); err != nil {
 					t.Fatal(err)
 				}
-				if err := q.publish(&Message{Destination: "/reply-queue/r"}); !errors.Is(err, ErrNoRoute) {
+				if err := q.publish(&Message{Destination: "/reply-queue/r"}, nil); !errors.Is(err, ErrNoRoute) {
 					t.Fatalf("publish to a deleted queue = %v, want ErrNoRoute", err)
 				}
 			},

@@ -29,6 +29,10 @@ type StoredQueue interface {
 	// Append stores m at the end of the queue and returns once it is stored, or why it could not be:
 	// the message was then not accepted. The broker calls it without broker locks held.
 	Append(m *Message) error
+	// AppendNoWait is Append without waiting: done is called, from another goroutine, once m is
+	// stored (nil) or refused. Appends of one goroutine are stored in the order they were made, with
+	// Append and AppendAll too.
+	AppendNoWait(m *Message, done func(error))
 	// Want asks for n more messages (n > 0) through the feed, oldest first, as they become available.
 	// Asks add up until met; it does not block.
 	Want(n int)

@@ -11,6 +11,7 @@ type ackTarget struct {
 	tag        uint64
 	cumulative bool // client mode: acknowledges every earlier unacked delivery of the subscription
 	nack       bool
+	noWait     bool // nobody waits for a RECEIPT: a store may record the ACK without the session waiting
 }
 
 // handleAck applies (or, inside a transaction, holds) an ACK or NACK.
@@ -23,6 +24,7 @@ func (s *session) handleAck(f *frame.Frame, nack bool) error {
 		return err
 	}
 	t.nack = nack
+	_, receipt := f.Get("receipt")
 	if txID, ok := f.Get("transaction"); ok {
 		tx, err := s.transaction(txID)
 		if err != nil {
@@ -30,6 +32,7 @@ func (s *session) handleAck(f *frame.Frame, nack bool) error {
 		}
 		return s.addToTransaction(tx, txOp{ack: t})
 	}
+	t.noWait = !receipt
 	return s.applyAck(t)
 }
 
@@ -79,9 +82,12 @@ func (s *session) resolveAck(f *frame.Frame) (ackTarget, error) {
 func (s *session) applyAck(t ackTarget) error {
 	bs := t.sub.brokerSub.Load()
 	var err error
-	if t.nack {
+	switch {
+	case t.nack:
 		err = s.broker.Nack(bs, t.tag, t.cumulative)
-	} else {
+	case t.noWait:
+		err = s.broker.AckNoWait(bs, t.tag, t.cumulative)
+	default:
 		err = s.broker.Ack(bs, t.tag, t.cumulative)
 	}
 	s.resumeStarved()

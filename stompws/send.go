@@ -58,7 +58,18 @@ func (s *session) handleSend(f *frame.Frame) error {
 		}
 		return s.addToTransaction(tx, txOp{message: m})
 	}
+	if _, receipt := f.Get("receipt"); !receipt {
+		// Nobody waits for this one: a stored queue takes it without the session waiting for the
+		// disk, in order with what follows; should the store refuse it, the session ends with an ERROR.
+		return s.publishOutcome(m, s.broker.PublishNoWait(m, s.storeRefused))
+	}
 	return s.publish(m)
+}
+
+// storeRefused ends the session when the store refused a SEND it had taken without a receipt. Called
+// from the store's goroutine.
+func (s *session) storeRefused(err error) {
+	s.terminate(asProtocolError(err))
 }
 
 // publish hands m to the broker and maps its refusals to ERRORs. A reply whose temporary queue has

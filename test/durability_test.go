@@ -172,8 +172,19 @@ func TestDurableStoreFull(t *testing.T) {
 	again.connect("1.2")
 	again.send("SEND\ndestination:/queue/full\nreceipt:again\n\nagain\x00")
 	again.expect(frame.RECEIPT)
-	if n := scrapeValue(t, p.URL()+"/metrics", `stompd_errors_sent_total{reason="store_unavailable"}`); n != 1 {
-		t.Errorf("errors_sent{reason=store_unavailable} = %v, want 1", n)
+	// SENDs without a receipt are not waited for, but a refusal still ends in an ERROR naming it.
+	blind := ts.rawOver(t, "ws")
+	blind.connect("1.2")
+	for i := range 200 {
+		if err := blind.write([]byte(fmt.Sprintf("SEND\ndestination:/queue/full\n\n%d:%s\x00", i, body)), false); err != nil {
+			break // the server has closed the connection after its ERROR
+		}
+	}
+	if f := blind.expect(frame.ERROR); !strings.Contains(f.Get("message"), "store unavailable") {
+		t.Errorf("ERROR for a SEND without a receipt the store refused: %s", f)
+	}
+	if n := scrapeValue(t, p.URL()+"/metrics", `stompd_errors_sent_total{reason="store_unavailable"}`); n != 2 {
+		t.Errorf("errors_sent{reason=store_unavailable} = %v, want 2", n)
 	}
 }
 

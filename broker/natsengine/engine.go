@@ -76,6 +76,11 @@ type Engine struct {
 	stop      context.Context // ended by Close: pending fetches return
 	cancel    context.CancelFunc
 	failure   atomic.Pointer[storeFailure] // the last failed operation; see Health
+
+	confirmations chan pendingAppend // AppendNoWait's publishes, in order, for confirmLoop
+	confirming    sync.WaitGroup
+	sends         sync.RWMutex // held to read by AppendNoWait while it queues, to write by Close
+	sendsClosed   bool         // guarded by sends
 	mu        sync.Mutex
 	closed    bool
 	recovered map[string]uint64 // queue consumer name → last stream sequence it had delivered, from the previous process
@@ -110,6 +115,9 @@ func Start(cfg Config) (*Engine, error) {
 		e.releaseDir()
 		return nil, err
 	}
+	e.confirmations = make(chan pendingAppend, maxPendingAppends)
+	e.confirming.Add(1)
+	go e.confirmLoop()
 	if err := e.prepareQueues(); err != nil {
 		e.Close()
 		return nil, err
@@ -208,7 +216,7 @@ func (e *Engine) startServer() error {
 		srv.Shutdown()
 		return fmt.Errorf("data directory %s: connecting to the embedded NATS server: %w", e.cfg.Dir, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPendingAppends))
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
@@ -344,6 +352,45 @@ func (e *Engine) checkReadable(ctx context.Context, name string) error {
 	return nil
 }
 
+// maxPendingAppends bounds the publishes of AppendNoWait awaiting the server's answer; past it,
+// AppendNoWait waits for room.
+const maxPendingAppends = 8192
+
+// pendingAppend is one AppendNoWait publish awaiting its answer.
+type pendingAppend struct {
+	future jetstream.PubAckFuture
+	q      *queue
+	size   int64
+	begin  time.Time
+	done   func(error)
+}
+
+// confirmLoop answers AppendNoWait's publishes as the server confirms them, in order; it ends when Close
+// closes the channel.
+func (e *Engine) confirmLoop() {
+	defer e.confirming.Done()
+	for p := range e.confirmations {
+		var err error
+		select {
+		case <-p.future.Ok():
+		case err = <-p.future.Err():
+		}
+		if e.cfg.ObserveWrite != nil {
+			e.cfg.ObserveWrite(time.Since(p.begin), err)
+		}
+		if err != nil {
+			e.failure.Store(&storeFailure{at: time.Now(), op: "append", err: err})
+			p.done(storeError(err))
+			continue
+		}
+		p.q.mu.Lock()
+		p.q.count++
+		p.q.bytes += p.size
+		p.q.mu.Unlock()
+		p.done(nil)
+	}
+}
+
 // fetchedBucket is the key-value bucket of the fetch marks.
 const fetchedBucket = "STOMPD_FETCHED"
 
@@ -386,6 +433,18 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.cancel()
 	e.fetchers.Wait()
+	if e.confirmations != nil {
+		e.sends.Lock()
+		e.sendsClosed = true
+		e.sends.Unlock()
+		// The publishes still unconfirmed get their answers (or time out) before the connection goes.
+		select {
+		case <-e.js.PublishAsyncComplete():
+		case <-time.After(apiTimeout):
+		}
+		close(e.confirmations)
+		e.confirming.Wait()
+	}
 	if e.nc != nil {
 		_ = e.nc.FlushTimeout(apiTimeout)
 		e.nc.Close()

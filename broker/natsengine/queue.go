@@ -125,6 +125,26 @@ func (q *queue) Append(m *broker.Message) error {
 	return nil
 }
 
+// AppendNoWait implements broker.StoredQueue: the publish goes out at once; the engine's confirmation
+// loop calls done when the server has answered.
+func (q *queue) AppendNoWait(m *broker.Message, done func(error)) {
+	q.e.sends.RLock()
+	defer q.e.sends.RUnlock()
+	if q.e.sendsClosed {
+		done(fmt.Errorf("%w: %w", broker.ErrStoreUnavailable, errClosed))
+		return
+	}
+	data := encodeMessage(m)
+	begin := time.Now()
+	fut, err := q.e.js.PublishAsync(q.subject, data)
+	if err != nil {
+		q.e.failure.Store(&storeFailure{at: time.Now(), op: "append", err: err})
+		done(storeError(err))
+		return
+	}
+	q.e.confirmations <- pendingAppend{future: fut, q: q, size: int64(len(data)), begin: begin, done: done}
+}
+
 // Want implements broker.StoredQueue.
 func (q *queue) Want(n int) {
 	q.mu.Lock()

@@ -45,6 +45,9 @@ type benchConfig struct {
 	json       bool
 	rate       float64
 
+	receiptEvery int  // a publisher asks for a RECEIPT on every Nth SEND and waits for it; 0 never
+	persistent   bool // SENDs carry persistent:true
+
 	subscribers int
 	publishers  int
 	pairs       int
@@ -127,6 +130,8 @@ func parseBenchArgs(args []string, con *console) (*benchConfig, error) {
 	fs.IntVar(&cfg.pid, "pid", 0, "broker process `id`: report its CPU seconds over the measured phase and its RSS, from /proc")
 	fs.BoolVar(&cfg.json, "json", false, "print one JSON object at the end instead of the summary")
 	fs.Float64Var(&cfg.rate, "rate", 0, "total publish `rate` in msg/s, shared by the publishers; 0: as fast as the window allows\n(latency: default 100)")
+	fs.IntVar(&cfg.receiptEvery, "receipt-every", 0, "each publisher asks for a RECEIPT on every `N`th SEND and waits for it before going on\n(the broker's word that the messages were taken: stored, with a durable queue); 0: never")
+	fs.BoolVar(&cfg.persistent, "persistent", false, "SENDs carry persistent:true (what RabbitMQ needs to store a /queue/ message)")
 	fs.IntVar(&cfg.subscribers, "subscribers", defaultSubscribers, "fanout, latency: subscriber `connections`")
 	fs.IntVar(&cfg.publishers, "publishers", defaultPublishers, "fanin: publisher `connections`")
 	fs.IntVar(&cfg.pairs, "pairs", defaultPairs, "pairs: `topics`, each with its own publisher and subscriber")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,20 +27,19 @@ type benchPublisher struct {
 	rate     float64
 	batch    []byte
 	sent     atomic.Int64 // messages written; the next sequence number
+
+	// With receipts (confirm): every receiptEvery-th message is receiptTemplate, and the publisher
+	// waits for its RECEIPT before sending more.
+	receiptEvery    int64
+	receiptTemplate []byte
+	receiptStampAt  int
+	receipts        chan struct{} // capacity 1; the watch loop of the connection signals each RECEIPT
 }
 
 // newBenchPublisher prepares publisher id's SEND frame: destination, content-length and a body of
 // size bytes, padded after the stamp.
 func newBenchPublisher(id int, conn *benchConn, f *flow, dest string, size int, rate float64) *benchPublisher {
-	t := frame.AppendCommand(nil, frame.SEND)
-	t = frame.AppendHeader(t, conn.version, "destination", dest)
-	t = frame.AppendHeader(t, conn.version, "content-length", strconv.Itoa(size))
-	t = append(t, '\n')
-	stampAt := len(t)
-	for range size {
-		t = append(t, stampPadding)
-	}
-	t = append(t, 0)
+	t, stampAt := sendTemplate(conn.version, dest, size)
 	p := &benchPublisher{
 		id:       id,
 		conn:     conn,
@@ -56,6 +56,52 @@ func newBenchPublisher(id int, conn *benchConn, f *flow, dest string, size int, 
 	}
 	p.batch = make([]byte, 0, int(p.maxBatch)*len(t))
 	return p
+}
+
+// sendTemplate builds a SEND frame to dest with a body of size padding bytes, headers as name, value
+// pairs, and returns it with the offset of the body.
+func sendTemplate(version frame.Version, dest string, size int, headers ...string) ([]byte, int) {
+	t := frame.AppendCommand(nil, frame.SEND)
+	t = frame.AppendHeader(t, version, "destination", dest)
+	for i := 0; i+1 < len(headers); i += 2 {
+		t = frame.AppendHeader(t, version, headers[i], headers[i+1])
+	}
+	t = frame.AppendHeader(t, version, "content-length", strconv.Itoa(size))
+	t = append(t, '\n')
+	stampAt := len(t)
+	for range size {
+		t = append(t, stampPadding)
+	}
+	return append(t, 0), stampAt
+}
+
+// confirm makes the publisher ask for a RECEIPT every receiptEvery messages (0: never) and wait for
+// it, and mark its messages persistent:true.
+func (p *benchPublisher) confirm(receiptEvery int, persistent bool) {
+	if receiptEvery <= 0 && !persistent {
+		return
+	}
+	dest := p.destination()
+	size := len(p.template) - p.stampAt - 1
+	var extra []string
+	if persistent {
+		extra = []string{"persistent", "true"}
+		p.template, p.stampAt = sendTemplate(p.conn.version, dest, size, extra...)
+	}
+	if receiptEvery > 0 {
+		p.receiptEvery = int64(receiptEvery)
+		p.receipts = make(chan struct{}, 1)
+		p.receiptTemplate, p.receiptStampAt = sendTemplate(p.conn.version, dest, size, append(extra, "receipt", "confirm")...)
+		p.maxBatch = min(p.maxBatch, p.receiptEvery)
+	}
+}
+
+// destination reads the destination back from the template.
+func (p *benchPublisher) destination() string {
+	const key = "\ndestination:"
+	t := string(p.template[:p.stampAt])
+	i := strings.Index(t, key) + len(key)
+	return t[i : i+strings.IndexByte(t[i:], '\n')]
 }
 
 // run publishes until stop is closed or ctx ends (nil), or a write fails.
@@ -88,11 +134,38 @@ func (p *benchPublisher) run(ctx context.Context, stop <-chan struct{}) error {
 			}
 		}
 		n = min(n, room)
+		confirm := false
+		if p.receiptEvery > 0 {
+			// End the batch at the next message that asks for a receipt.
+			toReceipt := p.receiptEvery - seq%p.receiptEvery
+			n = min(n, toReceipt)
+			confirm = n == toReceipt
+		}
 		if err := p.conn.write(p.encode(seq, n)); err != nil {
 			return err
 		}
 		seq += n
 		p.sent.Store(seq)
+		if confirm {
+			select {
+			case <-p.receipts:
+			case <-stop:
+				return nil
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+// receipted is called by the connection's watch loop for each RECEIPT.
+func (p *benchPublisher) receipted() {
+	if p.receipts == nil {
+		return
+	}
+	select {
+	case p.receipts <- struct{}{}:
+	default:
 	}
 }
 
@@ -102,6 +175,11 @@ func (p *benchPublisher) encode(seq, n int64) []byte {
 	now := clockNanos()
 	for i := range n {
 		start := len(b)
+		if p.receiptEvery > 0 && (seq+i+1)%p.receiptEvery == 0 {
+			b = append(b, p.receiptTemplate...)
+			putStamp(b[start+p.receiptStampAt:], p.id, uint64(seq+i), now)
+			continue
+		}
 		b = append(b, p.template...)
 		putStamp(b[start+p.stampAt:], p.id, uint64(seq+i), now)
 	}

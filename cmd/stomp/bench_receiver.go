@@ -199,10 +199,14 @@ func errorFrame(f *frame.Frame) error {
 
 // watchLoop reads a publisher's connection, which expects nothing but an ERROR, until it fails or
 // is closed.
-func watchLoop(c *benchConn) error {
+func watchLoop(c *benchConn, onReceipt func()) error {
 	emit := func(f *frame.Frame) error {
-		if f != nil && f.Command == frame.ERROR {
+		switch {
+		case f == nil:
+		case f.Command == frame.ERROR:
 			return errorFrame(f)
+		case f.Command == frame.RECEIPT && onReceipt != nil:
+			onReceipt()
 		}
 		return nil
 	}

@@ -263,8 +263,10 @@ func (r *benchRun) connect(ctx context.Context, top topology, flows []*flow) err
 	pubs := make([]*benchPublisher, 0, len(top.pubDests))
 	for i, dest := range top.pubDests {
 		c := pubConns[i]
-		pubs = append(pubs, newBenchPublisher(i, c, flows[i], dest, cfg.size, rate))
-		r.readers.Go(func() { r.failUnlessClosing(fmt.Sprintf("publisher %d", i), watchLoop(c)) })
+		p := newBenchPublisher(i, c, flows[i], dest, cfg.size, rate)
+		p.confirm(cfg.receiptEvery, cfg.persistent)
+		pubs = append(pubs, p)
+		r.readers.Go(func() { r.failUnlessClosing(fmt.Sprintf("publisher %d", i), watchLoop(c, p.receipted)) })
 	}
 	r.mu.Lock()
 	r.recvs, r.pubs = recvs, pubs

@@ -13,7 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/broker/natsengine"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
 	"github.com/stompd/stompd/stompws/stompwstest"
 )
@@ -402,4 +406,56 @@ func TestBenchProgress(t *testing.T) {
 	if !strings.HasSuffix(out, "\r\x1b[K") {
 		t.Errorf("progress line not cleared at the end: %q", out[max(0, len(out)-40):])
 	}
+}
+
+// TestBenchReceipts: with -receipt-every N a publisher asks for a RECEIPT on every Nth SEND and waits
+// for it, and -persistent marks every SEND persistent:true; against a broker whose queues are stored.
+func TestBenchReceipts(t *testing.T) {
+	e, err := natsengine.Start(natsengine.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	reg := prometheus.NewRegistry()
+	s := stompwstest.Start(t, stompwstest.Config{
+		BrokerOptions: broker.Options{Store: e},
+		Options:       stompws.Options{Metrics: metrics.New(reg, metrics.BuildInfo{})},
+	})
+	args := append([]string{"bench", "queue", "-url", "tcp://" + s.TCPAddr, "-producers", "2", "-consumers", "2",
+		"-receipt-every", "10", "-persistent"}, quickBench...)
+	r := runStomp(t, "", nil, args...)
+	mustSucceed(t, r, "bench")
+	rep := decodeReport(t, r)
+	if rep.Lost != 0 || rep.Duplicated != 0 || rep.Delivered == 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	sends := counterValue(t, reg, "stompd_frames_received_total", "SEND")
+	receipts := counterValue(t, reg, "stompd_frames_sent_total", "RECEIPT")
+	// Each producer asks for one receipt per 10 SENDs; the last batch of each may be short of it.
+	if receipts < sends/10-2 || receipts > sends/10+2 {
+		t.Errorf("%v RECEIPTs for %v SENDs, want one per 10", receipts, sends)
+	}
+}
+
+// counterValue reads the counter name{command=command} from reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name, command string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "command" && l.GetValue() == command {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no %s{command=%q}", name, command)
+	return 0
 }

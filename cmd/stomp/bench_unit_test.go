@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stompd/stompd/stompws/frame"
 )
 
 func TestStampRoundTrip(t *testing.T) {
@@ -304,5 +307,31 @@ func TestDrainState(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A confirming publisher marks its SENDs persistent and asks for a receipt on every Nth one.
+func TestBenchPublisherConfirm(t *testing.T) {
+	c := &benchConn{stream: discardStream{}, version: frame.V12}
+	p := newBenchPublisher(0, c, newFlow(defaultBenchWindow, 1), "/queue/bench.x", defaultBenchSize, 0)
+	p.confirm(10, true)
+	if p.destination() != "/queue/bench.x" {
+		t.Fatalf("destination %q", p.destination())
+	}
+	batch := string(p.encode(0, 20))
+	frames := strings.Split(strings.TrimSuffix(batch, "\x00"), "\x00")
+	if len(frames) != 20 {
+		t.Fatalf("%d frames", len(frames))
+	}
+	for i, f := range frames {
+		if !strings.Contains(f, "\npersistent:true\n") {
+			t.Errorf("frame %d without persistent:true: %.80q", i, f)
+		}
+		if wantReceipt := i == 9 || i == 19; strings.Contains(f, "\nreceipt:") != wantReceipt {
+			t.Errorf("frame %d: receipt header %v, want %v", i, !wantReceipt, wantReceipt)
+		}
+		if !strings.Contains(f, "content-length:"+strconv.Itoa(defaultBenchSize)+"\n") {
+			t.Errorf("frame %d: content-length not %d: %.100q", i, defaultBenchSize, f)
+		}
 	}
 }
