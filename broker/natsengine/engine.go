@@ -73,18 +73,18 @@ type Engine struct {
 	fetched jetstream.KeyValue // queue consumer name → highest stream sequence fetched (see queue.markFetched)
 	started time.Duration      // how long Start took
 
-	stop      context.Context // ended by Close: pending fetches return
-	cancel    context.CancelFunc
-	failure   atomic.Pointer[storeFailure] // the last failed operation; see Health
+	stop    context.Context // ended by Close: pending fetches return
+	cancel  context.CancelFunc
+	failure atomic.Pointer[storeFailure] // the last failed operation; see Health
 
 	confirmations chan pendingAppend // AppendNoWait's publishes, in order, for confirmLoop
 	confirming    sync.WaitGroup
 	sends         sync.RWMutex // held to read by AppendNoWait while it queues, to write by Close
 	sendsClosed   bool         // guarded by sends
-	mu        sync.Mutex
-	closed    bool
-	recovered map[string]uint64 // queue consumer name → last stream sequence it had delivered, from the previous process
-	fetchers  sync.WaitGroup
+	mu            sync.Mutex
+	closed        bool
+	recovered     map[string]uint64 // queue consumer name → last stream sequence it had delivered, from the previous process
+	fetchers      sync.WaitGroup
 }
 
 // Start takes the data directory, starts the embedded server on it, and readies the stream that keeps
