@@ -34,6 +34,7 @@ type Broker struct {
 	queueCount    atomic.Int64
 	retainedDests atomic.Int64 // topic destinations that have retained a message
 	retainedBytes atomic.Int64 // total Message.Size of the retained messages, bounded by Options.MaxRetainedBytes
+	restoring     bool         // New is restoring retained messages: they are not kept again
 	stateful      atomic.Int64 // queues, reply queues and retaining topics: bounded by Options.MaxDestinations
 	evictions     atomic.Uint64
 	conflated     atomic.Uint64
@@ -50,6 +51,7 @@ func New(opts Options) *Broker {
 		b.shards[i].topics = make(map[string]*topicEntry)
 		b.shards[i].queues = make(map[string]*queue)
 	}
+	b.restoreRetained()
 	return b
 }
 

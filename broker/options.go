@@ -57,6 +57,9 @@ type Options struct {
 	// Store keeps /queue/ messages beyond the process (see Store); nil keeps
 	// them in memory.
 	Store Store
+	// Retained keeps the retained messages of topics beyond the process (see
+	// RetainedStore); nil keeps them in memory.
+	Retained RetainedStore
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.

@@ -49,7 +49,75 @@ func (e *topicEntry) retain(b *Broker, m *Message) (uint64, error) {
 		r.n++
 	}
 	r.seq++
+	if rs := b.opts.Retained; rs != nil && !b.restoring {
+		rs.KeepRetained(m)
+	}
 	return r.seq, nil
+}
+
+// RetainedMessages returns the messages topic destination dest retains now, oldest first; nil when it
+// retains none.
+func (b *Broker) RetainedMessages(dest string) []*Message {
+	sh := b.shardFor(dest)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	e := sh.topics[dest]
+	if e == nil {
+		return nil
+	}
+	e.retainMu.Lock()
+	defer e.retainMu.Unlock()
+	msgs, _ := e.retained.snapshot(nil)
+	return msgs
+}
+
+// restoreRetained retains again, without delivering them, the messages Options.Retained kept, as the
+// destinations' current policies say: a destination that no longer retains gets none back, and one
+// that keeps fewer gets the newest. A message past a bound (destinations, retained bytes) is left out
+// and logged. Called once, by New.
+func (b *Broker) restoreRetained() {
+	rs := b.opts.Retained
+	if rs == nil {
+		return
+	}
+	msgs, err := rs.LoadRetained()
+	if err != nil {
+		b.log.Error("retained messages could not be loaded; topics start without them", "error", err)
+		return
+	}
+	b.restoring = true
+	defer func() { b.restoring = false }()
+	restored := 0
+	for _, m := range msgs {
+		kind, err := ParseDestination(m.Destination)
+		if err != nil || kind != KindTopic {
+			continue
+		}
+		policy := b.resolvePolicy(m.Destination)
+		if policy.retain == 0 {
+			continue
+		}
+		m.Kind = KindTopic
+		m.size = m.computeSize()
+		sh := b.shardFor(m.Destination)
+		sh.mu.Lock()
+		e := sh.topics[m.Destination]
+		created := e == nil
+		if created {
+			e = b.newTopicEntry(sh, strings.Clone(m.Destination), policy)
+		}
+		if _, err = e.retain(b, m); err != nil && created {
+			delete(sh.topics, m.Destination)
+			delete(sh.retaining, m.Destination)
+		}
+		sh.mu.Unlock()
+		if err != nil {
+			b.log.Warn("a retained message was not restored", "destination", m.Destination, "error", err)
+			continue
+		}
+		restored++
+	}
+	b.log.Info("retained messages restored", "messages", restored, "kept", len(msgs))
 }
 
 // reserveRetainedBytes adds grow (negative when a retained message is replaced

@@ -62,3 +62,15 @@ type StoredMessage struct {
 	Redelivered bool
 	Ref         StoredRef
 }
+
+// RetainedStore keeps topics' retained messages (last values and histories, Options.Policies) beyond
+// the process (Options.Retained); without one they live in memory only.
+type RetainedStore interface {
+	// LoadRetained returns the retained messages kept, oldest first within each destination. The
+	// broker calls it once, in New, and retains them again as its policies say.
+	LoadRetained() ([]*Message, error)
+	// KeepRetained records m as its destination's newest retained message. It is called with broker
+	// locks held and must not block; a failure is the store's to report, and costs only m's surviving a
+	// restart.
+	KeepRetained(m *Message)
+}

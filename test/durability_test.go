@@ -2,8 +2,10 @@ package test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,7 +16,9 @@ import (
 
 	"github.com/go-stomp/stomp/v3"
 
+	"github.com/stompd/stompd/broker/chat"
 	"github.com/stompd/stompd/broker/natsengine"
+	"github.com/stompd/stompd/broker/stocks"
 	"github.com/stompd/stompd/stompws/frame"
 )
 
@@ -256,5 +260,57 @@ func TestDataDirRefusals(t *testing.T) {
 				t.Errorf("exit %d, output %q; want status 2 and one line saying %q", code, out, tc.want)
 			}
 		})
+	}
+}
+
+// TestRetainedSurvivesRestart: with -data-dir the retained messages survive a restart: the chat shows
+// its history to a newcomer after it, and the stock feed goes on from its last prices rather than
+// from its start prices.
+func TestRetainedSurvivesRestart(t *testing.T) {
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-stomp-addr", stompAddr, "-data-dir", t.TempDir(),
+		"-stocks-min-interval", "10ms", "-stocks-max-interval", "20ms")
+	ts := p.clients(stompAddr)
+	c := ts.dialTCP(t, stomp.ConnOpt.Header("name", "Alice"))
+	for _, text := range []string{"first", "second", "third"} {
+		if err := c.Send("/app/chat", "text/plain", []byte(text), stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // dozens of ticks move the prices away from their start
+	p.Restart()
+
+	newcomer := ts.dialTCP(t)
+	history, _ := newcomer.Subscribe("/topic/chat", stomp.AckAuto)
+	var texts []string
+	for len(texts) < 3 {
+		m := recv(t, history)
+		var e chat.Event
+		if err := json.Unmarshal(m.Body, &e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Type == "message" {
+			if m.Header.Get("history") != "true" {
+				t.Errorf("%q came without history:true", e.Text)
+			}
+			texts = append(texts, e.Text)
+		}
+	}
+	if strings.Join(texts, " ") != "first second third" {
+		t.Errorf("chat history after the restart: %q", texts)
+	}
+	moved := 0
+	for _, s := range stocks.DefaultSymbols {
+		sub, _ := newcomer.Subscribe("/topic/stocks."+s.Name, stomp.AckAuto)
+		var q stocks.Quote
+		if err := json.Unmarshal(recv(t, sub).Body, &q); err != nil {
+			t.Fatal(err)
+		}
+		if int64(math.Round(q.Price*100)) != s.Cents {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Error("every price is back at its start price after the restart")
 	}
 }

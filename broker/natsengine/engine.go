@@ -55,6 +55,9 @@ type Config struct {
 	// Logger receives the embedded server's warnings and errors (its notices at debug level). Default:
 	// discard.
 	Logger *slog.Logger
+	// RetainedPerDestination is the most retained messages any topic destination keeps (the largest
+	// history of the policies; 1 for last values); the store keeps as many per destination. 0 means 1.
+	RetainedPerDestination int
 	// ObserveWrite, when set, is called after each message stored, or failed to store, with how long
 	// it took. ObserveFailure, when set, is called for each failed acknowledgement ("ack") or fetch
 	// ("fetch"). Both are called from the goroutines doing the work and must not block.
@@ -216,7 +219,12 @@ func (e *Engine) startServer() error {
 		srv.Shutdown()
 		return fmt.Errorf("data directory %s: connecting to the embedded NATS server: %w", e.cfg.Dir, err)
 	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPendingAppends))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPendingAppends),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			if strings.HasPrefix(m.Subject, retainedSubjectPrefix) {
+				e.retainedPublishFailed(err)
+			}
+		}))
 	if err != nil {
 		nc.Close()
 		srv.Shutdown()
@@ -245,6 +253,9 @@ func (e *Engine) prepareQueues() error {
 	}
 	if e.cfg.MaxStoreBytes > 0 {
 		cfg.MaxBytes = e.cfg.MaxStoreBytes
+	}
+	if err := e.prepareRetained(ctx); err != nil {
+		return err
 	}
 	for _, name := range []string{queueStream, "KV_" + fetchedBucket} {
 		if err := e.checkReadable(ctx, name); err != nil {

@@ -268,3 +268,49 @@ func TestTransactionIsAtomic(t *testing.T) {
 		t.Fatalf("after a restart: %q, want a1 a2 b1 only", bodies(c.got))
 	}
 }
+
+// TestRetainedAcrossRestarts: last values and histories kept by the store come back in a new broker,
+// as its policies say.
+func TestRetainedAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	policies := []broker.DestinationPolicy{{Pattern: "/topic/lv.*", LastValue: true}, {Pattern: "/topic/h.*", History: 3}}
+	e, err := Start(Config{Dir: dir, RetainedPerDestination: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := broker.New(broker.Options{Store: e, Retained: e, Policies: policies})
+	publish(t, b, "/topic/lv.a", "a1", "a2")
+	publish(t, b, "/topic/h.x", "x1", "x2", "x3", "x4")
+	publish(t, b, "/topic/plain", "not retained")
+	e.Close()
+
+	e2, err := Start(Config{Dir: dir, RetainedPerDestination: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	b2 := broker.New(broker.Options{Store: e2, Retained: e2, Policies: policies})
+	for dest, want := range map[string]string{"/topic/lv.a": "a2", "/topic/h.x": "x2 x3 x4", "/topic/plain": ""} {
+		var got []string
+		for _, m := range b2.RetainedMessages(dest) {
+			got = append(got, string(m.Body))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s retains %q after the restart, want %q", dest, got, want)
+		}
+	}
+	// Policies decide again: a destination that retains less now keeps the newest.
+	e2.Close()
+	e3, err := Start(Config{Dir: dir, RetainedPerDestination: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e3.Close()
+	b3 := broker.New(broker.Options{Retained: e3, Policies: []broker.DestinationPolicy{{Pattern: "/topic/h.*", LastValue: true}}})
+	if got := b3.RetainedMessages("/topic/h.x"); len(got) != 1 || string(got[0].Body) != "x4" {
+		t.Errorf("with a last-value policy: %d retained", len(got))
+	}
+	if got := b3.RetainedMessages("/topic/lv.a"); got != nil {
+		t.Errorf("a destination no policy retains any more retains %d", len(got))
+	}
+}

@@ -14,10 +14,17 @@ const (
 
 // queueSubject is the subject of a /queue/ destination (see the package doc).
 func queueSubject(dest string) string {
-	name := strings.TrimPrefix(dest, queueDestPrefix)
+	return queueSubjectPrefix + escapeToken(strings.TrimPrefix(dest, queueDestPrefix))
+}
+
+// escapeToken writes name as one subject token: every byte outside [A-Za-z0-9_-] as %XX, and an empty
+// name as "%".
+func escapeToken(name string) string {
+	if name == "" {
+		return "%"
+	}
 	var b strings.Builder
-	b.Grow(len(queueSubjectPrefix) + len(name))
-	b.WriteString(queueSubjectPrefix)
+	b.Grow(len(name))
 	const hexDigits = "0123456789ABCDEF"
 	for i := 0; i < len(name); i++ {
 		c := name[i]
@@ -28,9 +35,6 @@ func queueSubject(dest string) string {
 		b.WriteByte('%')
 		b.WriteByte(hexDigits[c>>4])
 		b.WriteByte(hexDigits[c&15])
-	}
-	if len(name) == 0 {
-		b.WriteString("%")
 	}
 	return b.String()
 }

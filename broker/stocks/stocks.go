@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -108,12 +109,20 @@ type Feed struct {
 	stopped chan struct{}
 }
 
-// New returns a stopped feed publishing on b.
+// New returns a stopped feed publishing on b. A symbol whose quote topic already retains a quote (the
+// broker restored it from its store after a restart) resumes from that price; the others start from
+// their start prices.
 func New(b *broker.Broker, opts Options) *Feed {
 	opts = opts.withDefaults()
 	f := &Feed{b: b, opts: opts, prices: make([]int64, len(opts.Symbols))}
 	for i, s := range opts.Symbols {
 		f.prices[i] = max(s.Cents, MinPriceCents)
+		if msgs := b.RetainedMessages(opts.Topic + "." + s.Name); len(msgs) > 0 {
+			var q Quote
+			if err := json.Unmarshal(msgs[len(msgs)-1].Body, &q); err == nil && q.Symbol == s.Name {
+				f.prices[i] = max(int64(math.Round(q.Price*100)), MinPriceCents)
+			}
+		}
 	}
 	return f
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -240,6 +241,27 @@ func TestParseSymbols(t *testing.T) {
 	for _, bad := range []string{"", "AAPL", "AAPL=x", "A.B=1", "AAPL=0", "AAPL=1,AAPL=2"} {
 		if _, err := ParseSymbols(bad); err == nil {
 			t.Errorf("ParseSymbols(%q) accepted", bad)
+		}
+	}
+}
+
+// A feed on a broker that already retains quotes (restored from its store after a restart) resumes
+// from those prices; symbols without one start from their start prices.
+func TestResumesFromRetainedQuotes(t *testing.T) {
+	b, f := newFeed(t)
+	for range 20 {
+		f.Tick()
+	}
+	moved := f.Prices()
+	// A new feed on the same broker stands for the feed of a restarted process.
+	resumed := New(b, Options{})
+	if got := resumed.Prices(); !slices.Equal(got, moved) {
+		t.Fatalf("resumed at %v, want the retained %v", got, moved)
+	}
+	fresh := New(broker.New(broker.Options{Policies: Policies("")}), Options{})
+	for i, s := range DefaultSymbols {
+		if fresh.Prices()[i] != s.Cents {
+			t.Fatalf("without retained quotes %s starts at %d, want %d", s.Name, fresh.Prices()[i], s.Cents)
 		}
 	}
 }

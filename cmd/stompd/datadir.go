@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/metrics"
 )
@@ -40,7 +41,7 @@ func (d *dataSync) Set(s string) error {
 }
 
 // startStore starts the embedded store on -data-dir, reporting to m; nil without one.
-func (c *config) startStore(logger *slog.Logger, m *metrics.Metrics) (*natsengine.Engine, error) {
+func (c *config) startStore(logger *slog.Logger, m *metrics.Metrics, retainedPerDestination int) (*natsengine.Engine, error) {
 	if c.DataDir == "" {
 		return nil, nil
 	}
@@ -50,7 +51,9 @@ func (c *config) startStore(logger *slog.Logger, m *metrics.Metrics) (*natsengin
 		SyncInterval:  c.DataSync.interval,
 		MaxStoreBytes: int64(c.MaxStoreBytes),
 		Logger:        logger,
-		ObserveWrite:  m.StoreWrite,
+
+		RetainedPerDestination: retainedPerDestination,
+		ObserveWrite:           m.StoreWrite,
 		ObserveFailure: func(op string) {
 			if op == "ack" {
 				m.StoreFailed(metrics.StoreAck)
@@ -70,6 +73,20 @@ func (c *config) startStore(logger *slog.Logger, m *metrics.Metrics) (*natsengin
 	logger.Info("data directory", "dir", e.Dir(), "sync", c.DataSync.String(), "max_store_bytes", int64(c.MaxStoreBytes),
 		"started_in", e.StartDuration().Round(time.Millisecond).String())
 	return e, nil
+}
+
+// mostRetained is the most messages any of policies retains per destination (0 when none retains).
+func mostRetained(policies []broker.DestinationPolicy) int {
+	most := 0
+	for _, p := range policies {
+		switch {
+		case p.History > 0:
+			most = max(most, p.History)
+		case p.LastValue:
+			most = max(most, 1)
+		}
+	}
+	return most
 }
 
 // storeMode is what -check-config and the start-up line say about where queues live.

@@ -90,16 +90,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 	reg := prometheus.NewRegistry()
 	m := metrics.New(reg, metrics.BuildInfo{Version: ver, Revision: buildRevision()})
-	store, err := cfg.startStore(logger, m)
+	bopts := cfg.brokerOptions(logger, memoryLimit)
+	store, err := cfg.startStore(logger, m, mostRetained(bopts.Policies))
 	if err != nil {
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 2
 	}
-	bopts := cfg.brokerOptions(logger, memoryLimit)
 	if store != nil {
 		// Closed last (deferred first): after the sessions have ended and settled their deliveries.
 		defer store.Close()
-		bopts.Store = store
+		bopts.Store, bopts.Retained = store, store
 	}
 	b := broker.New(bopts)
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
