@@ -55,6 +55,15 @@ func New(opts Options) *Broker {
 	return b
 }
 
+// SyncStore returns once the Store (if any) has taken every publish and acknowledgement handed to it
+// without waiting (PublishNoWait, AckNoWait, auto-ack deliveries); a DISCONNECT's RECEIPT waits for it.
+func (b *Broker) SyncStore() error {
+	if b.opts.Store == nil {
+		return nil
+	}
+	return b.opts.Store.Sync()
+}
+
 // NodeID returns the prefix of the message IDs this broker generates.
 func (b *Broker) NodeID() string { return b.opts.NodeID }
 

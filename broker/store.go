@@ -17,6 +17,9 @@ type Store interface {
 	// none: a crash in the middle leaves none stored. It returns once they are stored. The broker calls
 	// it without broker locks held, with at most MaxAtomicBatch messages.
 	AppendAll(queues []StoredQueue, msgs []*Message) error
+	// Sync returns once every append and acknowledgement handed over without waiting so far has been
+	// taken by the store (or failed), within the store's own bound.
+	Sync() error
 }
 
 // MaxAtomicBatch is the most messages one Store.AppendAll takes; PublishAll splits longer

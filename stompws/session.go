@@ -293,6 +293,10 @@ func (s *session) handleDisconnect(receipt []byte) error {
 	s.done = true
 	s.closing.Store(true)
 	if receipt != nil {
+		// The RECEIPT says every earlier frame was taken: what went to a store without waiting too.
+		if err := s.broker.SyncStore(); err != nil {
+			s.log.Warn("DISCONNECT receipt: the store did not confirm in time", "session", s.id, "error", err)
+		}
 		s.sendReceipt(receipt)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -312,5 +313,33 @@ func TestRetainedSurvivesRestart(t *testing.T) {
 	}
 	if moved == 0 {
 		t.Error("every price is back at its start price after the restart")
+	}
+}
+
+// TestDurableDisconnectReceipt: SENDs without a receipt are not waited for, but a DISCONNECT's RECEIPT
+// says every earlier frame was taken: after it, SIGKILL loses none of them.
+func TestDurableDisconnectReceipt(t *testing.T) {
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-data-dir", t.TempDir())
+	ts := p.clients(stompAddr)
+	pub := ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	const n = 2000
+	var frames strings.Builder
+	for i := range n {
+		fmt.Fprintf(&frames, "SEND\ndestination:/queue/blind\n\n%d\x00", i)
+	}
+	frames.WriteString("DISCONNECT\nreceipt:bye\n\n\x00")
+	pub.send(frames.String())
+	pub.expect(frame.RECEIPT)
+	p.kill()
+	p.start()
+	con := ts.rawOver(t, "tcp")
+	con.connect("1.2")
+	con.send("SUBSCRIBE\nid:1\ndestination:/queue/blind\n\n\x00")
+	for i := range n {
+		if f := con.expect(frame.MESSAGE); string(f.Body) != strconv.Itoa(i) {
+			t.Fatalf("message %d after the restart: %q", i, f.Body)
+		}
 	}
 }

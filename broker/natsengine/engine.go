@@ -296,6 +296,20 @@ func (e *Engine) prepareQueues() error {
 	return nil
 }
 
+// Sync implements broker.Store: it waits until the server has answered every publish made without
+// waiting, and has received every acknowledgement sent, at most apiTimeout.
+func (e *Engine) Sync() error {
+	if e.isClosed() {
+		return errClosed
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(apiTimeout):
+		return fmt.Errorf("store: publishes still unconfirmed after %s", apiTimeout)
+	}
+	return e.nc.FlushTimeout(apiTimeout)
+}
+
 // Usage reports the queue messages the store holds, delivered or not, and the bytes they take. It asks
 // the embedded server: call it at scrape rate.
 func (e *Engine) Usage() (messages, bytes uint64, err error) {
