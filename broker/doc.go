@@ -78,7 +78,8 @@
 //     trie after it skips the subscription.
 //  7. Retained state is bounded per destination (1 or History messages), and
 //     only destinations whose policy retains keep any. A destination that
-//     has retained a message keeps it for the life of the broker.
+//     has retained a message keeps it for the life of the broker, and with
+//     Options.Retained beyond it: New restores what the store kept.
 //  8. The broker starts no goroutines. App handlers and observers run on
 //     the goroutine of the Publish, Subscribe or Unsubscribe that triggers
 //     them, with no broker lock held, so they may call back into the broker.
@@ -88,6 +89,12 @@
 //     deliveries (a fan-out, a queue dispatch, a drain of held messages)
 //     counts in a local variable and adds it once at the end. Counters only
 //     rise, from New on, and survive the destinations they counted.
+//  10. With Options.Store, a queue's messages live in the store: Publish (and
+//     PublishAll's batch) returns once stored, an Ack returns once the store
+//     has removed the messages, and the queue holds in memory only what its
+//     consumers have room for. PublishNoWait, AckNoWait and auto-ack
+//     deliveries hand their work over without waiting, in order; SyncStore
+//     waits for it.
 //
 // # Lock order
 //
@@ -99,6 +106,12 @@
 //	  → queue
 //	    → subscription
 //	      → the subscriber's own locks, inside Deliver or Evict
+//	    → the store's own locks (StoredQueue.Want and Ack without waiting, from
+//	      dispatch; RetainedStore.KeepRetained from a retention), leaves
+//
+// A store calls QueueFeed.Stored with none of its locks held, and the broker
+// calls Append, AppendAll, a waiting Ack, Sync and OpenQueue's work with no
+// queue lock held (OpenQueue runs under the shard lock, once per queue).
 //
 // Publishers take a shard lock and release it before taking the trie lock;
 // queue operations release the shard lock before taking the queue lock. The
