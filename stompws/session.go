@@ -73,6 +73,10 @@ type session struct {
 	closing       atomic.Bool // shared: set once the session is ending; deliveries are refused
 	closeOnce     sync.Once   // shared
 	closeErr      atomic.Pointer[protocolError]
+	// ctrlMu orders the frames the server owes the client (CONNECTED, RECEIPT) with the ending ERROR:
+	// once closeErr is set under it, no such frame is queued behind the ERROR. Taken after broker locks
+	// (terminate may run inside Deliver) and before transport locks.
+	ctrlMu sync.Mutex
 	closers       sync.WaitGroup // shared: close goroutines started by terminate
 	// shared: signalled (non-blocking) each time the outbound queue empties, once sendErrorAndClose has
 	// made it (it is the only one to wait for the queue)
@@ -316,7 +320,14 @@ func (s *session) sendReceipt(receipt []byte) {
 // enqueueControl queues a frame the server owes the client (CONNECTED, RECEIPT). It is not subject to the
 // slow-consumer bound the way deliveries are: if the queue is full, the client is too slow to stay.
 func (s *session) enqueueControl(b []byte, cmd metrics.Command) {
-	switch err := s.conn.Enqueue(nil, b, !utf8.Valid(b)); {
+	s.ctrlMu.Lock()
+	if s.closeErr.Load() != nil {
+		s.ctrlMu.Unlock()
+		return // the session is ending with an ERROR, which must be the last frame
+	}
+	err := s.conn.Enqueue(nil, b, !utf8.Valid(b))
+	s.ctrlMu.Unlock()
+	switch {
 	case err == nil:
 		s.sent(cmd)
 	case errors.Is(err, transport.ErrSlowConsumer):
@@ -346,7 +357,9 @@ func (s *session) terminate(pe *protocolError) {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.ending)
+		s.ctrlMu.Lock()
 		s.closeErr.Store(pe)
+		s.ctrlMu.Unlock()
 		s.closers.Add(1)
 		go func() {
 			defer s.closers.Done()
@@ -360,7 +373,9 @@ func (s *session) closeWithError(pe *protocolError) {
 	s.closeOnce.Do(func() {
 		s.closing.Store(true)
 		close(s.ending)
+		s.ctrlMu.Lock()
 		s.closeErr.Store(pe)
+		s.ctrlMu.Unlock()
 		s.sendErrorAndClose(pe)
 	})
 }
