@@ -76,8 +76,8 @@ type session struct {
 	// ctrlMu orders the frames the server owes the client (CONNECTED, RECEIPT) with the ending ERROR:
 	// once closeErr is set under it, no such frame is queued behind the ERROR. Taken after broker locks
 	// (terminate may run inside Deliver) and before transport locks.
-	ctrlMu sync.Mutex
-	closers       sync.WaitGroup // shared: close goroutines started by terminate
+	ctrlMu  sync.Mutex
+	closers sync.WaitGroup // shared: close goroutines started by terminate
 	// shared: signalled (non-blocking) each time the outbound queue empties, once sendErrorAndClose has
 	// made it (it is the only one to wait for the queue)
 	drained        atomic.Pointer[chan struct{}]
