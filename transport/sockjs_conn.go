@@ -431,9 +431,6 @@ func (c *sockjsConn) detachReceiver() {
 	c.detach = t
 }
 
-// startDetached arms the disconnect timer of a session created by a request that could not attach.
-func (c *sockjsConn) startDetached() { c.detachReceiver() }
-
 // sockjsWriter writes SockJS frames with a receiving transport's framing.
 type sockjsWriter interface {
 	// writeFrame writes one frame and flushes it to the network, within deadline.

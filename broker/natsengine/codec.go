@@ -39,8 +39,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// decodeMessage is encodeMessage's inverse. The body is a copy's slice of p, which the caller must not
-// reuse.
+// decodeMessage is encodeMessage's inverse. The message's body is a slice of p, which the caller must
+// therefore not reuse.
 func decodeMessage(p []byte) (*broker.Message, error) {
 	if len(p) == 0 || p[0] != codecVersion {
 		return nil, errUnreadable
