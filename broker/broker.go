@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -39,6 +40,11 @@ type Broker struct {
 	evictions     atomic.Uint64
 	conflated     atomic.Uint64
 	droppedOldest atomic.Uint64
+
+	// streams are the stream destinations used so far, opened by
+	// streamFor; streamsMu is taken with no other broker lock held.
+	streamsMu sync.RWMutex
+	streams   map[string]*stream
 }
 
 // New returns a Broker configured by opts, with defaults filled in for zero
@@ -105,7 +111,8 @@ func (b *Broker) publish(m *Message, failed func(error)) error {
 	}
 	switch kind {
 	case KindTopic:
-		return b.publishTopic(m)
+		m.Offset = 0
+		return b.publishTopic(m, failed, false)
 	case KindApp:
 		return b.publishApp(m)
 	default:
@@ -203,6 +210,9 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 	if opts.AckMode > AckClientIndividual {
 		return nil, fmt.Errorf("%w: %d", ErrInvalidAckMode, opts.AckMode)
 	}
+	if opts.From != nil && kind != KindTopic {
+		return nil, fmt.Errorf("%w: %q is not a topic; only topics with a stream policy keep messages to read from an offset", ErrNotStream, dest)
+	}
 	sub := &Subscription{
 		id:         b.subSeq.Add(1),
 		dest:       dest,
@@ -217,7 +227,14 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 	}
 	switch kind {
 	case KindTopic:
-		if hasWildcardWord(name) {
+		if opts.From != nil {
+			if hasWildcardWord(name) {
+				sub.pattern = normalizePattern(name)
+			}
+			if err := b.subscribeStream(sub, *opts.From); err != nil {
+				return nil, err
+			}
+		} else if hasWildcardWord(name) {
 			sub.pattern = normalizePattern(name)
 			b.subscribePattern(sub)
 		} else {
@@ -268,6 +285,8 @@ func (b *Broker) Unsubscribe(sub *Subscription) {
 	switch {
 	case sub.queue != nil:
 		removed = sub.queue.unsubscribe(sub)
+	case sub.cursor != nil:
+		removed = sub.cursor.st.removeCursor(sub)
 	case sub.pattern != "":
 		removed = b.patterns.remove(sub)
 	default:
@@ -317,7 +336,11 @@ func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack, wait bo
 		var drained int
 		sub.mu.Lock()
 		ok = sub.unacked.take(tag, cumulative, nil)
-		if ok && !sub.removed && !sub.evicted.Load() {
+		switch {
+		case !ok || sub.removed || sub.evicted.Load():
+		case sub.cursor != nil:
+			drained = sub.pumpStream(b)
+		default:
 			drained = sub.drainNow()
 		}
 		sub.mu.Unlock()
@@ -337,6 +360,10 @@ func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack, wait bo
 // after every write, from any goroutine; a Deliver that has just answered
 // Full may call it for its own subscription.
 func (b *Broker) Resume(sub *Subscription) {
+	if sub.cursor != nil {
+		b.countTopicDeliveries(sub, sub.resumeStream(b))
+		return
+	}
 	if sub.queue == nil {
 		b.countTopicDeliveries(sub, sub.resumeTopic())
 		return

@@ -80,7 +80,10 @@
 //     only destinations whose policy retains keep any. A destination that
 //     has retained a message keeps it for the life of the broker, and with
 //     Options.Retained beyond it: New restores what the store kept.
-//  8. The broker starts no goroutines. App handlers and observers run on
+//  8. The broker starts no goroutines, with one exception: a stream
+//     subscription that is behind what a stored stream keeps in memory
+//     reads the StreamStore on a goroutine of its own, one read at a time
+//     per subscription, so that no store read happens under a lock. App handlers and observers run on
 //     the goroutine of the Publish, Subscribe or Unsubscribe that triggers
 //     them, with no broker lock held, so they may call back into the broker.
 //  9. Counting takes no lock and allocates nothing. Message counters are
@@ -95,11 +98,23 @@
 //     consumers have room for. PublishNoWait, AckNoWait and auto-ack
 //     deliveries hand their work over without waiting, in order; SyncStore
 //     waits for it.
+//  11. A stream destination numbers its messages under its publish lock, in
+//     the order its live subscribers get them, and never gives an offset
+//     twice (a store refusal makes the next publish read the store's bounds
+//     again). A stream subscription is a cursor, not a member of the
+//     fan-out: it reads by offset from the stream's log (or store), so it
+//     sees every kept message once, in order, from its starting point on,
+//     whatever races with publishers, and only as fast as its subscriber has
+//     room: a refusal waits for Resume, a full client-ack window for an Ack.
 //
 // # Lock order
 //
 // Locks are taken in this order and never the other way round:
 //
+//	stream publish lock (one stream destination's publishes, in offset order)
+//	  → the shard and trie locks below, for the live delivery
+//	  → stream log lock (a leaf; also under a subscription's lock, by a
+//	    stream subscription reading the log)
 //	pattern trie (write, by a wildcard Subscribe reading retained messages)
 //	  → shard (topic map, retained index, policy cache and queue map of one hash shard)
 //	    → topic entry retention lock (a leaf)
@@ -108,6 +123,11 @@
 //	      → the subscriber's own locks, inside Deliver or Evict
 //	    → the store's own locks (StoredQueue.Want and Ack without waiting, from
 //	      dispatch; RetainedStore.KeepRetained from a retention), leaves
+//
+// A stream's cursors are pumped after its publish lock is released, each
+// under its subscription's lock; StoredStream.Append is called under the
+// publish lock and must not block, and Read, Seek and Bounds with no broker
+// lock held.
 //
 // A store calls QueueFeed.Stored with none of its locks held, and the broker
 // calls Append, AppendAll, a waiting Ack, Sync and OpenQueue's work with no

@@ -36,6 +36,10 @@ type Message struct {
 	// server. Publish checks it against ReadOnly policies; the broker does
 	// not otherwise look at it.
 	Sender Identity
+	// Offset is set by Publish on a message to a stream destination (see
+	// DestinationPolicy.Stream): its position in the stream, from 1. It is
+	// 0 on every other message.
+	Offset uint64
 
 	encoded [EncodedSlots]atomic.Pointer[[]byte]
 	size    int       // Size, set by Publish; 0 until then

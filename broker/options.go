@@ -60,6 +60,9 @@ type Options struct {
 	// Retained keeps the retained messages of topics beyond the process (see
 	// RetainedStore); nil keeps them in memory.
 	Retained RetainedStore
+	// Streams keeps the messages of stream destinations (DestinationPolicy.Stream)
+	// beyond the process (see StreamStore); nil keeps them in memory.
+	Streams StreamStore
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.

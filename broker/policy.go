@@ -108,6 +108,15 @@ type DestinationPolicy struct {
 	// MaxQueueBytes applies to queues and reply queues only; 0 means
 	// Options.MaxQueueBytes.
 	MaxQueueBytes int
+	// Stream makes a topic destination a stream: it keeps its messages,
+	// numbered by offset (Message.Offset), within StreamLimits, so that a
+	// subscription can read them from a starting point
+	// (SubscribeOptions.From). Live subscribers are served as on any topic.
+	// Kept in memory, or in Options.Streams. Applies to topics only.
+	Stream bool
+	// StreamLimits bound what a stream keeps; when all three are zero,
+	// MaxBytes is DefaultStreamMaxBytes.
+	StreamLimits StreamLimits
 }
 
 // resolvedPolicy is a policy with defaults filled in. The broker builds one
@@ -121,6 +130,8 @@ type resolvedPolicy struct {
 	readOnly      bool
 	maxQueueDepth int
 	maxQueueBytes int
+	streamed      bool         // a topic destination keeps its messages as a stream
+	stream        StreamLimits // with defaults filled in; when streamed
 }
 
 func newResolvedPolicies(o Options) (policies []resolvedPolicy, fallback resolvedPolicy) {
@@ -141,6 +152,12 @@ func newResolvedPolicies(o Options) (policies []resolvedPolicy, fallback resolve
 		}
 		if rp.maxQueueBytes <= 0 {
 			rp.maxQueueBytes = o.MaxQueueBytes
+		}
+		if p.Stream {
+			rp.streamed, rp.stream = true, p.StreamLimits
+			if rp.stream == (StreamLimits{}) {
+				rp.stream.MaxBytes = DefaultStreamMaxBytes
+			}
 		}
 		switch {
 		case p.History > 0:

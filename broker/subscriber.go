@@ -50,6 +50,12 @@ type SubscribeOptions struct {
 	// of this subscription together with every other subscription sharing
 	// it (see UnackedLimit). Ignored in AckAuto mode.
 	UnackedLimit *UnackedLimit
+	// From, on a stream destination (DestinationPolicy.Stream), makes the
+	// subscription read the stream's kept messages from this starting
+	// point, then the live ones, paced by the subscriber's room. Nil
+	// subscribes to the live messages only. On any other destination
+	// Subscribe fails with ErrNotStream.
+	From *StreamStart
 }
 
 // DeliverResult is a Subscriber's answer to one delivery.

@@ -65,6 +65,13 @@ type Subscription struct {
 	fullAt   uint64 // guarded by mu
 	lagging  atomic.Bool
 	draining atomic.Bool
+
+	// cursor is set, before the subscription becomes visible, on a stream
+	// subscription (SubscribeOptions.From); nil otherwise. cursorWaiting
+	// is set when its subscriber refused a message: publishers skip it and
+	// the next Resume reads on (see pumpStream).
+	cursor        *streamCursor
+	cursorWaiting atomic.Bool
 }
 
 // ID returns the subscription's identifier, unique per Broker.

@@ -97,7 +97,11 @@ type topicPublish struct {
 // publishTopic routes m to the exact subscriptions of its destination under
 // the shard read lock, retaining it first if the policy says so, and then to
 // the wildcard subscriptions under the trie read lock.
-func (b *Broker) publishTopic(m *Message) error {
+//
+// A message to a stream destination (numbered false) goes to publishStream,
+// which numbers it and comes back here with numbered set for the live
+// delivery; failed is as for PublishNoWait.
+func (b *Broker) publishTopic(m *Message, failed func(error), numbered bool) error {
 	sh := b.shardFor(m.Destination)
 	sh.mu.RLock()
 	e := sh.topics[m.Destination]
@@ -110,7 +114,11 @@ func (b *Broker) publishTopic(m *Message) error {
 	}
 	if policy == nil || (e == nil && policy.retain > 0) {
 		sh.mu.RUnlock()
-		return b.publishTopicSlow(sh, m)
+		return b.publishTopicSlow(sh, m, failed, numbered)
+	}
+	if policy.streamed && !numbered {
+		sh.mu.RUnlock()
+		return b.publishStream(m, policy, failed)
 	}
 	if err := policy.checkWritable(m); err != nil {
 		sh.mu.RUnlock()
@@ -138,8 +146,16 @@ func (b *Broker) publishTopic(m *Message) error {
 // publishTopicSlow handles the publishes the read-locked path cannot: the
 // destination's policy is not cached yet, or it retains messages and has no
 // entry to keep them in.
-func (b *Broker) publishTopicSlow(sh *shard, m *Message) error {
+func (b *Broker) publishTopicSlow(sh *shard, m *Message, failed func(error), numbered bool) error {
 	policy := b.resolvePolicy(m.Destination)
+	if policy.streamed && !numbered {
+		sh.mu.Lock()
+		if sh.topics[m.Destination] == nil {
+			sh.cachePolicy(m.Destination, policy)
+		}
+		sh.mu.Unlock()
+		return b.publishStream(m, policy, failed)
+	}
 	err := policy.checkWritable(m)
 	if err == nil {
 		b.stamp(m)
@@ -395,6 +411,9 @@ func (s *Subscription) markRemoved() bool {
 	s.removed = true
 	s.unacked.drain(nil)
 	s.dropLag()
+	if s.cursor != nil {
+		s.cursor.fetched = nil
+	}
 	return true
 }
 

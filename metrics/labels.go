@@ -268,6 +268,9 @@ const (
 	// ErrorStoreUnavailable is a SEND to a stored queue that the store could not take (disk full, store
 	// bound, store down).
 	ErrorStoreUnavailable
+	// ErrorInvalidStreamOffset is a SUBSCRIBE whose x-stream-offset could not be parsed, or that names
+	// a destination that is not a stream.
+	ErrorInvalidStreamOffset
 	numErrorReasons
 )
 
@@ -275,7 +278,7 @@ var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
 	"auth_failed", "token_expired", "rate_limited", "too_many_destinations",
-	"memory_limit", "not_text", "retained_limit", "store_unavailable",
+	"memory_limit", "not_text", "retained_limit", "store_unavailable", "stream_offset",
 }
 
 // String returns the label value, such as "queue_full".

@@ -25,7 +25,8 @@ const (
 var reservedHeaders = map[string]bool{
 	"destination": true, "content-length": true, "transaction": true, "receipt": true,
 	"message-id": true, "subscription": true, "ack": true, "redelivered": true,
-	"user-id": true, // set by the server from the authenticated user, never by the client
+	"user-id":         true, // set by the server from the authenticated user, never by the client
+	"x-stream-offset": true, // set by the server on messages of stream destinations
 }
 
 // handleSend publishes a SEND, or holds it in its transaction until COMMIT.
@@ -112,6 +113,8 @@ func destinationError(dest string, err error) error {
 		return protoErr("invalid destination", "%q: %v", dest, err).because(metrics.ErrorInvalidDestination)
 	case errors.Is(err, broker.ErrReadOnly):
 		return protoErr("destination is read-only", "%q: only the server publishes there", dest).because(metrics.ErrorReadOnly)
+	case errors.Is(err, broker.ErrNotStream):
+		return protoErr("not a stream", "%v", err).because(metrics.ErrorInvalidStreamOffset)
 	}
 	return err
 }
@@ -279,6 +282,11 @@ func encodeMessageTail(m *broker.Message, v frame.Version) []byte {
 	b = frame.AppendHeader(b, v, "message-id", m.ID)
 	if m.Sender.User != "" {
 		b = frame.AppendHeader(b, v, "user-id", m.Sender.User)
+	}
+	if m.Offset != 0 {
+		b = append(b, "x-stream-offset:"...)
+		b = strconv.AppendUint(b, m.Offset, 10)
+		b = append(b, '\n')
 	}
 	for _, h := range m.Header {
 		b = frame.AppendHeader(b, v, h.Name, h.Value)

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
@@ -45,9 +46,10 @@ func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) bro
 	}
 	tail, tailIsUTF8 := s.encodedMessage(d.Message)
 	binary := !tailIsUTF8 || !sub.headIsUTF8
-	if bs.Kind() != broker.KindTopic {
-		// Queue messages wait in the broker rather than fill the connection: they stop at half the
-		// bound, which leaves the rest for receipts and topic traffic on the same connection.
+	if bs.Kind() != broker.KindTopic || bs.Replays() {
+		// Queue messages, and a stream read from an offset, wait in the broker rather than fill the
+		// connection: they stop at half the bound, which leaves the rest for receipts and topic
+		// traffic on the same connection.
 		if q := s.conn.Queued(); q > 0 && q+len(tail)+len(sub.head)+32 > s.opts.MaxQueuedBytes/2 {
 			s.markFull(sub)
 			return broker.Full
@@ -177,6 +179,14 @@ func (s *session) handleSubscribe(f *frame.Frame) error {
 		}
 		prefetch = int(n)
 	}
+	var from *broker.StreamStart
+	if text, ok := f.Get("x-stream-offset"); ok {
+		start, err := broker.ParseStreamStart(string(text))
+		if err != nil {
+			return protoErr("invalid x-stream-offset header", "%v", err).because(metrics.ErrorInvalidStreamOffset)
+		}
+		from = &start
+	}
 	if pe := s.authorize(string(dest), false); pe != nil {
 		return pe
 	}
@@ -188,7 +198,7 @@ func (s *session) handleSubscribe(f *frame.Frame) error {
 		// An explicit subscription to a temporary queue replaces the one made for its replies.
 		s.removeSubscription(implicit)
 	}
-	_, err = s.subscribe(string(id), resolved, broker.SubscribeOptions{AckMode: mode, Prefetch: prefetch})
+	_, err = s.subscribe(string(id), resolved, broker.SubscribeOptions{AckMode: mode, Prefetch: prefetch, From: from})
 	return err
 }
 

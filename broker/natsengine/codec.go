@@ -9,15 +9,20 @@ import (
 )
 
 // codecVersion is the first byte of every stored message; a message with another is refused as
-// unreadable rather than misread.
-const codecVersion = 1
+// unreadable rather than misread. Version 2 adds the sender's user after Published; version 1
+// messages, written before, are still read.
+const (
+	codecVersion   = 2
+	codecVersionV1 = 1
+)
 
 var errUnreadable = errors.New("natsengine: stored message unreadable")
 
 // encodeMessage writes what the broker needs of m to rebuild it after a restart: ID, Destination,
-// Published, headers in order, and the body. Sender is not kept: it only decides read-only publishes.
+// Published, the sender's user (the user-id header of its MESSAGE), headers in order, and the body.
+// The rest of Sender is not kept: it only decides read-only publishes.
 func encodeMessage(m *broker.Message) []byte {
-	n := 1 + 4*binary.MaxVarintLen64 + len(m.ID) + len(m.Destination) + len(m.Body)
+	n := 1 + 5*binary.MaxVarintLen64 + len(m.ID) + len(m.Destination) + len(m.Sender.User) + len(m.Body)
 	for _, h := range m.Header {
 		n += 2*binary.MaxVarintLen64 + len(h.Name) + len(h.Value)
 	}
@@ -26,6 +31,7 @@ func encodeMessage(m *broker.Message) []byte {
 	b = appendString(b, m.ID)
 	b = appendString(b, m.Destination)
 	b = binary.AppendVarint(b, m.Published.UnixNano())
+	b = appendString(b, m.Sender.User)
 	b = binary.AppendUvarint(b, uint64(len(m.Header)))
 	for _, h := range m.Header {
 		b = appendString(b, h.Name)
@@ -42,12 +48,15 @@ func appendString(b []byte, s string) []byte {
 // decodeMessage is encodeMessage's inverse. The message's body is a slice of p, which the caller must
 // therefore not reuse.
 func decodeMessage(p []byte) (*broker.Message, error) {
-	if len(p) == 0 || p[0] != codecVersion {
+	if len(p) == 0 || (p[0] != codecVersion && p[0] != codecVersionV1) {
 		return nil, errUnreadable
 	}
 	d := decoder{p: p[1:]}
 	m := &broker.Message{ID: d.string(), Destination: d.string()}
 	m.Published = time.Unix(0, d.varint())
+	if p[0] >= 2 {
+		m.Sender.User = d.string()
+	}
 	if n := d.uvarint(); n > 0 && n <= uint64(len(d.p)) {
 		m.Header = make([]broker.Header, n)
 		for i := range m.Header {

@@ -384,7 +384,7 @@ const maxPendingAppends = 8192
 // pendingAppend is one AppendNoWait publish awaiting its answer.
 type pendingAppend struct {
 	future jetstream.PubAckFuture
-	q      *queue
+	q      *queue // nil for a stream's append
 	size   int64
 	begin  time.Time
 	done   func(error)
@@ -408,10 +408,12 @@ func (e *Engine) confirmLoop() {
 			p.done(storeError(err))
 			continue
 		}
-		p.q.mu.Lock()
-		p.q.count++
-		p.q.bytes += p.size
-		p.q.mu.Unlock()
+		if p.q != nil {
+			p.q.mu.Lock()
+			p.q.count++
+			p.q.bytes += p.size
+			p.q.mu.Unlock()
+		}
 		p.done(nil)
 	}
 }
@@ -480,6 +482,17 @@ func (e *Engine) Close() error {
 	}
 	e.releaseDir()
 	return nil
+}
+
+// enterFetch counts a read in e.fetchers, which Close waits for, unless the engine is closed.
+func (e *Engine) enterFetch() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.fetchers.Add(1)
+	return true
 }
 
 func (e *Engine) isClosed() bool {

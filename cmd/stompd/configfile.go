@@ -401,9 +401,14 @@ const (
 	policyReadOnly      = "read-only"
 	policyMaxQueueDepth = "max-queue-depth"
 	policyMaxQueueBytes = "max-queue-bytes"
+	policyStream        = "stream"
+	policyMaxAge        = "max-age"
+	policyMaxMessages   = "max-messages"
+	policyMaxBytes      = "max-bytes"
 )
 
-var policyKeys = []string{policyPattern, policySlowConsumer, policyMaxPending, policyLastValue, policyHistory, policyReadOnly, policyMaxQueueDepth, policyMaxQueueBytes}
+var policyKeys = []string{policyPattern, policySlowConsumer, policyMaxPending, policyLastValue, policyHistory, policyReadOnly,
+	policyMaxQueueDepth, policyMaxQueueBytes, policyStream, policyMaxAge, policyMaxMessages, policyMaxBytes}
 
 // parsePolicies reads the list under "policies". A pattern given twice is
 // refused: the first matching policy wins, so the second could never apply.
@@ -465,6 +470,12 @@ func parsePolicy(path string, item *yaml.Node) (broker.DestinationPolicy, int, e
 	if patternLine == 0 {
 		return p, 0, fmt.Errorf("%s:%d: policy has no %s; every policy needs one, such as /topic/prices.# or /queue/orders", path, line, policyPattern)
 	}
+	if p.Stream && strings.HasPrefix(p.Pattern, "/") && !strings.HasPrefix(p.Pattern, "/topic/") {
+		return p, 0, fmt.Errorf("%s:%d: policy %s: streams are topics; %q is not a /topic/ pattern", path, patternLine, policyStream, p.Pattern)
+	}
+	if !p.Stream && p.StreamLimits != (broker.StreamLimits{}) {
+		return p, 0, fmt.Errorf("%s:%d: policy %q: %s, %s and %s bound a stream; add %s: true", path, patternLine, p.Pattern, policyMaxAge, policyMaxMessages, policyMaxBytes, policyStream)
+	}
 	return p, patternLine, nil
 }
 
@@ -500,6 +511,24 @@ func setPolicyField(p *broker.DestinationPolicy, key, text string) error {
 			err = fmt.Errorf("%w, got %q", err, text)
 		}
 		p.MaxQueueBytes = int(n)
+	case policyStream:
+		p.Stream, err = parseBool(text)
+	case policyMaxAge:
+		var d time.Duration
+		if d, err = time.ParseDuration(text); err != nil || d < 0 {
+			err = fmt.Errorf("want a duration such as 24h or 30m (0 for no bound), got %q", text)
+		}
+		p.StreamLimits.MaxAge = d
+	case policyMaxMessages:
+		var n int
+		n, err = parseCount(text)
+		p.StreamLimits.MaxMessages = int64(n)
+	case policyMaxBytes:
+		var n byteSize
+		if err = n.Set(text); err != nil {
+			err = fmt.Errorf("%w, got %q", err, text)
+		}
+		p.StreamLimits.MaxBytes = int64(n)
 	case policyLastValue:
 		p.LastValue, err = parseBool(text)
 	case policyReadOnly:
@@ -613,6 +642,12 @@ func printEffectiveConfig(w io.Writer, fs *flag.FlagSet, sources map[string]stri
 			fmt.Fprintf(&b, "    %s: %t\n", policyReadOnly, p.ReadOnly)
 			fmt.Fprintf(&b, "    %s: %d\n", policyMaxQueueDepth, p.MaxQueueDepth)
 			fmt.Fprintf(&b, "    %s: %d\n", policyMaxQueueBytes, p.MaxQueueBytes)
+			if p.Stream {
+				fmt.Fprintf(&b, "    %s: %t\n", policyStream, p.Stream)
+				fmt.Fprintf(&b, "    %s: %s\n", policyMaxAge, p.StreamLimits.MaxAge)
+				fmt.Fprintf(&b, "    %s: %d\n", policyMaxMessages, p.StreamLimits.MaxMessages)
+				fmt.Fprintf(&b, "    %s: %d\n", policyMaxBytes, p.StreamLimits.MaxBytes)
+			}
 		}
 	}
 	_, err := w.Write(b.Bytes())

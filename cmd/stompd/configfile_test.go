@@ -220,6 +220,12 @@ func TestLoadConfigFileErrors(t *testing.T) {
 			want: `stompd.yaml:3: policy max-queue-depth: want a non-negative integer (0 for the default), got "1.5"`},
 		{name: "bad max-queue-bytes", content: "policies:\n  - pattern: /queue/a\n    max-queue-bytes: lots\n",
 			want: `stompd.yaml:3: policy max-queue-bytes: want a byte count such as 4194304, 512KiB or 4MiB, got "lots"`},
+		{name: "stream on a queue", content: "policies:\n  - pattern: /queue/a\n    stream: true\n",
+			want: `stompd.yaml:2: policy stream: streams are topics; "/queue/a" is not a /topic/ pattern`},
+		{name: "stream limit without stream", content: "policies:\n  - pattern: /topic/a\n    max-age: 1h\n",
+			want: `stompd.yaml:2: policy "/topic/a": max-age, max-messages and max-bytes bound a stream; add stream: true`},
+		{name: "bad max-age", content: "policies:\n  - pattern: /topic/a\n    stream: true\n    max-age: forever\n",
+			want: `stompd.yaml:4: policy max-age: want a duration such as 24h or 30m (0 for no bound), got "forever"`},
 		{name: "bad last-value", content: "policies:\n  - pattern: /topic/a\n    last-value: sometimes\n",
 			want: `stompd.yaml:3: policy last-value: want true or false, got "sometimes"`},
 		{name: "bad read-only", content: "policies:\n  - pattern: /topic/a\n    read-only: 2\n",
@@ -302,6 +308,19 @@ policies: [
 			{Pattern: "/app/chat", ReadOnly: true},
 			{Pattern: "/topic/*.quotes.#", LastValue: true},
 			{Pattern: "*.#"},
+		}},
+		{name: "streams", content: `
+policies:
+  - pattern: /topic/events.#
+    stream: true
+    max-age: 24h
+    max-messages: 1000000
+    max-bytes: 1GiB
+  - pattern: /topic/audit
+    stream: true
+`, want: []broker.DestinationPolicy{
+			{Pattern: "/topic/events.#", Stream: true, StreamLimits: broker.StreamLimits{MaxAge: 24 * time.Hour, MaxMessages: 1000000, MaxBytes: 1 << 30}},
+			{Pattern: "/topic/audit", Stream: true},
 		}},
 		{name: "shared settings through an anchor", content: `
 policies:
