@@ -55,6 +55,15 @@ type Stats struct {
 	Evictions      uint64 // subscriptions cut off by a slow-consumer policy
 	Conflated      uint64 // held messages replaced by a newer one of the same destination
 	DroppedOldest  uint64 // held messages discarded because MaxPending was reached
+
+	// Streams counts the stream destinations used since the broker
+	// started; StreamMessages and StreamBytes are what they keep in memory
+	// (every message kept in memory mode, the newest ones with a
+	// StreamStore), held against Options.MaxRetainedBytes with the retained
+	// messages.
+	Streams        int
+	StreamMessages int
+	StreamBytes    int64
 }
 
 // messageCounts are the message counters of one shard, for the destinations
@@ -133,6 +142,7 @@ func (b *Broker) Stats() Stats {
 	for _, q := range queues {
 		q.addStats(&st)
 	}
+	b.addStreamStats(&st)
 	st.Topics += b.patterns.stats(&st)
 	b.apps.mu.RLock()
 	st.Destinations[KindApp] = len(b.apps.routes)

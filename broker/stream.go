@@ -473,9 +473,24 @@ func (b *Broker) pumpCursors(st *stream) {
 	}
 }
 
-// StreamCount returns the number of stream destinations in use since the broker started.
-func (b *Broker) StreamCount() int {
+// addStreamStats adds the streams, what they keep in memory and their subscriptions' unacknowledged
+// deliveries to st.
+func (b *Broker) addStreamStats(st *Stats) {
 	b.streamsMu.RLock()
-	defer b.streamsMu.RUnlock()
-	return len(b.streams)
+	streams := make([]*stream, 0, len(b.streams))
+	for _, s := range b.streams {
+		streams = append(streams, s)
+	}
+	b.streamsMu.RUnlock()
+	st.Streams = len(streams)
+	for _, s := range streams {
+		s.logMu.RLock()
+		st.StreamMessages += s.log.len()
+		st.StreamBytes += s.logBytes
+		cursors := s.cursors
+		s.logMu.RUnlock()
+		for _, c := range cursors {
+			c.addStats(st)
+		}
+	}
 }

@@ -210,7 +210,7 @@ const (
 	HeldUnacked
 	// HeldLagging is topic messages held for subscriptions that fell behind (conflate, drop-oldest).
 	HeldLagging
-	// HeldRetained is last values and histories of topics.
+	// HeldRetained is last values and histories of topics, and the messages streams keep in memory.
 	HeldRetained
 	// HeldOutbound is frames queued on connections, waiting for their sockets.
 	HeldOutbound
@@ -343,6 +343,26 @@ var authResultNames = [numAuthResults]string{"success", "failure", "expired"}
 
 // String returns the label value, such as "failure".
 func (a AuthResult) String() string { return enumName(authResultNames[:], uint8(a), "AuthResult") }
+
+// StoreKind is what a stored message belongs to; it is the "kind" label of stompd_store_messages and
+// stompd_store_bytes.
+type StoreKind uint8
+
+// Store kinds.
+const (
+	// StoreQueue is a /queue/ message, delivered or not.
+	StoreQueue StoreKind = iota
+	// StoreStream is a message of a stream destination.
+	StoreStream
+	// StoreRetained is a topic's retained message (last value, history).
+	StoreRetained
+	numStoreKinds
+)
+
+var storeKindNames = [numStoreKinds]string{"queue", "stream", "retained"}
+
+// String returns the label value, such as "stream".
+func (k StoreKind) String() string { return enumName(storeKindNames[:], uint8(k), "StoreKind") }
 
 // StoreOp is a store operation that can fail; it is the "op" label of stompd_store_errors_total.
 type StoreOp uint8

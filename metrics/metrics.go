@@ -184,25 +184,12 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	})
 	m.storeWrite = f.NewHistogram(prometheus.HistogramOpts{
 		Namespace: namespace, Name: "store_write_seconds",
-		Help:    "Time to store one queue message (-data-dir), from the broker handing it over to the store confirming it.",
+		Help:    "Time to store one queue or stream message (-data-dir), from the broker handing it over to the store confirming it.",
 		Buckets: storeWriteBuckets,
 	})
 	resolve(m.storeErrors[:], storeOpNames[:], newCounterVec(f, "store_errors_total",
 		"Store operations (-data-dir) that failed, by operation.", "op"))
-	for _, g := range []struct {
-		name, help string
-		value      func(StoreStats) float64
-	}{
-		{"store_messages", "Queue messages in the store (-data-dir), delivered or not; 0 without a store.",
-			func(s StoreStats) float64 { return float64(s.Messages) }},
-		{"store_bytes", "Bytes the stored queue messages take in the store; 0 without a store.",
-			func(s StoreStats) float64 { return float64(s.Bytes) }},
-		{"store_limit_bytes", "The -max-store-bytes bound; 0 when there is none.",
-			func(s StoreStats) float64 { return float64(s.LimitBytes) }},
-	} {
-		f.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: g.name, Help: g.help},
-			func() float64 { return g.value(m.storeStats()) })
-	}
+	reg.MustRegister(newStoreCollector(m))
 	return m
 }
 

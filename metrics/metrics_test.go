@@ -277,8 +277,8 @@ func TestEverySeriesExistsFromStart(t *testing.T) {
 		{"stompd_build_info", 1},
 		{"stompd_store_write_seconds", 1},
 		{"stompd_store_errors_total", int(numStoreOps)},
-		{"stompd_store_messages", 1},
-		{"stompd_store_bytes", 1},
+		{"stompd_store_messages", int(numStoreKinds)},
+		{"stompd_store_bytes", int(numStoreKinds)},
 		{"stompd_store_limit_bytes", 1},
 	}
 	for _, tt := range tests {

@@ -37,7 +37,8 @@ import (
 //	HeldBytes[HeldQueued]        QueuedBytes
 //	HeldBytes[HeldUnacked]       UnackedBytes
 //	HeldBytes[HeldLagging]       HeldBytes
-//	HeldBytes[HeldRetained]      RetainedBytes
+//	HeldBytes[HeldRetained]      RetainedBytes + StreamBytes
+//	Streams                      Streams
 type BrokerStats struct {
 	// Subscriptions counts current subscriptions, indexed by [Kind] (stompd_subscriptions_current).
 	Subscriptions [numKinds]int
@@ -67,6 +68,12 @@ type BrokerStats struct {
 	// (stompd_memory_held_bytes): messages by their body, destination and headers, and frames queued
 	// on connections. HeldOutbound is the server's, not the broker's: the server adds it.
 	HeldBytes [numHeldKinds]int64
+
+	// Streams counts the stream destinations in use (stompd_streams_current).
+	Streams int
+	// DurableSubscriptions counts the durable topic subscriptions kept, with their subscriber
+	// connected or not (stompd_durable_subscriptions_current).
+	DurableSubscriptions int
 }
 
 // ObserveBroker makes every scrape call stats once and export the result: the gauges
@@ -182,6 +189,8 @@ type brokerCollector struct {
 	redelivered   *prometheus.Desc
 	dropped       *prometheus.Desc
 	memoryHeld    *prometheus.Desc
+	streams       *prometheus.Desc
+	durableSubs   *prometheus.Desc
 }
 
 func newBrokerCollector() *brokerCollector {
@@ -207,6 +216,10 @@ func newBrokerCollector() *brokerCollector {
 		memoryHeld: prometheus.NewDesc(namespace+"_memory_held_bytes",
 			"Memory held for clients, by kind: messages (body, destination, headers) and frames queued on connections.",
 			[]string{"kind"}, nil),
+		streams: prometheus.NewDesc(namespace+"_streams_current",
+			"Stream destinations (topics with a stream policy) in use.", nil, nil),
+		durableSubs: prometheus.NewDesc(namespace+"_durable_subscriptions_current",
+			"Durable topic subscriptions kept, with their subscriber connected or not.", nil, nil),
 	}
 }
 
@@ -220,6 +233,8 @@ func (c *brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.redelivered
 	ch <- c.dropped
 	ch <- c.memoryHeld
+	ch <- c.streams
+	ch <- c.durableSubs
 }
 
 // Collect implements prometheus.Collector; it calls the source once, if there is one.
@@ -236,6 +251,8 @@ func (c *brokerCollector) Collect(ch chan<- prometheus.Metric) {
 		for k, kn := range heldKindNames {
 			ch <- prometheus.MustNewConstMetric(c.memoryHeld, prometheus.GaugeValue, float64(st.HeldBytes[k]), kn)
 		}
+		ch <- prometheus.MustNewConstMetric(c.streams, prometheus.GaugeValue, float64(st.Streams))
+		ch <- prometheus.MustNewConstMetric(c.durableSubs, prometheus.GaugeValue, float64(st.DurableSubscriptions))
 	}
 	rec := &c.recorded
 	for k, kn := range kindNames {
@@ -296,14 +313,17 @@ func (c *queueDepthCollector) Collect(ch chan<- prometheus.Metric) {
 // StoreStats is what the store (stompd -data-dir) reports once per scrape, through the function given
 // to [Metrics.ObserveStore].
 type StoreStats struct {
-	Messages   uint64 // queue messages stored, delivered or not
-	Bytes      uint64 // the bytes they take in the store
-	LimitBytes int64  // -max-store-bytes; 0 when there is none
+	// Messages and Bytes are what the store holds, indexed by [StoreKind]: queue messages (delivered
+	// or not), stream messages, retained messages; Bytes as they take it in the store.
+	Messages [numStoreKinds]uint64
+	Bytes    [numStoreKinds]uint64
+	// LimitBytes is -max-store-bytes, the bound of the queue messages; 0 when there is none.
+	LimitBytes int64
 }
 
-// ObserveStore exports stompd_store_messages, stompd_store_bytes and stompd_store_limit_bytes, read
-// from stats at each scrape. Until it is called, and after a call with nil, they read 0. stats runs on
-// the scraping goroutine, concurrently with everything else.
+// ObserveStore exports stompd_store_messages{kind}, stompd_store_bytes{kind} and
+// stompd_store_limit_bytes, read from stats once per scrape. Until it is called, and after a call with
+// nil, they read 0. stats runs on the scraping goroutine, concurrently with everything else.
 func (m *Metrics) ObserveStore(stats func() StoreStats) {
 	if m == nil {
 		return
@@ -315,9 +335,41 @@ func (m *Metrics) ObserveStore(stats func() StoreStats) {
 	m.store.Store(&stats)
 }
 
-func (m *Metrics) storeStats() StoreStats {
-	if f := m.store.Load(); f != nil {
-		return (*f)()
+// storeCollector exports StoreStats, calling the source once per scrape.
+type storeCollector struct {
+	m                      *Metrics
+	messages, bytes, limit *prometheus.Desc
+}
+
+func newStoreCollector(m *Metrics) *storeCollector {
+	return &storeCollector{
+		m: m,
+		messages: prometheus.NewDesc(namespace+"_store_messages",
+			"Messages in the store (-data-dir), by kind: queue (delivered or not), stream, retained; 0 without a store.",
+			[]string{"kind"}, nil),
+		bytes: prometheus.NewDesc(namespace+"_store_bytes",
+			"Bytes the stored messages take in the store, by kind; 0 without a store.", []string{"kind"}, nil),
+		limit: prometheus.NewDesc(namespace+"_store_limit_bytes",
+			"The -max-store-bytes bound of the stored queue messages; 0 when there is none.", nil, nil),
 	}
-	return StoreStats{}
+}
+
+// Describe implements prometheus.Collector.
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.messages
+	ch <- c.bytes
+	ch <- c.limit
+}
+
+// Collect implements prometheus.Collector.
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	var st StoreStats
+	if f := c.m.store.Load(); f != nil {
+		st = (*f)()
+	}
+	for k, kn := range storeKindNames {
+		ch <- prometheus.MustNewConstMetric(c.messages, prometheus.GaugeValue, float64(st.Messages[k]), kn)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes[k]), kn)
+	}
+	ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, float64(st.LimitBytes))
 }

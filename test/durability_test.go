@@ -79,7 +79,7 @@ func TestDurableQueueSurvivesKill(t *testing.T) {
 	}
 	p.kill()
 	p.start()
-	if n := scrapeValue(t, p.URL()+"/metrics", "stompd_store_messages"); n != 9 {
+	if n := scrapeValue(t, p.URL()+"/metrics", `stompd_store_messages{kind="queue"}`); n != 9 {
 		t.Errorf("stompd_store_messages = %v after the restart, want the 9 unacknowledged", n)
 	}
 
@@ -99,7 +99,7 @@ func TestDurableQueueSurvivesKill(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	waitFor(t, "the auto-acked messages to leave the store", func() bool {
-		return scrapeValue(t, p.URL()+"/metrics", "stompd_store_messages") == 0
+		return scrapeValue(t, p.URL()+"/metrics", `stompd_store_messages{kind="queue"}`) == 0
 	})
 }
 
@@ -171,7 +171,7 @@ func TestDurableStoreFull(t *testing.T) {
 		}
 	}
 	waitFor(t, "the store to empty", func() bool {
-		return scrapeValue(t, p.URL()+"/metrics", "stompd_store_messages") == 0
+		return scrapeValue(t, p.URL()+"/metrics", `stompd_store_messages{kind="queue"}`) == 0
 	})
 	again := ts.rawOver(t, "tcp")
 	again.connect("1.2")

@@ -209,6 +209,15 @@ func TestStreamSurvivesKill(t *testing.T) {
 	expectOffsets(t, rc, "a", 41, 1)
 	rc.send("SUBSCRIBE\nid:b\ndestination:/topic/log.kill\nx-stream-offset:offset=39\n\n\x00")
 	expectOffsets(t, rc, "b", 39, 3)
+	for series, want := range map[string]float64{
+		`stompd_store_messages{kind="stream"}`: 41,
+		`stompd_streams_current`:               1,
+		`stompd_store_messages{kind="queue"}`:  0,
+	} {
+		if got := scrapeValue(t, p.URL()+"/metrics", series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
 }
 
 // TestStreamResumeChromium: a page on STOMP.js in headless Chromium reads a stream while it is being

@@ -310,20 +310,40 @@ func (e *Engine) Sync() error {
 	return e.nc.FlushTimeout(apiTimeout)
 }
 
-// Usage reports the queue messages the store holds, delivered or not, and the bytes they take. It asks
-// the embedded server: call it at scrape rate.
-func (e *Engine) Usage() (messages, bytes uint64, err error) {
+// Usage is what the store holds, by kind.
+type Usage struct {
+	Queues   KindUsage // queue messages, delivered or not
+	Streams  KindUsage // messages of stream destinations
+	Retained KindUsage // retained topic messages
+}
+
+// KindUsage counts stored messages and the bytes they take in the store.
+type KindUsage struct {
+	Messages, Bytes uint64
+}
+
+// Usage reports what the store holds. It asks the embedded server: call it at scrape rate.
+func (e *Engine) Usage() (Usage, error) {
+	var u Usage
 	if e.isClosed() {
-		return 0, 0, errClosed
+		return u, errClosed
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	stream, err := e.js.Stream(ctx, queueStream)
-	if err != nil {
-		return 0, 0, err
+	names := e.js.ListStreams(ctx)
+	for info := range names.Info() {
+		k := KindUsage{Messages: info.State.Msgs, Bytes: info.State.Bytes}
+		switch {
+		case info.Config.Name == queueStream:
+			u.Queues = k
+		case info.Config.Name == retainedStream:
+			u.Retained = k
+		case strings.HasPrefix(info.Config.Name, streamNamePrefix):
+			u.Streams.Messages += k.Messages
+			u.Streams.Bytes += k.Bytes
+		}
 	}
-	st := stream.CachedInfo().State
-	return st.Msgs, st.Bytes, nil
+	return u, names.Err()
 }
 
 // observeFailure records a failed operation for Health and reports it to Config.ObserveFailure.
@@ -354,8 +374,8 @@ func (e *Engine) Health() string {
 		return fmt.Sprintf("store: %s failed %s ago: %v", f.op, time.Since(f.at).Round(time.Second), f.err)
 	}
 	if limit := e.cfg.MaxStoreBytes; limit > 0 {
-		if _, bytes, err := e.Usage(); err == nil && bytes >= uint64(limit)/100*95 {
-			return fmt.Sprintf("store: %d of %d bytes used (max-store-bytes)", bytes, limit)
+		if u, err := e.Usage(); err == nil && u.Queues.Bytes >= uint64(limit)/100*95 {
+			return fmt.Sprintf("store: %d of %d bytes used (max-store-bytes)", u.Queues.Bytes, limit)
 		}
 	}
 	return ""

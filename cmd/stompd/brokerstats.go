@@ -36,6 +36,7 @@ func brokerStats(s broker.Stats) metrics.BrokerStats {
 	out.HeldBytes[metrics.HeldQueued] = s.QueuedBytes
 	out.HeldBytes[metrics.HeldUnacked] = s.UnackedBytes
 	out.HeldBytes[metrics.HeldLagging] = s.HeldBytes
-	out.HeldBytes[metrics.HeldRetained] = s.RetainedBytes
+	out.HeldBytes[metrics.HeldRetained] = s.RetainedBytes + s.StreamBytes
+	out.Streams = s.Streams
 	return out
 }

@@ -67,8 +67,14 @@ func (c *config) startStore(logger *slog.Logger, m *metrics.Metrics, retainedPer
 	}
 	limit := int64(c.MaxStoreBytes)
 	m.ObserveStore(func() metrics.StoreStats {
-		msgs, bytes, _ := e.Usage()
-		return metrics.StoreStats{Messages: msgs, Bytes: bytes, LimitBytes: limit}
+		u, _ := e.Usage()
+		st := metrics.StoreStats{LimitBytes: limit}
+		for kind, k := range map[metrics.StoreKind]natsengine.KindUsage{
+			metrics.StoreQueue: u.Queues, metrics.StoreStream: u.Streams, metrics.StoreRetained: u.Retained,
+		} {
+			st.Messages[kind], st.Bytes[kind] = k.Messages, k.Bytes
+		}
+		return st
 	})
 	logger.Info("data directory", "dir", e.Dir(), "sync", c.DataSync.String(), "max_store_bytes", int64(c.MaxStoreBytes),
 		"started_in", e.StartDuration().Round(time.Millisecond).String())
@@ -89,10 +95,11 @@ func mostRetained(policies []broker.DestinationPolicy) int {
 	return most
 }
 
-// storeMode is what -check-config and the start-up line say about where queues live.
+// storeMode is what -check-config and the start-up line say about where queues, streams, durable
+// subscriptions and retained messages live.
 func (c *config) storeMode() string {
 	if c.DataDir == "" {
-		return "memory: queues are lost on restart"
+		return "memory: queues, streams and retained messages are lost on restart"
 	}
-	return fmt.Sprintf("durable: queues stored in %s (sync %s)", c.DataDir, c.DataSync.String())
+	return fmt.Sprintf("durable: queues, streams and retained messages stored in %s (sync %s)", c.DataDir, c.DataSync.String())
 }
