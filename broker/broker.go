@@ -45,6 +45,8 @@ type Broker struct {
 	// streamFor; streamsMu is taken with no other broker lock held.
 	streamsMu sync.RWMutex
 	streams   map[string]*stream
+
+	durables durables
 }
 
 // New returns a Broker configured by opts, with defaults filled in for zero
@@ -58,6 +60,7 @@ func New(opts Options) *Broker {
 		b.shards[i].queues = make(map[string]*queue)
 	}
 	b.restoreRetained()
+	b.restoreDurables()
 	return b
 }
 
@@ -213,6 +216,12 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 	if opts.From != nil && kind != KindTopic {
 		return nil, fmt.Errorf("%w: %q is not a topic; only topics with a stream policy keep messages to read from an offset", ErrNotStream, dest)
 	}
+	if opts.Durable != "" && kind != KindTopic {
+		opts.Durable = "" // queues keep their messages anyway
+	}
+	if opts.Durable != "" && opts.From != nil {
+		return nil, fmt.Errorf("%w: a durable subscription keeps messages from when it is made; it cannot also start at an offset", ErrNotStream)
+	}
 	sub := &Subscription{
 		id:         b.subSeq.Add(1),
 		dest:       dest,
@@ -225,8 +234,12 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 	if opts.AckMode != AckAuto {
 		sub.unacked.limit = opts.UnackedLimit
 	}
-	switch kind {
-	case KindTopic:
+	switch {
+	case opts.Durable != "":
+		if err := b.subscribeDurable(sub, opts.Durable); err != nil {
+			return nil, err
+		}
+	case kind == KindTopic:
 		if opts.From != nil {
 			if hasWildcardWord(name) {
 				sub.pattern = normalizePattern(name)

@@ -63,6 +63,10 @@ type Options struct {
 	// Streams keeps the messages of stream destinations (DestinationPolicy.Stream)
 	// beyond the process (see StreamStore); nil keeps them in memory.
 	Streams StreamStore
+	// Durables keeps the durable topic subscriptions (SubscribeOptions.Durable)
+	// beyond the process (see DurableStore); nil keeps them as long as the
+	// broker. Their messages are kept by Store.
+	Durables DurableStore
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.

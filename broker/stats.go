@@ -64,6 +64,13 @@ type Stats struct {
 	Streams        int
 	StreamMessages int
 	StreamBytes    int64
+
+	// DurableSubscriptions counts the durable topic subscriptions kept,
+	// their subscribers connected or not; the messages they keep are in
+	// QueuedMessages and UnackedMessages. DroppedDurableFull counts
+	// messages a durable subscription did not keep because it was full.
+	DurableSubscriptions int
+	DroppedDurableFull   uint64
 }
 
 // messageCounts are the message counters of one shard, for the destinations
@@ -143,6 +150,7 @@ func (b *Broker) Stats() Stats {
 		q.addStats(&st)
 	}
 	b.addStreamStats(&st)
+	b.addDurableStats(&st)
 	st.Topics += b.patterns.stats(&st)
 	b.apps.mu.RLock()
 	st.Destinations[KindApp] = len(b.apps.routes)

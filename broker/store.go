@@ -47,6 +47,10 @@ type StoredQueue interface {
 	// Stored reports the messages the store holds for the queue, delivered or not, and their bytes
 	// (Message.Size).
 	Stored() (messages int, bytes int64)
+	// Delete removes the queue and its messages from the store for good (a durable subscription
+	// deleted): nothing is fed after it returns. The broker calls it without broker locks held but
+	// the durable subscriptions' registry lock.
+	Delete() error
 }
 
 // StoredRef identifies a stored message for StoredQueue.Ack; only its Store knows what it holds.

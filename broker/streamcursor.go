@@ -205,6 +205,7 @@ func (s *Subscription) StreamOffset() (uint64, bool) {
 	return s.cursor.next, true
 }
 
-// Replays reports whether s reads a stream from an offset: its deliveries are paced by its
-// subscriber's room, as a queue's are, rather than handled by a slow-consumer policy.
-func (s *Subscription) Replays() bool { return s.cursor != nil }
+// Paced reports whether s's deliveries wait for its subscriber's room (Full means "later"): a queue
+// subscription, a durable topic subscription, or a stream read from an offset. Other topic
+// subscriptions that answer Full meet their destination's slow-consumer policy.
+func (s *Subscription) Paced() bool { return s.queue != nil || s.cursor != nil }

@@ -56,6 +56,14 @@ type SubscribeOptions struct {
 	// subscribes to the live messages only. On any other destination
 	// Subscribe fails with ErrNotStream.
 	From *StreamStart
+	// Durable, on a topic or topic pattern, names a durable subscription
+	// of Owner.User: the subscription consumes the messages it kept while
+	// nobody was subscribed, then the live ones, with queue semantics
+	// (see DurableStore). A durable subscription of that name and user is
+	// made if there is none; one with another destination is
+	// ErrDurableMismatch. Unsubscribe leaves it in place: DeleteDurable
+	// removes it. Ignored on queues, which keep their messages anyway.
+	Durable string
 }
 
 // DeliverResult is a Subscriber's answer to one delivery.

@@ -188,11 +188,14 @@ const (
 	DropDroppedOldest
 	// DropExpired is a message whose expiry passed before it could be delivered.
 	DropExpired
+	// DropDurableFull is a message a durable topic subscription did not keep because it held its
+	// bound (the topic policy's max-queue-depth or max-queue-bytes).
+	DropDurableFull
 	numDropReasons
 )
 
 var dropReasonNames = [numDropReasons]string{
-	"no_route", "slow_consumer", "conflated", "dropped_oldest", "expired",
+	"no_route", "slow_consumer", "conflated", "dropped_oldest", "expired", "durable_full",
 }
 
 // String returns the label value, such as "conflated".

@@ -267,7 +267,7 @@ func TestEverySeriesExistsFromStart(t *testing.T) {
 		{"stompd_messages_published_total", 4},
 		{"stompd_messages_delivered_total", 4},
 		{"stompd_messages_redelivered_total", 1},
-		{"stompd_messages_dropped_total", 5},
+		{"stompd_messages_dropped_total", int(numDropReasons)},
 		{"stompd_slow_consumer_disconnects_total", 1},
 		{"stompd_errors_sent_total", int(numErrorReasons)},
 		{"stompd_auth_attempts_total", int(numAuthMethods) * int(numAuthResults)},

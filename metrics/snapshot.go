@@ -34,11 +34,13 @@ import (
 //	Dropped[DropConflated]       Conflated
 //	Dropped[DropDroppedOldest]   DroppedOldest
 //	Dropped[DropExpired]         nothing: the broker does not expire messages; leave it 0
+//	Dropped[DropDurableFull]     DroppedDurableFull
 //	HeldBytes[HeldQueued]        QueuedBytes
 //	HeldBytes[HeldUnacked]       UnackedBytes
 //	HeldBytes[HeldLagging]       HeldBytes
 //	HeldBytes[HeldRetained]      RetainedBytes + StreamBytes
 //	Streams                      Streams
+//	DurableSubscriptions         DurableSubscriptions
 type BrokerStats struct {
 	// Subscriptions counts current subscriptions, indexed by [Kind] (stompd_subscriptions_current).
 	Subscriptions [numKinds]int

@@ -77,6 +77,7 @@ stompd_messages_delivered_total{kind="topic"} 0
 # TYPE stompd_messages_dropped_total counter
 stompd_messages_dropped_total{reason="conflated"} 0
 stompd_messages_dropped_total{reason="dropped_oldest"} 0
+stompd_messages_dropped_total{reason="durable_full"} 0
 stompd_messages_dropped_total{reason="expired"} 0
 stompd_messages_dropped_total{reason="no_route"} 0
 stompd_messages_dropped_total{reason="slow_consumer"} 0
@@ -107,6 +108,7 @@ func TestMessageCountersFromBroker(t *testing.T) {
 		st.Dropped[DropSlowConsumer] = 2
 		st.Dropped[DropConflated] = 90
 		st.Dropped[DropDroppedOldest] = 4
+		st.Dropped[DropDurableFull] = 3
 		return st
 	}
 	const fromBroker = `
@@ -120,6 +122,7 @@ stompd_messages_delivered_total{kind="topic"} 250000
 # TYPE stompd_messages_dropped_total counter
 stompd_messages_dropped_total{reason="conflated"} 90
 stompd_messages_dropped_total{reason="dropped_oldest"} 4
+stompd_messages_dropped_total{reason="durable_full"} 3
 stompd_messages_dropped_total{reason="expired"} 0
 stompd_messages_dropped_total{reason="no_route"} 7
 stompd_messages_dropped_total{reason="slow_consumer"} 2

@@ -18,6 +18,7 @@ import (
 const (
 	tempQueuePrefix  = "/temp-queue/"
 	replyQueuePrefix = "/reply-queue/"
+	topicPrefix      = "/topic/"
 )
 
 // reservedHeaders are SEND headers the server consumes or sets itself; they are not forwarded as user
@@ -113,6 +114,8 @@ func destinationError(dest string, err error) error {
 		return protoErr("invalid destination", "%q: %v", dest, err).because(metrics.ErrorInvalidDestination)
 	case errors.Is(err, broker.ErrReadOnly):
 		return protoErr("destination is read-only", "%q: only the server publishes there", dest).because(metrics.ErrorReadOnly)
+	case errors.Is(err, broker.ErrDurableMismatch):
+		return protoErr("durable subscription mismatch", "%v", err)
 	case errors.Is(err, broker.ErrNotStream):
 		return protoErr("not a stream", "%v", err).because(metrics.ErrorInvalidStreamOffset)
 	}

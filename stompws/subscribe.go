@@ -1,7 +1,9 @@
 package stompws
 
 import (
+	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,10 +48,10 @@ func (sub *subscription) Deliver(bs *broker.Subscription, d broker.Delivery) bro
 	}
 	tail, tailIsUTF8 := s.encodedMessage(d.Message)
 	binary := !tailIsUTF8 || !sub.headIsUTF8
-	if bs.Kind() != broker.KindTopic || bs.Replays() {
-		// Queue messages, and a stream read from an offset, wait in the broker rather than fill the
-		// connection: they stop at half the bound, which leaves the rest for receipts and topic
-		// traffic on the same connection.
+	if bs.Paced() {
+		// Queue messages, a stream read from an offset and a durable subscription's messages wait in
+		// the broker rather than fill the connection: they stop at half the bound, which leaves the
+		// rest for receipts and topic traffic on the same connection.
 		if q := s.conn.Queued(); q > 0 && q+len(tail)+len(sub.head)+32 > s.opts.MaxQueuedBytes/2 {
 			s.markFull(sub)
 			return broker.Full
@@ -154,8 +156,8 @@ func (s *session) handleSubscribe(f *frame.Frame) error {
 	if !ok || len(dest) == 0 {
 		return protoErr("missing destination header", "SUBSCRIBE requires a destination")
 	}
-	id, ok := f.Get("id")
-	if !ok {
+	id, hasID := f.Get("id")
+	if !hasID {
 		if s.version != frame.V10 {
 			return protoErr("missing id header", "SUBSCRIBE requires an id in STOMP %s", s.version)
 		}
@@ -187,6 +189,17 @@ func (s *session) handleSubscribe(f *frame.Frame) error {
 		}
 		from = &start
 	}
+	durable := ""
+	if wantsDurable(f) && strings.HasPrefix(string(dest), topicPrefix) {
+		if !hasID {
+			return protoErr("missing id header", "a durable subscription is named by its id header")
+		}
+		if from != nil {
+			return protoErr("invalid x-stream-offset header", "a durable subscription keeps messages from when it is made; it cannot also start at an offset").
+				because(metrics.ErrorInvalidStreamOffset)
+		}
+		durable = string(id)
+	}
 	if pe := s.authorize(string(dest), false); pe != nil {
 		return pe
 	}
@@ -198,7 +211,7 @@ func (s *session) handleSubscribe(f *frame.Frame) error {
 		// An explicit subscription to a temporary queue replaces the one made for its replies.
 		s.removeSubscription(implicit)
 	}
-	_, err = s.subscribe(string(id), resolved, broker.SubscribeOptions{AckMode: mode, Prefetch: prefetch, From: from})
+	_, err = s.subscribe(string(id), resolved, broker.SubscribeOptions{AckMode: mode, Prefetch: prefetch, From: from, Durable: durable})
 	return err
 }
 
@@ -239,12 +252,40 @@ func (s *session) handleUnsubscribe(f *frame.Frame) error {
 		return protoErr("missing id header", "UNSUBSCRIBE requires an id")
 	}
 	sub, ok := s.subs[string(id)]
+	if ok {
+		s.removeSubscription(sub)
+		s.resumeStarved()
+	}
+	if wantsDurable(f) && (!ok || strings.HasPrefix(sub.dest, topicPrefix)) {
+		// Ends the durable subscription itself, whether or not this connection consumes it now.
+		err := s.broker.DeleteDurable(s.identity().User, string(id))
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, broker.ErrNoDurable) && ok:
+			return nil // a plain subscription that was asked to be durable when it could not be
+		case errors.Is(err, broker.ErrNoDurable):
+			return protoErr("subscription not found", "no subscription or durable subscription with id %q", id)
+		default:
+			return err
+		}
+	}
 	if !ok {
 		return protoErr("subscription not found", "no subscription with id %q", id)
 	}
-	s.removeSubscription(sub)
-	s.resumeStarved()
 	return nil
+}
+
+// wantsDurable reports whether a SUBSCRIBE or UNSUBSCRIBE asks for a durable subscription, in
+// RabbitMQ's words: durable:true or persistent:true, and not auto-delete:true.
+func wantsDurable(f *frame.Frame) bool {
+	return (headerIs(f, "durable", "true") || headerIs(f, "persistent", "true")) && !headerIs(f, "auto-delete", "true")
+}
+
+// headerIs reports whether f's header name is value.
+func headerIs(f *frame.Frame, name, value string) bool {
+	v, ok := f.Get(name)
+	return ok && string(v) == value
 }
 
 // removeSubscription ends sub in the broker and forgets it.

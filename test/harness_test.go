@@ -483,8 +483,8 @@ func forQueueModes(t *testing.T, f func(t *testing.T, mode func(*serverConfig)))
 	t.Run("durable", func(t *testing.T) { f(t, storedQueues) })
 }
 
-// storedQueues gives the server a store of its own on a fresh data directory, for its queues and
-// streams, closed after the server.
+// storedQueues gives the server a store of its own on a fresh data directory, for its queues, streams
+// and durable subscriptions, closed after the server.
 func storedQueues(c *serverConfig) {
 	c.t.Helper()
 	e, err := natsengine.Start(natsengine.Config{Dir: c.t.TempDir()})
@@ -492,5 +492,5 @@ func storedQueues(c *serverConfig) {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { e.Close() })
-	c.bopts.Store, c.bopts.Streams = e, e
+	c.bopts.Store, c.bopts.Streams, c.bopts.Durables = e, e, e
 }

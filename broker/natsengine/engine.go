@@ -67,14 +67,15 @@ type Config struct {
 
 // Engine is an embedded NATS server with JetStream on a data directory, and the broker.Store on it.
 type Engine struct {
-	cfg     Config
-	log     *slog.Logger
-	lock    *os.File
-	srv     *server.Server
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	fetched jetstream.KeyValue // queue consumer name → highest stream sequence fetched (see queue.markFetched)
-	started time.Duration      // how long Start took
+	cfg      Config
+	log      *slog.Logger
+	lock     *os.File
+	srv      *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	fetched  jetstream.KeyValue // queue consumer name → highest stream sequence fetched (see queue.markFetched)
+	durables jetstream.KeyValue // the durable topic subscriptions (see durable.go)
+	started  time.Duration      // how long Start took
 
 	stop    context.Context // ended by Close: pending fetches return
 	cancel  context.CancelFunc
@@ -255,6 +256,9 @@ func (e *Engine) prepareQueues() error {
 		cfg.MaxBytes = e.cfg.MaxStoreBytes
 	}
 	if err := e.prepareRetained(ctx); err != nil {
+		return err
+	}
+	if err := e.prepareDurables(ctx); err != nil {
 		return err
 	}
 	for _, name := range []string{queueStream, "KV_" + fetchedBucket} {

@@ -48,6 +48,7 @@ type queue struct {
 	count       int                 // messages stored for the queue
 	bytes       int64               // their stored bytes
 	outstanding map[uint64]struct{} // stream sequences fed and not acknowledged
+	deleted     bool                // Delete was called: nothing more is fetched
 }
 
 // OpenQueue implements broker.Store.
@@ -150,7 +151,7 @@ func (q *queue) Want(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.credits += n
-	if q.fetching || q.e.isClosed() {
+	if q.fetching || q.deleted || q.e.isClosed() {
 		return
 	}
 	q.fetching = true
@@ -165,7 +166,7 @@ func (q *queue) fetchLoop() {
 	for {
 		q.mu.Lock()
 		n := min(q.credits, maxFetch)
-		if n <= 0 || q.e.isClosed() {
+		if n <= 0 || q.deleted || q.e.isClosed() {
 			q.fetching = false
 			q.mu.Unlock()
 			return
@@ -318,6 +319,27 @@ func (q *queue) Stored() (int, int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.count, q.bytes
+}
+
+// Delete implements broker.StoredQueue: the consumer, its fetch mark and the queue's messages go.
+func (q *queue) Delete() error {
+	q.mu.Lock()
+	q.deleted, q.credits = true, 0
+	q.count, q.bytes = 0, 0
+	q.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	if err := q.e.js.DeleteConsumer(ctx, queueStream, q.name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	if err := q.e.fetched.Delete(ctx, q.name); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return err
+	}
+	stream, err := q.e.js.Stream(ctx, queueStream)
+	if err != nil {
+		return err
+	}
+	return stream.Purge(ctx, jetstream.WithPurgeSubject(q.subject))
 }
 
 // storeError maps a JetStream publish failure to what the broker tells the publisher.

@@ -124,3 +124,65 @@ func publishOne(t *testing.T, b *broker.Broker, dest, body string) *broker.Messa
 	}
 	return m
 }
+
+func TestDurableSubscriptionAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	e := start(t, dir)
+	opts := func() broker.Options { return broker.Options{Store: e, Durables: e} }
+	b := broker.New(opts())
+	owner := broker.Identity{Session: "s1", User: "alice"}
+	sub, err := b.Subscribe("/topic/news.*", &consumer{}, broker.SubscribeOptions{Durable: "feed", Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Unsubscribe(sub)
+	publishOne(t, b, "/topic/news.a", "before")
+	if err := e.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+
+	e = start(t, dir)
+	b = broker.New(opts())
+	// Published after the restart, before the subscriber is back: kept, as the subscription was made
+	// again at start.
+	publishOne(t, b, "/topic/news.b", "after")
+	c := &consumer{}
+	sub, err = b.Subscribe("/topic/news.*", c, broker.SubscribeOptions{Durable: "feed", Owner: owner, AckMode: broker.AckClientIndividual})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.wait(t, 2)
+	if string(got[0].Message.Body) != "before" || string(got[1].Message.Body) != "after" {
+		t.Errorf("got %q, %q", got[0].Message.Body, got[1].Message.Body)
+	}
+	if err := b.Ack(sub, got[0].Tag, false); err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+
+	// The unacknowledged one comes back, marked redelivered; then deleting the subscription removes it
+	// and what it kept, for good.
+	e = start(t, dir)
+	b = broker.New(opts())
+	c = &consumer{}
+	if _, err := b.Subscribe("/topic/news.*", c, broker.SubscribeOptions{Durable: "feed", Owner: owner}); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.wait(t, 1)[0]; string(d.Message.Body) != "after" || !d.Redelivered {
+		t.Errorf("after the second restart: %q redelivered %v", d.Message.Body, d.Redelivered)
+	}
+	if err := b.DeleteDurable("alice", "feed"); err != nil {
+		t.Fatal(err)
+	}
+	publishOne(t, b, "/topic/news.c", "deleted")
+	if u, err := e.Usage(); err != nil || u.Queues.Messages != 0 {
+		t.Errorf("after DeleteDurable the store holds %d queue messages (%v)", u.Queues.Messages, err)
+	}
+	e.Close()
+	e = start(t, dir)
+	b = broker.New(opts())
+	if n := b.Stats().DurableSubscriptions; n != 0 {
+		t.Errorf("%d durable subscriptions restored after DeleteDurable", n)
+	}
+}

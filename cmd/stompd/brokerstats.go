@@ -38,5 +38,7 @@ func brokerStats(s broker.Stats) metrics.BrokerStats {
 	out.HeldBytes[metrics.HeldLagging] = s.HeldBytes
 	out.HeldBytes[metrics.HeldRetained] = s.RetainedBytes + s.StreamBytes
 	out.Streams = s.Streams
+	out.DurableSubscriptions = s.DurableSubscriptions
+	out.Dropped[metrics.DropDurableFull] = s.DroppedDurableFull
 	return out
 }

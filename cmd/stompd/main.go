@@ -99,7 +99,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if store != nil {
 		// Closed last (deferred first): after the sessions have ended and settled their deliveries.
 		defer store.Close()
-		bopts.Store, bopts.Retained, bopts.Streams = store, store, store
+		bopts.Store, bopts.Retained, bopts.Streams, bopts.Durables = store, store, store, store
 	}
 	b := broker.New(bopts)
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)

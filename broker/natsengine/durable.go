@@ -1,0 +1,101 @@
+package natsengine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/stompd/stompd/broker"
+)
+
+// durableBucket is the key-value bucket of the durable topic subscriptions: one key per subscription
+// (a hash of its user and name), its description as JSON. Their messages are queues in QUEUES.
+const durableBucket = "STOMPD_DURABLE"
+
+// durableRecord is what the bucket holds for one durable subscription.
+type durableRecord struct {
+	User        string `json:"user"`
+	Name        string `json:"name"`
+	Destination string `json:"destination"`
+}
+
+// durableKey is the bucket key of the durable subscription name of user.
+func durableKey(user, name string) string {
+	sum := sha256.Sum256([]byte(user + "\x00" + name))
+	return "d-" + hex.EncodeToString(sum[:16])
+}
+
+// prepareDurables opens (creating it if new) the bucket of durable subscriptions.
+func (e *Engine) prepareDurables(ctx context.Context) error {
+	if err := e.checkReadable(ctx, "KV_"+durableBucket); err != nil {
+		return err
+	}
+	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      durableBucket,
+		Description: "stompd: durable topic subscriptions (user, name, destination)",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return fmt.Errorf("data directory %s: the durable subscriptions cannot be opened: %w", e.cfg.Dir, err)
+	}
+	e.durables = kv
+	return nil
+}
+
+// LoadDurables implements broker.DurableStore.
+func (e *Engine) LoadDurables() ([]broker.DurableSubscription, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	keys, err := e.durables.ListKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []broker.DurableSubscription
+	for key := range keys.Keys() {
+		entry, err := e.durables.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		var r durableRecord
+		if err := json.Unmarshal(entry.Value(), &r); err != nil {
+			e.log.Warn("store: an unreadable durable subscription is skipped", "key", key, "error", err)
+			continue
+		}
+		out = append(out, broker.DurableSubscription{User: r.User, Name: r.Name, Destination: r.Destination})
+	}
+	return out, nil
+}
+
+// KeepDurable implements broker.DurableStore.
+func (e *Engine) KeepDurable(d broker.DurableSubscription) error {
+	value, err := json.Marshal(durableRecord{User: d.User, Name: d.Name, Destination: d.Destination})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	_, err = e.durables.Put(ctx, durableKey(d.User, d.Name), value)
+	return err
+}
+
+// DropDurable implements broker.DurableStore.
+func (e *Engine) DropDurable(user, name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	err := e.durables.Purge(ctx, durableKey(user, name))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
+}
+
+var _ broker.DurableStore = (*Engine)(nil)
