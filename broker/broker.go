@@ -150,7 +150,7 @@ func (b *Broker) stamp(m *Message) {
 	if m.Published.IsZero() {
 		m.Published = time.Now()
 	}
-	m.size = m.computeSize()
+	m.size = int32(m.computeSize())
 }
 
 func (b *Broker) publishQueue(m *Message, kind Kind, failed func(error)) error {
@@ -261,7 +261,7 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 		if q == nil {
 			return nil, errNoRoute(dest)
 		}
-		sub.queue = q
+		sub.queue, sub.paced = q, true
 		if err := sub.queue.subscribe(sub); err != nil {
 			return nil, err
 		}
@@ -373,18 +373,18 @@ func (b *Broker) settle(sub *Subscription, tag uint64, cumulative, nack, wait bo
 // after every write, from any goroutine; a Deliver that has just answered
 // Full may call it for its own subscription.
 func (b *Broker) Resume(sub *Subscription) {
+	if sub.queue != nil {
+		sub.resumes.Add(1)
+		if sub.blocked.Load() || sub.limitStarved.Load() {
+			sub.queue.resume(sub)
+		}
+		return
+	}
 	if sub.cursor != nil {
 		b.countTopicDeliveries(sub, sub.resumeStream(b))
 		return
 	}
-	if sub.queue == nil {
-		b.countTopicDeliveries(sub, sub.resumeTopic())
-		return
-	}
-	sub.resumes.Add(1)
-	if sub.blocked.Load() || sub.limitStarved.Load() {
-		sub.queue.resume(sub)
-	}
+	b.countTopicDeliveries(sub, sub.resumeTopic())
 }
 
 // QueueDepth returns the number of ready and unacknowledged messages of the

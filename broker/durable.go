@@ -79,7 +79,7 @@ func (b *Broker) subscribeDurable(sub *Subscription, name string) error {
 	if err != nil {
 		return err
 	}
-	sub.queue = d.queue
+	sub.queue, sub.paced = d.queue, true
 	return d.queue.subscribe(sub)
 }
 

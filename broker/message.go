@@ -26,6 +26,9 @@ type Message struct {
 	Destination string
 	// Kind is set by Publish from Destination.
 	Kind Kind
+	// size is Size, set by Publish; 0 until then. An int32 beside Kind, so that
+	// the two share one word (a frame is far below 2 GiB).
+	size int32
 	// Header holds the application headers, in order.
 	Header []Header
 	// Body is shared by every delivery and must not be modified.
@@ -42,7 +45,6 @@ type Message struct {
 	Offset uint64
 
 	encoded [EncodedSlots]atomic.Pointer[[]byte]
-	size    int       // Size, set by Publish; 0 until then
 	stored  StoredRef // the Store's handle of a queue message read from it; nil otherwise
 }
 
@@ -52,7 +54,7 @@ type Message struct {
 // sees the message.
 func (m *Message) Size() int {
 	if m.size > 0 {
-		return m.size
+		return int(m.size)
 	}
 	return m.computeSize()
 }

@@ -176,9 +176,9 @@ func (q *queue) Stored(msgs []StoredMessage) {
 		m := sm.Message
 		m.Kind = q.kind
 		m.stored = sm.Ref
-		m.size = m.computeSize()
+		m.size = int32(m.computeSize())
 		q.ready.pushBack(queuedMessage{msg: m, redelivered: sm.Redelivered})
-		q.readyBytes += m.size
+		q.readyBytes += int(m.size)
 	}
 	q.asked = max(0, q.asked-len(msgs))
 	q.dispatch()

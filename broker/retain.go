@@ -98,7 +98,7 @@ func (b *Broker) restoreRetained() {
 			continue
 		}
 		m.Kind = KindTopic
-		m.size = m.computeSize()
+		m.size = int32(m.computeSize())
 		sh := b.shardFor(m.Destination)
 		sh.mu.Lock()
 		e := sh.topics[m.Destination]

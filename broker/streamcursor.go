@@ -42,7 +42,7 @@ func (b *Broker) subscribeStream(s *Subscription, from StreamStart) error {
 	if err != nil {
 		return err
 	}
-	s.cursor = &streamCursor{st: st, next: next}
+	s.cursor, s.paced = &streamCursor{st: st, next: next}, true
 	st.addCursor(s)
 	s.mu.Lock()
 	taken := s.pumpStream(b)
@@ -208,4 +208,4 @@ func (s *Subscription) StreamOffset() (uint64, bool) {
 // Paced reports whether s's deliveries wait for its subscriber's room (Full means "later"): a queue
 // subscription, a durable topic subscription, or a stream read from an offset. Other topic
 // subscriptions that answer Full meet their destination's slow-consumer policy.
-func (s *Subscription) Paced() bool { return s.queue != nil || s.cursor != nil }
+func (s *Subscription) Paced() bool { return s.paced }

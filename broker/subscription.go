@@ -20,7 +20,10 @@ type Subscription struct {
 	evicted atomic.Bool
 	kind    Kind    // immutable
 	ackMode AckMode // immutable
-	removed bool    // guarded by mu, set while also holding the index or queue lock
+	// paced is set, before the subscription becomes visible, on a queue,
+	// durable or stream subscription (see Paced); read on every delivery.
+	paced   bool
+	removed bool // guarded by mu, set while also holding the index or queue lock
 	// lag holds topic messages for a lagging subscription under
 	// PolicyConflate or PolicyDropOldest (see lag.go). Guarded by mu; nil
 	// until the subscription first falls behind, and again once it has
