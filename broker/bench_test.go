@@ -199,3 +199,33 @@ func BenchmarkMatchTopic(b *testing.B) {
 		MatchTopic("/topic/#.stocks.*.#", "/topic/x.y.stocks.eur.usd.z")
 	}
 }
+
+// BenchmarkPublishStream publishes to a stream destination kept in memory with 100 subscriptions: 100
+// live ones, or 100 reading it from an offset (cursors that keep up); "topic" is the same fan-out on a
+// plain topic, for the cost of keeping and numbering the messages.
+func BenchmarkPublishStream(b *testing.B) {
+	for _, kind := range []string{"topic", "stream-live", "stream-cursors"} {
+		b.Run(kind, func(b *testing.B) {
+			br := New(Options{Policies: []DestinationPolicy{{Pattern: "/topic/log", Stream: kind != "topic",
+				StreamLimits: StreamLimits{MaxMessages: 10000}}}})
+			subs := make([]countingSubscriber, 100)
+			for i := range subs {
+				opts := SubscribeOptions{}
+				if kind == "stream-cursors" {
+					opts.From = &StreamStart{Kind: StartNext}
+				}
+				if _, err := br.Subscribe("/topic/log", &subs[i], opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+			body := make([]byte, 128)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := br.Publish(&Message{Destination: "/topic/log", Body: body}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*len(subs))/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
