@@ -351,23 +351,30 @@ func (st *stream) dropOldest(b *Broker) {
 	st.logFirst++
 }
 
-// at returns the message at offset from the log; nil with below set if the log starts after it, nil
-// alone if it is not published yet. Messages past MaxAge count as gone.
-func (st *stream) at(offset uint64) (m *Message, below bool) {
+// readLog appends to dst the log's messages from offset from on, at most cap(dst)-len(dst) of
+// them, under one read lock; below reports that the log starts after from (nothing is appended then).
+// Messages past MaxAge count as gone.
+func (st *stream) readLog(from uint64, dst []*Message) (_ []*Message, below bool) {
 	st.logMu.RLock()
 	defer st.logMu.RUnlock()
-	if offset < st.logFirst {
-		return nil, true
+	if from < st.logFirst {
+		return dst, true
 	}
-	i := offset - st.logFirst
-	if i >= uint64(st.log.len()) {
-		return nil, false
+	var cutoff time.Time
+	if st.limits.MaxAge > 0 {
+		cutoff = time.Now().Add(-st.limits.MaxAge)
 	}
-	m = *st.log.at(int(i))
-	if st.limits.MaxAge > 0 && time.Since(m.Published) > st.limits.MaxAge {
-		return nil, true
+	for i := from - st.logFirst; i < uint64(st.log.len()) && len(dst) < cap(dst); i++ {
+		m := *st.log.at(int(i))
+		if !cutoff.IsZero() && m.Published.Before(cutoff) {
+			if len(dst) == 0 {
+				return dst, true
+			}
+			break
+		}
+		dst = append(dst, m)
 	}
-	return m, false
+	return dst, false
 }
 
 // first returns the offset of the oldest message kept, or the next offset when none is.
@@ -462,14 +469,17 @@ func (b *Broker) pumpCursors(st *stream) {
 	st.logMu.RLock()
 	cursors := st.cursors
 	st.logMu.RUnlock()
+	taken := 0
 	for _, s := range cursors {
 		if s.cursorWaiting.Load() {
 			continue // a Resume will read on
 		}
 		s.mu.Lock()
-		taken := s.pumpStream(b)
+		taken += s.pumpStream(b)
 		s.mu.Unlock()
-		b.countTopicDeliveries(s, taken)
+	}
+	if taken > 0 {
+		b.shardFor(st.dest).counts.addDelivered(KindTopic, taken)
 	}
 }
 

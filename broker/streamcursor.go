@@ -11,11 +11,17 @@ import (
 // message it takes, and the messages read ahead from the store when it is behind the stream's
 // in-memory log.
 type streamCursor struct {
-	st      *stream    // immutable
-	next    uint64     // guarded by the subscription's mu
-	fetched []*Message // read from the store, oldest first; guarded by mu
-	reading bool       // a store read for this cursor is running; guarded by mu
+	st   *stream // immutable
+	next uint64  // guarded by the subscription's mu
+	// fetched[pos:] are messages read ahead, oldest first: from the store, or a few at a time from
+	// the log so that its lock is taken once per batch. Guarded by mu.
+	fetched []*Message
+	pos     int
+	reading bool // a store read for this cursor is running; guarded by mu
 }
+
+// logBatch is how many messages a cursor takes from the stream's log under one lock.
+const logBatch = 32
 
 // streamReadBatch is how many messages a cursor behind the in-memory log reads from the store at once.
 const streamReadBatch = 256
@@ -95,19 +101,29 @@ func (s *Subscription) pumpStream(b *Broker) (taken int) {
 // stream's log no longer holds it, a memory stream skips to the oldest message kept, and a stored
 // one starts a read of the store. The caller holds s.mu.
 func (c *streamCursor) peek(b *Broker, s *Subscription) *Message {
-	for len(c.fetched) > 0 {
-		m := c.fetched[0]
-		if m.Offset >= c.next {
-			c.next = m.Offset // messages in between were removed by the limits
-			return m
-		}
-		c.fetched[0] = nil
-		c.fetched = c.fetched[1:]
-	}
 	for {
-		m, below := c.st.at(c.next)
-		if m != nil || !below {
-			return m
+		for c.pos < len(c.fetched) {
+			m := c.fetched[c.pos]
+			if m.Offset >= c.next {
+				c.next = m.Offset // messages in between were removed by the limits
+				return m
+			}
+			c.fetched[c.pos] = nil
+			c.pos++
+		}
+		if c.next >= c.st.nextOffset.Load() {
+			return nil // read everything published
+		}
+		if cap(c.fetched) < logBatch {
+			c.fetched = make([]*Message, 0, logBatch)
+		}
+		msgs, below := c.st.readLog(c.next, c.fetched[:0])
+		c.fetched, c.pos = msgs, 0
+		if len(msgs) > 0 {
+			continue
+		}
+		if !below {
+			return nil
 		}
 		if c.st.store != nil {
 			if !c.reading {
@@ -127,9 +143,9 @@ func (c *streamCursor) peek(b *Broker, s *Subscription) *Message {
 // advance moves the cursor past m, which it has just delivered. The caller holds s.mu.
 func (c *streamCursor) advance(m *Message) {
 	c.next = m.Offset + 1
-	if len(c.fetched) > 0 && c.fetched[0] == m {
-		c.fetched[0] = nil
-		c.fetched = c.fetched[1:]
+	if c.pos < len(c.fetched) && c.fetched[c.pos] == m {
+		c.fetched[c.pos] = nil
+		c.pos++
 	}
 }
 
@@ -146,7 +162,7 @@ func (c *streamCursor) read(b *Broker, s *Subscription, from uint64) {
 	switch {
 	case err != nil:
 	case len(msgs) > 0:
-		c.fetched = msgs
+		c.fetched, c.pos = msgs, 0
 	default:
 		// Nothing held from there on: either the limits removed it, and reading goes on at the
 		// oldest message kept, or it is not stored yet (appends are confirmed in order) and is read

@@ -412,7 +412,7 @@ func (s *Subscription) markRemoved() bool {
 	s.unacked.drain(nil)
 	s.dropLag()
 	if s.cursor != nil {
-		s.cursor.fetched = nil
+		s.cursor.fetched, s.cursor.pos = nil, 0
 	}
 	return true
 }
