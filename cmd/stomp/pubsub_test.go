@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
 func TestPubThenSub(t *testing.T) {
@@ -351,4 +352,33 @@ func startRefusingBroker(t *testing.T) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+func TestSubStreamOffsetAndDurable(t *testing.T) {
+	s := stompwstest.Start(t, stompwstest.Config{BrokerOptions: broker.Options{
+		Policies: []broker.DestinationPolicy{{Pattern: "/topic/log", Stream: true}}}})
+	url := "tcp://" + s.TCPAddr
+	for _, body := range []string{"a", "b", "c"} {
+		mustSucceed(t, runStomp(t, "", nil, "pub", "-url", url, "/topic/log", body), "pub")
+	}
+	r := runStomp(t, "", nil, "sub", "-url", url, "-offset", "offset=2", "-count", "2", "-headers", "/topic/log")
+	mustSucceed(t, r, "sub -offset")
+	if !strings.Contains(r.stdout, "x-stream-offset:2\n") || !strings.Contains(r.stdout, "\n\nc\n\n") {
+		t.Errorf("sub -offset offset=2 printed %q", r.stdout)
+	}
+
+	r = runStomp(t, "", nil, "sub", "-url", url, "-durable", "audit", "-timeout", "200ms", "/topic/news")
+	if r.code != 3 {
+		t.Fatalf("sub -durable with nothing published: exit %d, %s", r.code, r.stderr)
+	}
+	mustSucceed(t, runStomp(t, "", nil, "pub", "-url", url, "/topic/news", "while away"), "pub")
+	r = runStomp(t, "", nil, "sub", "-url", url, "-durable", "audit", "-count", "1", "/topic/news")
+	mustSucceed(t, r, "sub -durable")
+	if r.stdout != "while away\n" {
+		t.Errorf("sub -durable printed %q", r.stdout)
+	}
+	r = runStomp(t, "", nil, "sub", "-url", url, "-durable", "audit", "/topic/a", "/topic/b")
+	if r.code != 2 || !strings.Contains(r.stderr, "one DEST") {
+		t.Errorf("sub -durable with two destinations: exit %d, %q", r.code, r.stderr)
+	}
 }

@@ -21,6 +21,8 @@ type subOptions struct {
 	prefetch int
 	count    int
 	timeout  time.Duration
+	offset   string
+	durable  string
 }
 
 // subPrefetch is sub's -prefetch: no more than go-stomp buffers per subscription. sub acks each
@@ -48,6 +50,8 @@ func runSub(ctx context.Context, con *console, args []string) error {
 	fs.IntVar(&o.prefetch, "prefetch", subPrefetch, "with -ack client or client-individual, unacknowledged `messages` the broker may send ahead\n(prefetch-count); 0 sends no limit. Above 16 the client can stall under load")
 	fs.IntVar(&o.count, "count", 0, "exit 0 after `N` messages; 0 means no limit")
 	fs.DurationVar(&o.timeout, "timeout", 0, "exit 3 after a `duration` with no message; 0 waits forever")
+	fs.StringVar(&o.offset, "offset", "", "on a stream destination, read from this `point` (x-stream-offset): first, last, next,\noffset=N or timestamp=UNIX-SECONDS")
+	fs.StringVar(&o.durable, "durable", "", "make or resume the durable subscription `name` (one topic DEST): what was\npublished while it was away comes first")
 	dests, err := parseInterspersed(fs, args, con)
 	if err != nil {
 		return err
@@ -62,6 +66,10 @@ func runSub(ctx context.Context, con *console, args []string) error {
 		err = fmt.Errorf("%w: -headers and -json exclude each other (-json includes the headers)", errUsage)
 	case o.count < 0 || o.timeout < 0 || o.prefetch < 0:
 		err = fmt.Errorf("%w: -count, -timeout and -prefetch must not be negative", errUsage)
+	case o.durable != "" && len(dests) != 1:
+		err = fmt.Errorf("%w: -durable names one subscription: give one DEST", errUsage)
+	case o.durable != "" && o.offset != "":
+		err = fmt.Errorf("%w: -durable and -offset exclude each other", errUsage)
 	}
 	if err != nil {
 		return err
@@ -76,6 +84,13 @@ func runSub(ctx context.Context, con *console, args []string) error {
 	var subOpts []func(*frame.Frame) error
 	if mode != stomp.AckAuto && o.prefetch > 0 {
 		subOpts = append(subOpts, stomp.SubscribeOpt.Header("prefetch-count", strconv.Itoa(o.prefetch)))
+	}
+	if o.offset != "" {
+		subOpts = append(subOpts, stomp.SubscribeOpt.Header("x-stream-offset", o.offset))
+	}
+	if o.durable != "" {
+		subOpts = append(subOpts, stomp.SubscribeOpt.Id(o.durable),
+			stomp.SubscribeOpt.Header("durable", "true"), stomp.SubscribeOpt.Header("auto-delete", "false"))
 	}
 	for _, dest := range dests {
 		sub, err := s.conn.Subscribe(dest, mode, subOpts...)
