@@ -99,9 +99,11 @@
 //     deliveries hand their work over without waiting, in order; SyncStore
 //     waits for it.
 //  11. A stream destination numbers its messages under its publish lock, in
-//     the order its live subscribers get them, and never gives an offset
-//     twice (a store refusal makes the next publish read the store's bounds
-//     again). A stream subscription is a cursor, not a member of the
+//     the order its live subscribers get them. With a StreamStore the
+//     offset is the store's position: a refused append makes the next
+//     publish read the store's bounds again and number from there, so a
+//     live subscriber may have seen the refused message under the offset
+//     the next one gets. A stream subscription is a cursor, not a member of the
 //     fan-out: it reads by offset from the stream's log (or store), so it
 //     sees every kept message once, in order, from its starting point on,
 //     whatever races with publishers, and only as fast as its subscriber has

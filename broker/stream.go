@@ -149,7 +149,7 @@ type stream struct {
 	appendMu sync.Mutex
 	next     uint64
 	// broken is set when the store refused an append: offsets given since may not be stored, so the
-	// next publish reads the store's bounds again before numbering more.
+	// next publish reads the store's bounds again and numbers on from the last one stored.
 	broken atomic.Bool
 
 	// logMu guards log, logFirst, logBytes and cursors. log holds the newest messages, offsets
