@@ -114,8 +114,12 @@ func (b *Broker) publish(m *Message, failed func(error)) error {
 	}
 	switch kind {
 	case KindTopic:
-		m.Offset = 0
-		return b.publishTopic(m, failed, false)
+		m.Offset, m.remote = 0, false
+		if err := b.publishTopic(m, failed, false); err != nil {
+			return err
+		}
+		b.forward(m)
+		return nil
 	case KindApp:
 		return b.publishApp(m)
 	default:
@@ -267,6 +271,9 @@ func (b *Broker) Subscribe(dest string, s Subscriber, opts SubscribeOptions) (*S
 		}
 	}
 	b.subCounts[kind].Add(1)
+	if kind == KindTopic && sub.queue == nil {
+		b.watch(dest) // a durable subscription's binding watches for it
+	}
 	b.notify(sub, true)
 	return sub, nil
 }
@@ -307,6 +314,9 @@ func (b *Broker) Unsubscribe(sub *Subscription) {
 	}
 	if removed {
 		b.subCounts[sub.kind].Add(-1)
+		if sub.kind == KindTopic && sub.queue == nil {
+			b.unwatch(sub.dest)
+		}
 		b.notify(sub, false)
 	}
 }

@@ -149,6 +149,7 @@ func (b *Broker) bind(dest string, s Subscriber) *Subscription {
 	} else {
 		b.subscribeExactTopic(sub)
 	}
+	b.watch(dest)
 	return sub
 }
 
@@ -159,6 +160,7 @@ func (b *Broker) unbind(sub *Subscription) {
 	} else {
 		b.unsubscribeExactTopic(sub)
 	}
+	b.unwatch(sub.dest)
 }
 
 // durableBinding is the subscriber of a durable subscription's binding: it keeps every message in the

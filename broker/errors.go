@@ -124,6 +124,10 @@ func (e *RetainedFullError) Unwrap() error { return ErrRetainedFull }
 // the store's reason; the message was not accepted.
 var ErrStoreUnavailable = errors.New("store unavailable")
 
+func errNotTopic(dest string) error {
+	return fmt.Errorf("%w %q: only topic messages cross the backplane", ErrInvalidDestination, dest)
+}
+
 func errNoRoute(dest string) error {
 	return fmt.Errorf("%w: %q", ErrNoRoute, dest)
 }

@@ -67,6 +67,9 @@ type Options struct {
 	// beyond the process (see DurableStore); nil keeps them as long as the
 	// broker. Their messages are kept by Store.
 	Durables DurableStore
+	// Backplane carries topic messages to and from the other nodes of a
+	// cluster (see Backplane); nil for a broker on its own.
+	Backplane Backplane
 	// DefaultPrefetch is the Prefetch of subscriptions that give none.
 	// Default 0: unlimited for queues (bounded only by the subscriber
 	// answering Full) and MaxTopicUnacked for topics.

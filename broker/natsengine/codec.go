@@ -26,7 +26,11 @@ func encodeMessage(m *broker.Message) []byte {
 	for _, h := range m.Header {
 		n += 2*binary.MaxVarintLen64 + len(h.Name) + len(h.Value)
 	}
-	b := make([]byte, 0, n)
+	return appendMessage(make([]byte, 0, n), m)
+}
+
+// appendMessage appends encodeMessage's encoding of m to b.
+func appendMessage(b []byte, m *broker.Message) []byte {
 	b = append(b, codecVersion)
 	b = appendString(b, m.ID)
 	b = appendString(b, m.Destination)

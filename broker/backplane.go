@@ -1,0 +1,56 @@
+package broker
+
+// Backplane carries topic messages between the nodes of a cluster (Options.Backplane): a message
+// published on one node reaches the matching subscribers of every node. The broker hands it every
+// topic message published here and tells it which topics and patterns have subscribers here; the
+// backplane hands the messages of other nodes back through PublishRemote. It never forwards those
+// again, so a message crosses the backplane once.
+type Backplane interface {
+	// Forward hands a topic message published on this node to the other nodes. It is called after
+	// the local delivery, with no broker lock held, in each publisher's order, and must not block.
+	Forward(m *Message)
+	// Watch says this node has a subscriber for dest, a topic or topic pattern: the messages other
+	// nodes publish that it matches are to be delivered here. It returns once that holds for messages
+	// published after it returns, or an error if it cannot tell (the subscription still works
+	// locally, and the backplane keeps trying). Unwatch undoes one Watch of dest. They are called
+	// without broker locks held.
+	Watch(dest string) error
+	Unwatch(dest string)
+}
+
+// PublishRemote delivers m, a topic message published on another node and carried by the backplane,
+// to the subscribers of this node: as Publish does, but m keeps its ID and publish time and is not
+// forwarded again.
+func (b *Broker) PublishRemote(m *Message) error {
+	kind, err := ParseDestination(m.Destination)
+	if err != nil {
+		return err
+	}
+	if kind != KindTopic {
+		return errNotTopic(m.Destination)
+	}
+	m.Kind, m.remote, m.Offset = kind, true, 0
+	return b.publishTopic(m, nil, false)
+}
+
+// forward hands a topic message published here to the backplane, if there is one.
+func (b *Broker) forward(m *Message) {
+	if bp := b.opts.Backplane; bp != nil && !m.remote {
+		bp.Forward(m)
+	}
+}
+
+// watch and unwatch tell the backplane, if there is one, about a topic subscription of this node.
+func (b *Broker) watch(dest string) {
+	if bp := b.opts.Backplane; bp != nil {
+		if err := bp.Watch(dest); err != nil {
+			b.log.Warn("the cluster does not yet deliver other nodes' messages for a subscription", "destination", dest, "error", err)
+		}
+	}
+}
+
+func (b *Broker) unwatch(dest string) {
+	if bp := b.opts.Backplane; bp != nil {
+		bp.Unwatch(dest)
+	}
+}

@@ -1,0 +1,505 @@
+package natsengine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/stompd/stompd/broker"
+)
+
+// ClusterConfig configures JoinCluster.
+type ClusterConfig struct {
+	// URLs are the NATS servers to connect to (nats:// or tls://); the client fails over between them.
+	URLs []string
+	// NodeName names this node to the others and in NATS's connection list. Required.
+	NodeName string
+	// Options are extra connection options: TLS, credentials. They are applied after the engine's own.
+	Options []nats.Option
+	// Logger receives connection events. Default: discard.
+	Logger *slog.Logger
+	// ObserveLatency, when set, is given the time from publish on another node to arrival here, for
+	// one message in latencySampling. Called from the receiving goroutine; must not block.
+	ObserveLatency func(time.Duration)
+}
+
+// Timings of the cluster's node heart-beats and of interest that is no longer needed.
+const (
+	nodeHeartbeat = 2 * time.Second
+	// nodeTimeout is how long after its last heart-beat a node counts as gone.
+	nodeTimeout = 7 * time.Second
+	// unwatchLinger keeps a NATS subscription that lost its last watcher for a moment, so that a
+	// client that resubscribes at once (a page reload) does not make the node unsubscribe and
+	// subscribe again.
+	unwatchLinger = time.Second
+	// watchTimeout bounds how long Watch waits for the NATS server to confirm a new subscription.
+	watchTimeout = 5 * time.Second
+	// inboundBuffer is how many messages from other nodes may wait for the receiving goroutine; past
+	// it NATS drops them and reports a slow consumer.
+	inboundBuffer = 1 << 16
+	// latencySampling is how many received messages make one latency observation.
+	latencySampling = 64
+)
+
+const (
+	nodeSubject   = "_stompd.node" // node heart-beats
+	backplaneWire = 1              // first byte of every message on a topic subject
+)
+
+// Cluster is this node's link to the other stompd nodes through NATS: the broker.Backplane for topic
+// messages and a view of which nodes are alive. Its methods are safe for concurrent use.
+type Cluster struct {
+	cfg    ClusterConfig
+	log    *slog.Logger
+	nc     *nats.Conn
+	origin string // NodeName plus a per-process id, so that a restarted node is a new origin
+	seq    atomic.Uint64
+
+	receiver atomic.Pointer[func(*broker.Message) error]
+	in       chan *nats.Msg
+	stop     chan struct{}
+	done     sync.WaitGroup
+
+	mu      sync.Mutex
+	watched map[string]*watchedSubject // NATS subject → its subscription
+	nodes   map[string]nodeSeen        // origin → last heart-beat
+	closed  bool
+
+	stats clusterCounters
+}
+
+// watchedSubject is one NATS subscription of the node and how many watches need it.
+type watchedSubject struct {
+	sub    *nats.Subscription
+	refs   int
+	ready  chan struct{} // closed once the server confirmed the subscription, or that it could not
+	err    error         // why not; read after ready is closed
+	linger *time.Timer   // pending unsubscribe after the last Unwatch
+}
+
+type nodeSeen struct {
+	Name    string    `json:"name"`
+	Started time.Time `json:"started"`
+	seen    time.Time
+}
+
+// clusterCounters are the figures ClusterStats reports.
+type clusterCounters struct {
+	out, in, failedOut, duplicates, dropped, reconnects atomic.Uint64
+}
+
+// ClusterStats is a snapshot of the node's link to the cluster.
+type ClusterStats struct {
+	Connected  bool
+	MessagesIn uint64 // topic messages from other nodes delivered here
+	// MessagesOut counts topic messages handed to NATS; FailedOut those NATS refused (not
+	// connected and its reconnect buffer full, or a subject too long): they reached this node only.
+	MessagesOut, FailedOut uint64
+	// Dropped counts messages NATS dropped because this node read them too slowly; Duplicates the
+	// repeats of one message that overlapping subscriptions brought.
+	Dropped, Duplicates uint64
+	Reconnects          uint64
+	Nodes               int // nodes heard from within the heart-beat timeout, this one included
+	Subjects            int // NATS subscriptions held
+}
+
+// JoinCluster connects to NATS and starts the node's heart-beats. It does not wait for a connection:
+// when no server answers it keeps trying in the background (Connected reports when it has one), and
+// it reconnects whenever the connection is lost, subscriptions included. Close leaves.
+func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
+	if len(cfg.URLs) == 0 {
+		return nil, errors.New("natsengine: no NATS URL")
+	}
+	if cfg.NodeName == "" {
+		return nil, errors.New("natsengine: no node name")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	var id [4]byte
+	_, _ = rand.Read(id[:])
+	c := &Cluster{
+		cfg: cfg, log: cfg.Logger,
+		origin:  cfg.NodeName + "/" + hex.EncodeToString(id[:]),
+		in:      make(chan *nats.Msg, inboundBuffer),
+		stop:    make(chan struct{}),
+		watched: make(map[string]*watchedSubject),
+		nodes:   make(map[string]nodeSeen),
+	}
+	opts := []nats.Option{
+		nats.Name("stompd " + cfg.NodeName),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(2),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			c.log.Info("cluster: connected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			c.log.Warn("cluster: disconnected from NATS; local traffic goes on", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			c.stats.reconnects.Add(1)
+			c.log.Info("cluster: reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrSlowConsumer) {
+				if sub != nil {
+					if n, err := sub.Dropped(); err == nil {
+						c.noteDropped(uint64(n))
+					}
+				}
+				return
+			}
+			c.log.Warn("cluster: NATS error", "error", err)
+		}),
+	}
+	nc, err := nats.Connect(strings.Join(cfg.URLs, ","), append(opts, cfg.Options...)...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: NATS %s: %w", redactURLs(cfg.URLs), err)
+	}
+	c.nc = nc
+	if _, err := nc.Subscribe(nodeSubject, c.heardNode); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	c.done.Add(2)
+	go c.receive()
+	go c.heartbeat()
+	return c, nil
+}
+
+// dropped counts what NATS dropped for a slow subscription; Dropped reports a running total per
+// subscription, so the highest seen is kept.
+func (c *Cluster) noteDropped(total uint64) {
+	for {
+		cur := c.stats.dropped.Load()
+		if total <= cur || c.stats.dropped.CompareAndSwap(cur, total) {
+			return
+		}
+	}
+}
+
+// SetReceiver sets where messages from other nodes go: the broker's PublishRemote. Until it is set
+// they are dropped (the node has no subscriber yet).
+func (c *Cluster) SetReceiver(f func(*broker.Message) error) { c.receiver.Store(&f) }
+
+// Origin is this node's name and per-process id, as the other nodes know it.
+func (c *Cluster) Origin() string { return c.origin }
+
+// Connected reports whether the node has a NATS connection now.
+func (c *Cluster) Connected() bool { return c.nc.IsConnected() }
+
+// Forward implements broker.Backplane: one publish on the destination's subject.
+func (c *Cluster) Forward(m *broker.Message) {
+	payload := make([]byte, 0, 1+binary.MaxVarintLen64*2+len(c.origin)+64+len(m.Destination)+len(m.Body))
+	payload = append(payload, backplaneWire)
+	payload = appendString(payload, c.origin)
+	payload = binary.AppendUvarint(payload, c.seq.Add(1))
+	payload = appendMessage(payload, m)
+	if err := c.nc.Publish(topicSubject(m.Destination), payload); err != nil {
+		c.stats.failedOut.Add(1)
+		return
+	}
+	c.stats.out.Add(1)
+}
+
+// Watch implements broker.Backplane.
+func (c *Cluster) Watch(dest string) error {
+	var firstErr error
+	for _, subject := range watchSubjects(dest) {
+		if err := c.watchSubject(subject); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+func (c *Cluster) watchSubject(subject string) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errClosed
+	}
+	w := c.watched[subject]
+	if w != nil {
+		w.refs++
+		if w.linger != nil {
+			w.linger.Stop()
+			w.linger = nil
+		}
+		c.mu.Unlock()
+		<-w.ready
+		return w.err
+	}
+	w = &watchedSubject{refs: 1, ready: make(chan struct{})}
+	c.watched[subject] = w
+	c.mu.Unlock()
+	sub, err := c.nc.ChanSubscribe(subject, c.in)
+	if err == nil {
+		w.sub = sub
+		if !c.nc.IsConnected() {
+			err = errors.New("not connected to NATS: the subscription is made when the connection is")
+		} else {
+			err = c.nc.FlushTimeout(watchTimeout)
+		}
+	}
+	if sub == nil {
+		// Could not even be registered with the client: forget it, so the next Watch tries again.
+		c.mu.Lock()
+		delete(c.watched, subject)
+		c.mu.Unlock()
+	}
+	w.err = err
+	close(w.ready)
+	return err
+}
+
+// Unwatch implements broker.Backplane.
+func (c *Cluster) Unwatch(dest string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, subject := range watchSubjects(dest) {
+		w := c.watched[subject]
+		if w == nil {
+			continue
+		}
+		if w.refs--; w.refs > 0 || c.closed {
+			continue
+		}
+		w.linger = time.AfterFunc(unwatchLinger, func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if w.refs == 0 && c.watched[subject] == w && !c.closed {
+				delete(c.watched, subject)
+				if w.sub != nil {
+					_ = w.sub.Unsubscribe()
+				}
+			}
+		})
+	}
+}
+
+// receive delivers the messages of other nodes, one at a time in the order NATS hands them over, so
+// that each publisher's order holds; it drops this node's own and repeats.
+func (c *Cluster) receive() {
+	defer c.done.Done()
+	seen := make(map[string]*seenWindow)
+	var received uint64
+	for {
+		var msg *nats.Msg
+		select {
+		case <-c.stop:
+			return
+		case msg = <-c.in:
+		}
+		p := msg.Data
+		if len(p) == 0 || p[0] != backplaneWire {
+			continue
+		}
+		d := decoder{p: p[1:]}
+		origin := d.string()
+		seq := d.uvarint()
+		if d.err != nil || origin == c.origin {
+			continue
+		}
+		w := seen[origin]
+		if w == nil {
+			w = &seenWindow{}
+			seen[origin] = w
+		}
+		if !w.first(seq) {
+			c.stats.duplicates.Add(1)
+			continue
+		}
+		m, err := decodeMessage(d.p)
+		if err != nil {
+			continue
+		}
+		received++
+		if f := c.cfg.ObserveLatency; f != nil && received%latencySampling == 0 {
+			f(time.Since(m.Published))
+		}
+		if f := c.receiver.Load(); f != nil {
+			if err := (*f)(m); err == nil {
+				c.stats.in.Add(1)
+			}
+		}
+		if received%4096 == 0 {
+			c.forgetOrigins(seen)
+		}
+	}
+}
+
+// forgetOrigins drops the repeat windows of nodes no longer heard from.
+func (c *Cluster) forgetOrigins(seen map[string]*seenWindow) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for origin := range seen {
+		if _, alive := c.nodes[origin]; !alive {
+			delete(seen, origin)
+		}
+	}
+}
+
+// seenWindow remembers which of the last 4,096 sequence numbers of one origin have arrived.
+type seenWindow struct {
+	top  uint64
+	bits [64]uint64
+}
+
+// first reports whether seq arrives for the first time, and records it. A number more than 4,096
+// below the highest seen is taken as new: repeats arrive next to each other.
+func (w *seenWindow) first(seq uint64) bool {
+	const size = uint64(len(w.bits) * 64)
+	switch {
+	case seq > w.top:
+		for s := w.top + 1; s < seq && s-w.top <= size; s++ {
+			w.clear(s)
+		}
+		w.top = seq
+		w.set(seq)
+		return true
+	case w.top-seq >= size:
+		return true
+	case w.has(seq):
+		return false
+	}
+	w.set(seq)
+	return true
+}
+
+func (w *seenWindow) set(s uint64)      { w.bits[(s/64)%64] |= 1 << (s % 64) }
+func (w *seenWindow) clear(s uint64)    { w.bits[(s/64)%64] &^= 1 << (s % 64) }
+func (w *seenWindow) has(s uint64) bool { return w.bits[(s/64)%64]&(1<<(s%64)) != 0 }
+
+// heartbeat announces the node every nodeHeartbeat and forgets nodes silent past nodeTimeout.
+func (c *Cluster) heartbeat() {
+	defer c.done.Done()
+	started := time.Now()
+	tick := time.NewTicker(nodeHeartbeat)
+	defer tick.Stop()
+	for {
+		beat, _ := json.Marshal(struct {
+			Origin  string    `json:"origin"`
+			Name    string    `json:"name"`
+			Started time.Time `json:"started"`
+		}{c.origin, c.cfg.NodeName, started})
+		_ = c.nc.Publish(nodeSubject, beat)
+		c.mu.Lock()
+		for origin, n := range c.nodes {
+			if time.Since(n.seen) > nodeTimeout {
+				delete(c.nodes, origin)
+				c.log.Info("cluster: a node is gone", "node", n.Name)
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// heardNode records another node's heart-beat.
+func (c *Cluster) heardNode(msg *nats.Msg) {
+	var beat struct {
+		Origin  string    `json:"origin"`
+		Name    string    `json:"name"`
+		Started time.Time `json:"started"`
+	}
+	if json.Unmarshal(msg.Data, &beat) != nil || beat.Origin == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, known := c.nodes[beat.Origin]; !known && beat.Origin != c.origin {
+		c.log.Info("cluster: a node joined", "node", beat.Name)
+	}
+	c.nodes[beat.Origin] = nodeSeen{Name: beat.Name, Started: beat.Started, seen: time.Now()}
+}
+
+// Nodes returns the names of the nodes heard from within the heart-beat timeout, this one included.
+func (c *Cluster) Nodes() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	names := []string{c.cfg.NodeName}
+	for origin, n := range c.nodes {
+		if origin != c.origin && time.Since(n.seen) <= nodeTimeout {
+			names = append(names, n.Name)
+		}
+	}
+	return names
+}
+
+// Stats returns the node's link figures.
+func (c *Cluster) Stats() ClusterStats {
+	st := ClusterStats{
+		Connected:   c.nc.IsConnected(),
+		MessagesIn:  c.stats.in.Load(),
+		MessagesOut: c.stats.out.Load(),
+		FailedOut:   c.stats.failedOut.Load(),
+		Dropped:     c.stats.dropped.Load(),
+		Duplicates:  c.stats.duplicates.Load(),
+		Reconnects:  c.stats.reconnects.Load(),
+		Nodes:       len(c.Nodes()),
+	}
+	c.mu.Lock()
+	st.Subjects = len(c.watched)
+	c.mu.Unlock()
+	return st
+}
+
+// Close leaves the cluster: subscriptions end, pending publishes are flushed (within a second), the
+// connection closes and the node's goroutines end. Safe to call more than once.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	for _, w := range c.watched {
+		if w.linger != nil {
+			w.linger.Stop()
+		}
+	}
+	c.mu.Unlock()
+	close(c.stop)
+	c.done.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.nc.FlushWithContext(ctx)
+	c.nc.Close()
+	return nil
+}
+
+// redactURLs writes urls without their passwords, for errors and logs.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		if at := strings.LastIndexByte(u, '@'); at >= 0 {
+			if scheme := strings.Index(u, "://"); scheme >= 0 && scheme < at {
+				u = u[:scheme+3] + "***" + u[at:]
+			}
+		}
+		out[i] = u
+	}
+	return strings.Join(out, ",")
+}
+
+var _ broker.Backplane = (*Cluster)(nil)
