@@ -71,6 +71,9 @@ type Metrics struct {
 	parked     atomic.Pointer[func() int]            // see ObserveParkedConnections
 	memory     atomic.Pointer[func() (uint64, bool)] // see ObserveMemory
 	store      atomic.Pointer[func() StoreStats]     // see ObserveStore
+	cluster    *clusterCollector
+
+	backplaneLatency prometheus.Histogram
 }
 
 // New creates stompd's collectors and registers them on reg, together with the Go runtime and
@@ -190,6 +193,13 @@ func New(reg prometheus.Registerer, info BuildInfo) *Metrics {
 	resolve(m.storeErrors[:], storeOpNames[:], newCounterVec(f, "store_errors_total",
 		"Store operations (-data-dir) that failed, by operation.", "op"))
 	reg.MustRegister(newStoreCollector(m))
+	m.cluster = newClusterCollector()
+	reg.MustRegister(m.cluster)
+	m.backplaneLatency = f.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace, Name: "backplane_latency_seconds",
+		Help:    "Time from a topic message's publish on another node to its arrival on this one (stompd -nats; sampled 1 in 64).",
+		Buckets: storeWriteBuckets,
+	})
 	return m
 }
 

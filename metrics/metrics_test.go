@@ -280,6 +280,7 @@ func TestEverySeriesExistsFromStart(t *testing.T) {
 		{"stompd_store_messages", int(numStoreKinds)},
 		{"stompd_store_bytes", int(numStoreKinds)},
 		{"stompd_store_limit_bytes", 1},
+		{"stompd_backplane_latency_seconds", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -422,4 +423,48 @@ func TestRecordingIsAllocationFree(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterSeries: a node on its own exports no cluster series; ObserveCluster exports them all.
+func TestClusterSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg, BuildInfo{Version: "test"})
+	if n, err := testutil.GatherAndCount(reg, "stompd_cluster_connected"); err != nil || n != 0 {
+		t.Fatalf("cluster series before ObserveCluster: %d (%v)", n, err)
+	}
+	m.ObserveCluster(func() ClusterStats {
+		return ClusterStats{Connected: true, Reconnects: 2, Nodes: 3, MessagesIn: 10, MessagesOut: 20, Failed: 1, Dropped: 4}
+	})
+	for name, want := range map[string]float64{
+		"stompd_cluster_connected": 1, "stompd_cluster_reconnects_total": 2, "stompd_cluster_nodes": 3,
+		"stompd_backplane_failed_total": 1, "stompd_backplane_dropped_total": 4,
+	} {
+		if got := gatherValue(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if n, _ := testutil.GatherAndCount(reg, "stompd_backplane_messages_total"); n != 2 {
+		t.Errorf("%d backplane_messages_total series, want in and out", n)
+	}
+}
+
+// gatherValue returns the value of the one sample of an unlabelled gauge or counter.
+func gatherValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if m.GetGauge() != nil {
+			return m.GetGauge().GetValue()
+		}
+		return m.GetCounter().GetValue()
+	}
+	t.Fatalf("%s not gathered", name)
+	return 0
 }

@@ -408,6 +408,16 @@ func (rc *rawClient) next() *rawFrame {
 	return nil
 }
 
+// nextWithin returns the next frame if one arrives within d, else nil.
+func (rc *rawClient) nextWithin(d time.Duration) *rawFrame {
+	select {
+	case f := <-rc.frames:
+		return f
+	case <-time.After(d):
+		return nil
+	}
+}
+
 // expect reads the next frame and checks its command.
 func (rc *rawClient) expect(command string) *rawFrame {
 	rc.t.Helper()

@@ -9,4 +9,6 @@ import (
 	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
-func TestMain(m *testing.M) { stompwstest.VerifyTestMain(m, removeStompdBinary) }
+func TestMain(m *testing.M) {
+	stompwstest.VerifyTestMain(m, func() { removeStompdBinary(); removeNATSBinary() })
+}

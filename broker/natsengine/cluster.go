@@ -68,6 +68,7 @@ type Cluster struct {
 
 	receiver atomic.Pointer[func(*broker.Message) error]
 	in       chan *nats.Msg
+	beatNow  chan struct{} // a node joined: announce this one at once rather than at the next tick
 	stop     chan struct{}
 	done     sync.WaitGroup
 
@@ -77,6 +78,9 @@ type Cluster struct {
 	closed  bool
 
 	stats clusterCounters
+	// lostAt is when the connection was last lost (Unix nanoseconds), 0 while connected or before
+	// the first connection.
+	lostAt atomic.Int64
 }
 
 // watchedSubject is one NATS subscription of the node and how many watches need it.
@@ -133,6 +137,7 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg: cfg, log: cfg.Logger,
 		origin:  cfg.NodeName + "/" + hex.EncodeToString(id[:]),
 		in:      make(chan *nats.Msg, inboundBuffer),
+		beatNow: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		watched: make(map[string]*watchedSubject),
 		nodes:   make(map[string]nodeSeen),
@@ -146,12 +151,18 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			select {
+			case c.beatNow <- struct{}{}:
+			default:
+			}
 			c.log.Info("cluster: connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			c.lostAt.CompareAndSwap(0, time.Now().UnixNano())
 			c.log.Warn("cluster: disconnected from NATS; local traffic goes on", "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			c.lostAt.Store(0)
 			c.stats.reconnects.Add(1)
 			c.log.Info("cluster: reconnected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
@@ -202,6 +213,15 @@ func (c *Cluster) Origin() string { return c.origin }
 
 // Connected reports whether the node has a NATS connection now.
 func (c *Cluster) Connected() bool { return c.nc.IsConnected() }
+
+// DisconnectedSince is when the NATS connection was lost, zero while it is up and before the first
+// connection.
+func (c *Cluster) DisconnectedSince() time.Time {
+	if n := c.lostAt.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
 
 // Forward implements broker.Backplane: one publish on the destination's subject.
 func (c *Cluster) Forward(m *broker.Message) {
@@ -411,6 +431,7 @@ func (c *Cluster) heartbeat() {
 		case <-c.stop:
 			return
 		case <-tick.C:
+		case <-c.beatNow:
 		}
 	}
 }
@@ -429,6 +450,10 @@ func (c *Cluster) heardNode(msg *nats.Msg) {
 	defer c.mu.Unlock()
 	if _, known := c.nodes[beat.Origin]; !known && beat.Origin != c.origin {
 		c.log.Info("cluster: a node joined", "node", beat.Name)
+		select {
+		case c.beatNow <- struct{}{}: // so that it hears of this node now
+		default:
+		}
 	}
 	c.nodes[beat.Origin] = nodeSeen{Name: beat.Name, Started: beat.Started, seen: time.Now()}
 }

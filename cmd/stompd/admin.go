@@ -25,7 +25,9 @@ import (
 // With withPprof, the runtime profiles of net/http/pprof are served under /debug/pprof/ too. They are
 // off by default: a CPU profile costs the server while it runs, and the endpoints tell an onlooker
 // much about the process, so they belong on an admin address that only operators reach.
-func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Server, storeHealth func() string, withPprof bool) {
+//   - in a cluster (-nats), /readyz answers 503 with the reason before the node first reaches NATS
+//     and once it has lost NATS for longer than -nats-ready-grace.
+func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Server, h health, withPprof bool) {
 	if withPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
@@ -46,15 +48,30 @@ func adminRoutes(mux *http.ServeMux, reg *prometheus.Registry, srv *stompws.Serv
 			_, _ = io.WriteString(w, "draining\n")
 			return
 		}
+		if h.notReady != nil {
+			if problem := h.notReady(); problem != "" {
+				w.Header().Set("Retry-After", "5")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, "not ready\n"+problem+"\n")
+				return
+			}
+		}
 		_, _ = io.WriteString(w, "ready\n")
 		// A store in trouble refuses SENDs to /queue/ destinations, but topics, deliveries and
 		// everything in memory go on: the node stays ready, and says what is wrong.
-		if storeHealth != nil {
-			if problem := storeHealth(); problem != "" {
+		if h.store != nil {
+			if problem := h.store(); problem != "" {
 				_, _ = io.WriteString(w, problem+"\n")
 			}
 		}
 	})
+}
+
+// health are the checks /readyz adds to the server's own: a store's trouble, named while staying
+// ready, and a reason not to be ready. Either may be nil.
+type health struct {
+	store    func() string
+	notReady func() string
 }
 
 // healthCheck is `stompd -healthcheck URL`, for container health checks in images without a shell:

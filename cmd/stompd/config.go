@@ -36,6 +36,7 @@ type config struct {
 	HeaderTimeout   time.Duration
 	SockJS          bool
 	DataDir         string
+	Cluster         clusterSettings
 	DataSync        dataSync
 	MaxStoreBytes   byteSize
 	Pprof           bool
@@ -133,6 +134,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.StringVar(&c.DataDir, "data-dir", "", "`directory` where /queue/ messages are stored (an embedded NATS JetStream server, no port opened), so that they survive restarts; empty keeps them in memory")
 	fs.Var(&c.DataSync, "data-sync", "with -data-dir, `always` flushes every stored message to the disk before its RECEIPT (a power loss loses nothing acknowledged), or an interval at which stored messages are flushed (a process crash loses nothing either way)")
 	fs.Var(&c.MaxStoreBytes, "max-store-bytes", "with -data-dir, most `bytes` the stored messages may take on disk; a SEND past it gets an ERROR; 0: no bound but the disk")
+	c.Cluster.register(fs)
 	fs.BoolVar(&c.SockJS, "sockjs", true, "serve STOMP over SockJS at /stomp on -http-addr (websocket, xhr-streaming, xhr-polling and eventsource transports), the fallback for clients whose network blocks WebSocket")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's runtime profiles under /debug/pprof/ beside /metrics (on -metrics-addr when set); keep that address private")
 	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "close an HTTP connection whose request line and headers have not all arrived this long after it opened (slowloris defence); also bounds an idle keep-alive connection's wait for its next request")
@@ -210,6 +212,9 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 
 // validate rejects values that parse but make no sense, naming the flag.
 func (c *config) validate() error {
+	if err := c.Cluster.validate(c.DataDir); err != nil {
+		return err
+	}
 	switch c.LogFormat {
 	case "auto", "text", "json":
 	default:

@@ -76,7 +76,7 @@ func isSecretSetting(name string) bool {
 
 // pathSettings name files rather than hold secrets, though their names match secretWords: the key
 // file's path is shown, its content never is.
-var pathSettings = map[string]bool{"tls-key": true, "tls-cert": true, "tls-client-ca": true, "jwt-public-key": true}
+var pathSettings = map[string]bool{"tls-key": true, "tls-cert": true, "tls-client-ca": true, "jwt-public-key": true, "nats-key": true}
 
 // parseSettings fills fs from, in rising precedence, the config file named by
 // -config on the command line or else by STOMPD_CONFIG, the STOMPD_

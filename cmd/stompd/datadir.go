@@ -98,8 +98,21 @@ func mostRetained(policies []broker.DestinationPolicy) int {
 // storeMode is what -check-config and the start-up line say about where queues, streams, durable
 // subscriptions and retained messages live.
 func (c *config) storeMode() string {
+	if c.Cluster.on() {
+		return fmt.Sprintf("cluster: node %s on NATS %s; topics reach every node; queues, streams and retained messages are in this node's memory",
+			c.Cluster.nodeName(), redactURLs(splitList(c.Cluster.URLs)))
+	}
 	if c.DataDir == "" {
 		return "memory: queues, streams and retained messages are lost on restart"
 	}
 	return fmt.Sprintf("durable: queues, streams and retained messages stored in %s (sync %s)", c.DataDir, c.DataSync.String())
+}
+
+// redactURLs writes URLs without their passwords.
+func redactURLs(urls []string) string {
+	out := make([]string, len(urls))
+	for i, u := range urls {
+		out[i] = redactURL(u)
+	}
+	return strings.Join(out, ",")
 }

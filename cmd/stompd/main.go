@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			fmt.Fprintf(stderr, "stompd: %v\n", err)
 			return 1
 		}
+		fmt.Fprintf(stdout, "# mode: %s\n", cfg.storeMode())
 		if err := printEffectiveConfig(stdout, cfg.flags, cfg.Sources, cfg.brokerOptions(nil, 0).Policies, cfg.Rules); err != nil {
 			fmt.Fprintf(stderr, "stompd: %v\n", err)
 			return 1
@@ -101,7 +102,20 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		defer store.Close()
 		bopts.Store, bopts.Retained, bopts.Streams, bopts.Durables = store, store, store, store
 	}
+	cluster, err := cfg.Cluster.joinCluster(logger, m)
+	if err != nil {
+		fmt.Fprintf(stderr, "stompd: %v\n", err)
+		return 2
+	}
+	if cluster != nil {
+		// Closed after the sessions have ended (deferred before the server's shutdown runs).
+		defer cluster.Close()
+		bopts.Backplane = cluster
+	}
 	b := broker.New(bopts)
+	if cluster != nil {
+		cluster.SetReceiver(b.PublishRemote)
+	}
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
 	opts := cfg.serverOptions(logger, ver, m)
 	opts.MaxMemory = memoryLimit
@@ -133,7 +147,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if store != nil {
 		storeHealth = store.Health
 	}
-	adminRoutes(adminMux, reg, srv, storeHealth, cfg.Pprof)
+	var notReady func() string
+	if cluster != nil {
+		notReady = func() string { return clusterProblem(cluster, cfg.Cluster.ReadyGrace) }
+	}
+	adminRoutes(adminMux, reg, srv, health{store: storeHealth, notReady: notReady}, cfg.Pprof)
 
 	var listeners listenerSet
 	defer listeners.closeAll()
@@ -197,7 +215,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		"websocket", scheme("ws", cfg.tlsOn())+displayAddr(httpLn.Addr())+"/ws",
 		"stomp", stompURL(stompLn, cfg.tlsOn()),
 		"sockjs", sockjsURL(cfg, httpLn),
-		"queues", cfg.storeMode(),
+		"mode", cfg.storeMode(),
 		"metrics", scheme("http", adminTLS)+displayAddr(orDefault(adminLn, httpLn).Addr())+"/metrics",
 		"tls", cfg.tlsOn(), "client_certificates", cfg.TLSClientCA != "",
 		"allowed_origins", cfg.originPatterns())

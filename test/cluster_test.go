@@ -1,0 +1,269 @@
+package test
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-stomp/stomp/v3"
+
+	"github.com/stompd/stompd/stompws/frame"
+)
+
+// clusterNode is one stompd process of a cluster and clients that reach it.
+type clusterNode struct {
+	p  *stompdProcess
+	ts *testServer
+}
+
+// startClusterNodes runs n stompd processes joined to the NATS servers at urls.
+func startClusterNodes(t *testing.T, urls string, n int, extra ...string) []clusterNode {
+	t.Helper()
+	nodes := make([]clusterNode, n)
+	for i := range nodes {
+		stompAddr := freeLoopbackAddr(t)
+		args := append([]string{"-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-nats", urls,
+			"-node-name", fmt.Sprintf("node-%d", i+1)}, extra...)
+		p := startStompd(t, args...)
+		nodes[i] = clusterNode{p: p, ts: p.clients(stompAddr)}
+	}
+	return nodes
+}
+
+// waitReady waits until every node's /readyz says 200.
+func waitReady(t *testing.T, nodes []clusterNode) {
+	t.Helper()
+	for _, n := range nodes {
+		waitFor(t, "node ready", func() bool { code, _ := readyz(n.p); return code == http.StatusOK })
+	}
+}
+
+// readyz returns the node's /readyz status and body.
+func readyz(p *stompdProcess) (int, string) {
+	resp, err := http.Get(p.URL() + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestClusterTopics: three nodes on one NATS server serve as one broker for topics: a SEND on any node
+// reaches every matching subscriber on every node, wildcards and hostile destination names included,
+// each message once and in each publisher's order, over TCP and WebSocket.
+func TestClusterTopics(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 3)
+	waitReady(t, nodes)
+
+	dests := []string{"/topic/prices.eur", "/topic/prices.usd.spot", "/topic/odd name.ünïcödé>*", "/topic/prices"}
+	patterns := map[string][]string{
+		"/topic/prices.eur":         {"/topic/prices.eur"},
+		"/topic/prices.*":           {"/topic/prices.eur"},
+		"/topic/prices.#":           {"/topic/prices.eur", "/topic/prices.usd.spot", "/topic/prices"},
+		"/topic/#":                  dests,
+		"/topic/*.usd.#":            {"/topic/prices.usd.spot"},
+		"/topic/odd name.ünïcödé>*": {"/topic/odd name.ünïcödé>*"},
+		"/topic/#.spot":             {"/topic/prices.usd.spot"},
+	}
+	order := slices.Sorted(maps.Keys(patterns)) // subscription ids follow this order
+	type reader struct {
+		rc      *rawClient
+		pattern string
+		want    []string
+	}
+	var readers []reader
+	for i, n := range nodes {
+		tr := []string{"tcp", "ws"}[i%2]
+		rc := n.ts.rawOver(t, tr)
+		rc.connect("1.2")
+		id := 0
+		for _, pattern := range order {
+			id++
+			rc.send(fmt.Sprintf("SUBSCRIBE\nid:%d\ndestination:%s\nreceipt:r%d\n\n\x00", id, pattern, id))
+			rc.expect(frame.RECEIPT)
+		}
+		readers = append(readers, reader{rc: rc})
+	}
+	// Two publishers on two nodes, each to every destination in turn.
+	const rounds = 25
+	pubs := []*rawClient{nodes[0].ts.rawOver(t, "tcp"), nodes[2].ts.rawOver(t, "ws")}
+	for _, p := range pubs {
+		p.connect("1.2")
+	}
+	for i := range rounds {
+		for pi, p := range pubs {
+			for _, d := range dests {
+				p.send(fmt.Sprintf("SEND\ndestination:%s\n\np%d %s %d\x00", d, pi, d, i))
+			}
+		}
+	}
+	for _, p := range pubs {
+		p.send("SEND\ndestination:/queue/sync\nreceipt:done\n\n\x00")
+		p.expect(frame.RECEIPT)
+	}
+	// Each node's reader: per subscription, every message it matches once, each publisher's in order.
+	wantPerSub := 0
+	for _, ds := range patterns {
+		wantPerSub += len(ds)
+	}
+	for ni, r := range readers {
+		got := map[string][]string{} // subscription id → bodies
+		ids := map[string]string{}
+		for i, pattern := range order {
+			ids[fmt.Sprint(i+1)] = pattern
+		}
+		for range rounds * len(pubs) * wantPerSub {
+			f := r.rc.expect(frame.MESSAGE)
+			got[f.Get("subscription")] = append(got[f.Get("subscription")], string(f.Body))
+		}
+		for sid, bodies := range got {
+			pattern := ids[sid]
+			for pi := range pubs {
+				var mine, want []string
+				for _, b := range bodies {
+					if strings.HasPrefix(b, fmt.Sprintf("p%d ", pi)) {
+						mine = append(mine, b)
+					}
+				}
+				for i := range rounds {
+					for _, d := range dests {
+						for _, w := range patterns[pattern] {
+							if w == d {
+								want = append(want, fmt.Sprintf("p%d %s %d", pi, d, i))
+							}
+						}
+					}
+				}
+				if strings.Join(mine, "|") != strings.Join(want, "|") {
+					t.Errorf("node %d, %q, publisher %d: got %d messages, want %d in order", ni+1, pattern, pi, len(mine), len(want))
+				}
+			}
+		}
+		if f := r.rc.nextWithin(300 * time.Millisecond); f != nil {
+			t.Errorf("node %d: a repeat or stray frame after the expected messages: %s", ni+1, f)
+		}
+	}
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("node %d to see the 3 nodes", i+1), func() bool {
+			return scrapeValue(t, n.p.URL()+"/metrics", "stompd_cluster_nodes") == 3
+		})
+		if v := scrapeValue(t, n.p.URL()+"/metrics", `stompd_backplane_messages_total{direction="in"}`); v == 0 {
+			t.Errorf("node %d received nothing over the backplane", i+1)
+		}
+	}
+}
+
+// TestClusterGoStomp: go-stomp clients on different nodes, as services use them.
+func TestClusterGoStomp(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 2)
+	waitReady(t, nodes)
+	sub := nodes[1].ts.dialTCP(t)
+	s, err := sub.Subscribe("/topic/orders.*", stomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// go-stomp's Subscribe sends no receipt: wait until node 2's interest is in place.
+	time.Sleep(200 * time.Millisecond)
+	pub := nodes[0].ts.dialWS(t)
+	for i := range 50 {
+		if err := pub.Send(fmt.Sprintf("/topic/orders.%d", i%3), "text/plain", []byte(fmt.Sprint(i)), stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 50 {
+		if m := recv(t, s); string(m.Body) != fmt.Sprint(i) {
+			t.Fatalf("message %d: %q", i, m.Body)
+		}
+	}
+}
+
+// TestClusterNATSOutage: NATS unreachable at start keeps the node not ready but serving its own
+// clients; once NATS is there it becomes ready. NATS killed: local traffic goes on, readiness turns
+// false after the grace period; NATS back: every subscription is made again and messages cross the
+// cluster again (a node that says it is ready while nothing is delivered would fail here).
+func TestClusterNATSOutage(t *testing.T) {
+	nats := &natsProcess{t: t, name: "n1", addr: freeLoopbackAddr(t), dir: t.TempDir()}
+	nodes := startClusterNodes(t, nats.URL(), 2, "-nats-ready-grace", "1s")
+	code, body := readyz(nodes[0].p)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "not connected to NATS yet") {
+		t.Errorf("/readyz before NATS: %d %q", code, body)
+	}
+	// Local traffic works without NATS.
+	local := nodes[0].ts.rawOver(t, "tcp")
+	local.connect("1.2")
+	local.send("SUBSCRIBE\nid:1\ndestination:/topic/news\nreceipt:r\n\n\x00")
+	local.expect(frame.RECEIPT)
+	pub := nodes[0].ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	pub.send("SEND\ndestination:/topic/news\n\nalone\x00")
+	if f := local.expect(frame.MESSAGE); string(f.Body) != "alone" {
+		t.Fatalf("local delivery without NATS: %s", f)
+	}
+
+	nats.start()
+	t.Cleanup(nats.stop)
+	waitReady(t, nodes)
+	remote := nodes[1].ts.rawOver(t, "ws")
+	remote.connect("1.2")
+	remote.send("SUBSCRIBE\nid:1\ndestination:/topic/news\nreceipt:r\n\n\x00")
+	remote.expect(frame.RECEIPT)
+	crosses := func(body string) {
+		t.Helper()
+		// The subscription made before NATS was reachable (node 1's) and the one made after (node 2's)
+		// both get messages from the other node.
+		pub.send("SEND\ndestination:/topic/news\n\n" + body + "\x00")
+		if f := remote.expect(frame.MESSAGE); string(f.Body) != body {
+			t.Fatalf("node 2 got %s, want %q", f, body)
+		}
+		if f := local.expect(frame.MESSAGE); string(f.Body) != body {
+			t.Fatalf("node 1 got %s, want %q", f, body)
+		}
+		other := nodes[1].ts.rawOver(t, "tcp")
+		other.connect("1.2")
+		other.send("SEND\ndestination:/topic/news\n\n" + body + " back\x00")
+		if f := local.expect(frame.MESSAGE); string(f.Body) != body+" back" {
+			t.Fatalf("node 1 got %s from node 2, want %q", f, body+" back")
+		}
+		remote.expect(frame.MESSAGE)
+	}
+	crosses("first")
+
+	nats.kill()
+	pub.send("SEND\ndestination:/topic/news\n\nduring the outage\x00")
+	if f := local.expect(frame.MESSAGE); string(f.Body) != "during the outage" {
+		t.Fatalf("local delivery during the outage: %s", f)
+	}
+	waitFor(t, "readiness to turn false", func() bool {
+		code, body := readyz(nodes[0].p)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "NATS connection lost")
+	})
+	nats.start()
+	waitReady(t, nodes)
+	// nats.go makes the subscriptions again on reconnect; allow it a moment to do so on both nodes.
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		pub.send("SEND\ndestination:/topic/news\n\nprobe\x00")
+		local.expect(frame.MESSAGE)
+		got := remote.nextWithin(300 * time.Millisecond)
+		if got != nil && string(got.Body) == "probe" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no message crossed the cluster after NATS came back")
+		}
+	}
+	for remote.nextWithin(300*time.Millisecond) != nil {
+	}
+	crosses("after the outage")
+	if v := scrapeValue(t, nodes[0].p.URL()+"/metrics", "stompd_cluster_reconnects_total"); v < 1 {
+		t.Errorf("stompd_cluster_reconnects_total = %v", v)
+	}
+}
