@@ -1,5 +1,7 @@
 package broker
 
+import "strings"
+
 // Backplane carries topic messages between the nodes of a cluster (Options.Backplane): a message
 // published on one node reaches the matching subscribers of every node. The broker hands it every
 // topic message published here and tells it which topics and patterns have subscribers here; the
@@ -52,5 +54,28 @@ func (b *Broker) watch(dest string) {
 func (b *Broker) unwatch(dest string) {
 	if bp := b.opts.Backplane; bp != nil {
 		bp.Unwatch(dest)
+	}
+}
+
+// WatchRetaining watches, for good, every topic pattern whose policy retains messages, so that this
+// node retains what every node publishes there (a new subscriber here gets the cluster's last value
+// or history, not only this node's) whether or not it has subscribers for them. A no-op without a
+// backplane.
+func (b *Broker) WatchRetaining() {
+	if b.opts.Backplane == nil {
+		return
+	}
+	for _, p := range b.opts.Policies {
+		if !(p.LastValue || p.History > 0) {
+			continue
+		}
+		pattern := p.Pattern
+		if !strings.HasPrefix(pattern, topicPrefix) {
+			if strings.HasPrefix(pattern, "/") {
+				continue // another kind of destination
+			}
+			pattern = topicPrefix + "#" // a pattern of wildcards alone covers every topic
+		}
+		b.watch(pattern)
 	}
 }

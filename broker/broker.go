@@ -35,7 +35,6 @@ type Broker struct {
 	queueCount    atomic.Int64
 	retainedDests atomic.Int64 // topic destinations that have retained a message
 	retainedBytes atomic.Int64 // total Message.Size of the retained messages, bounded by Options.MaxRetainedBytes
-	restoring     bool         // New is restoring retained messages: they are not kept again
 	stateful      atomic.Int64 // queues, reply queues and retaining topics: bounded by Options.MaxDestinations
 	evictions     atomic.Uint64
 	conflated     atomic.Uint64

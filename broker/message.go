@@ -26,8 +26,9 @@ type Message struct {
 	Destination string
 	// Kind is set by Publish from Destination.
 	Kind Kind
-	// remote is set by PublishRemote: the message came from another node and
-	// is not forwarded again.
+	// remote is set by PublishRemote and RestoreRetained: the message came
+	// from another node or from a store, and is neither forwarded nor kept in
+	// Options.Retained again.
 	remote bool
 	// size is Size, set by Publish; 0 until then. An int32 beside Kind, so that
 	// the two share one word (a frame is far below 2 GiB).

@@ -49,7 +49,8 @@ func (e *topicEntry) retain(b *Broker, m *Message) (uint64, error) {
 		r.n++
 	}
 	r.seq++
-	if rs := b.opts.Retained; rs != nil && !b.restoring {
+	if rs := b.opts.Retained; rs != nil && !m.remote {
+		// A remote message is kept by the node it was published on, a restored one was kept already.
 		rs.KeepRetained(m)
 	}
 	return r.seq, nil
@@ -71,10 +72,8 @@ func (b *Broker) RetainedMessages(dest string) []*Message {
 	return msgs
 }
 
-// restoreRetained retains again, without delivering them, the messages Options.Retained kept, as the
-// destinations' current policies say: a destination that no longer retains gets none back, and one
-// that keeps fewer gets the newest. A message past a bound (destinations, retained bytes) is left out
-// and logged. Called once, by New.
+// restoreRetained retains again, without delivering them, the messages Options.Retained kept. Called
+// once, by New.
 func (b *Broker) restoreRetained() {
 	rs := b.opts.Retained
 	if rs == nil {
@@ -85,9 +84,17 @@ func (b *Broker) restoreRetained() {
 		b.log.Error("retained messages could not be loaded; topics start without them", "error", err)
 		return
 	}
-	b.restoring = true
-	defer func() { b.restoring = false }()
+	b.RestoreRetained(msgs)
+}
+
+// RestoreRetained retains msgs (oldest first within each destination), read back from a store,
+// without delivering them or keeping them in Options.Retained again, as the destinations' current
+// policies say: a destination that no longer retains gets none back, and one that keeps fewer gets
+// the newest. A destination that retains messages already (published since the broker started) is
+// left as it is. A message past a bound (destinations, retained bytes) is left out and logged.
+func (b *Broker) RestoreRetained(msgs []*Message) {
 	restored := 0
+	had := make(map[string]bool)
 	for _, m := range msgs {
 		kind, err := ParseDestination(m.Destination)
 		if err != nil || kind != KindTopic {
@@ -97,11 +104,18 @@ func (b *Broker) restoreRetained() {
 		if policy.retain == 0 {
 			continue
 		}
-		m.Kind = KindTopic
+		m.Kind, m.remote = KindTopic, true // read back from a store: not kept again, nor forwarded
 		m.size = int32(m.computeSize())
 		sh := b.shardFor(m.Destination)
 		sh.mu.Lock()
 		e := sh.topics[m.Destination]
+		if _, seen := had[m.Destination]; !seen {
+			had[m.Destination] = e != nil && e.retained.n > 0
+		}
+		if had[m.Destination] {
+			sh.mu.Unlock()
+			continue
+		}
 		created := e == nil
 		if created {
 			e = b.newTopicEntry(sh, strings.Clone(m.Destination), policy)

@@ -1,6 +1,9 @@
 package test
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -11,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/stompd/stompd/stompws/frame"
 )
@@ -265,5 +270,154 @@ func TestClusterNATSOutage(t *testing.T) {
 	crosses("after the outage")
 	if v := scrapeValue(t, nodes[0].p.URL()+"/metrics", "stompd_cluster_reconnects_total"); v < 1 {
 		t.Errorf("stompd_cluster_reconnects_total = %v", v)
+	}
+}
+
+// quote reads the price of a stock quote MESSAGE.
+func quote(t *testing.T, f *rawFrame) (symbol string, price float64) {
+	t.Helper()
+	var q struct {
+		Symbol string  `json:"symbol"`
+		Price  float64 `json:"price"`
+	}
+	if err := json.Unmarshal(f.Body, &q); err != nil {
+		t.Fatalf("quote %s: %v", f, err)
+	}
+	return q.Symbol, q.Price
+}
+
+// storedQuote reads the quote of symbol the cluster's JetStream retains (stream RETAINED, subject
+// r.<escaped destination>); the stored message ends with the quote's JSON body.
+func storedQuote(t *testing.T, url, symbol string) float64 {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	stream, err := js.Stream(ctx, "RETAINED")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := stream.GetLastMsgForSubject(ctx, "r.stocks%2E"+symbol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(m.Data, []byte(`{"symbol"`))
+	if i < 0 {
+		t.Fatalf("no quote in the stored message %q", m.Data)
+	}
+	_, price := quote(t, &rawFrame{Body: m.Data[i:]})
+	return price
+}
+
+// feedHolders returns the indexes of the nodes whose log says they run the stock feed now.
+func feedHolders(nodes []clusterNode) []int {
+	var out []int
+	for i, n := range nodes {
+		log := n.p.Log()
+		if strings.LastIndex(log, "this node runs stocks") > strings.LastIndex(log, "this node no longer runs stocks") {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// TestClusterStocksAndRetained: one stock feed for the cluster: one node runs it, every node's
+// subscribers get its quotes and, on subscribing, the same retained last values; when that node is
+// killed another takes over within seconds, going on from the last prices; the last values survive
+// the whole cluster's restart in the cluster's JetStream.
+func TestClusterStocksAndRetained(t *testing.T) {
+	nats := startNATS(t)
+	var nodes []clusterNode
+	for i := range 3 {
+		stompAddr := freeLoopbackAddr(t)
+		p := startStompd(t, "-chat=false", "-stocks-min-interval", "20ms", "-stocks-max-interval", "60ms", "-stocks-symbols", "AAA=100,BBB=200",
+			"-stomp-addr", stompAddr, "-nats", nats.URL(), "-node-name", fmt.Sprintf("node-%d", i+1))
+		nodes = append(nodes, clusterNode{p: p, ts: p.clients(stompAddr)})
+	}
+	waitReady(t, nodes)
+	waitFor(t, "one node to run the feed", func() bool { return len(feedHolders(nodes)) == 1 })
+	leader := feedHolders(nodes)[0]
+	time.Sleep(300 * time.Millisecond)
+	if h := feedHolders(nodes); len(h) != 1 || h[0] != leader {
+		t.Fatalf("feed holders %v, want only node %d", h, leader+1)
+	}
+	// Every node: a new subscriber gets the retained last value at once, then live quotes.
+	watchers := make([]*rawClient, len(nodes))
+	for i, n := range nodes {
+		rc := n.ts.rawOver(t, "tcp")
+		rc.connect("1.2")
+		rc.send("SUBSCRIBE\nid:1\ndestination:/topic/stocks.AAA\n\n\x00")
+		if f := rc.expect(frame.MESSAGE); f.Get("retained") != "true" {
+			t.Errorf("node %d: first AAA quote is not the retained one: %s", i+1, f)
+		}
+		rc.expect(frame.MESSAGE) // a live one
+		watchers[i] = rc
+	}
+
+	// Kill the feed's node: another takes over, from the last price the others saw.
+	survivor := (leader + 1) % len(nodes)
+	var last float64
+	for f := watchers[survivor].nextWithin(50 * time.Millisecond); f != nil; f = watchers[survivor].nextWithin(50 * time.Millisecond) {
+		_, last = quote(t, f)
+	}
+	nodes[leader].p.kill()
+	for {
+		f := watchers[survivor].nextWithin(200 * time.Millisecond)
+		if f == nil {
+			break
+		}
+		_, last = quote(t, f)
+	}
+	if last == 0 {
+		t.Fatal("no quote seen before the kill")
+	}
+	begin := time.Now()
+	f := watchers[survivor].expect(frame.MESSAGE)
+	took := time.Since(begin)
+	if _, price := quote(t, f); price != last {
+		t.Errorf("the new feed started from %v, the last price was %v", price, last)
+	}
+	rest := []clusterNode{}
+	for i, n := range nodes {
+		if i != leader {
+			rest = append(rest, n)
+		}
+	}
+	if h := feedHolders(rest); len(h) != 1 {
+		t.Errorf("after the kill, feed holders %v", h)
+	}
+	t.Logf("feed taken over %s after the kill", took.Round(10*time.Millisecond))
+	if took > 15*time.Second {
+		t.Errorf("took over after %s", took)
+	}
+
+	// Stop the cluster; the last values survive in its JetStream: a node started afterwards serves,
+	// first, the last BBB price the cluster kept.
+	for _, rc := range watchers {
+		rc.close()
+	}
+	for _, n := range rest {
+		n.p.Stop()
+	}
+	lastBBB := storedQuote(t, nats.URL(), "BBB")
+	// The first quote a subscriber of the restarted node gets, retained or the feed's first (which
+	// goes on from the retained price), is the last price before the stop.
+	stompAddr := freeLoopbackAddr(t)
+	p := startStompd(t, "-chat=false", "-stocks-min-interval", "1h", "-stocks-max-interval", "2h", "-stocks-symbols", "AAA=100,BBB=200",
+		"-stomp-addr", stompAddr, "-nats", nats.URL(), "-node-name", "node-again")
+	waitReady(t, []clusterNode{{p: p}})
+	rc := p.clients(stompAddr).rawOver(t, "tcp")
+	rc.connect("1.2")
+	rc.send("SUBSCRIBE\nid:1\ndestination:/topic/stocks.BBB\n\n\x00")
+	if _, price := quote(t, rc.expect(frame.MESSAGE)); price != lastBBB {
+		t.Errorf("after the restart BBB is %v, the last price was %v", price, lastBBB)
 	}
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// ("fetch"). Both are called from the goroutines doing the work and must not block.
 	ObserveWrite   func(d time.Duration, err error)
 	ObserveFailure func(op string)
+	// Replicas is how many servers of a NATS cluster keep each stream (OpenStore); 1 for the
+	// embedded server. 0 means 1.
+	Replicas int
 }
 
 // Engine is an embedded NATS server with JetStream on a data directory, and the broker.Store on it.
@@ -87,6 +90,7 @@ type Engine struct {
 	sendsClosed   bool         // guarded by sends
 	mu            sync.Mutex
 	closed        bool
+	shared        bool              // on a Cluster's connection (OpenStore): Close leaves the connection open
 	recovered     map[string]uint64 // queue consumer name → last stream sequence it had delivered, from the previous process
 	fetchers      sync.WaitGroup
 }
@@ -389,6 +393,9 @@ func (e *Engine) Health() string {
 // (it logs why and carries on without the stream): creating the stream afresh would lose what they
 // hold.
 func (e *Engine) checkReadable(ctx context.Context, name string) error {
+	if e.srv == nil {
+		return nil // a cluster's servers load their own files
+	}
 	dir := filepath.Join(e.cfg.Dir, "jetstream", "$G", "streams", name)
 	if _, err := os.Stat(dir); err != nil {
 		return nil // never created: nothing to lose
@@ -496,7 +503,7 @@ func (e *Engine) Close() error {
 		close(e.confirmations)
 		e.confirming.Wait()
 	}
-	if e.nc != nil {
+	if e.nc != nil && !e.shared {
 		_ = e.nc.FlushTimeout(apiTimeout)
 		e.nc.Close()
 	}

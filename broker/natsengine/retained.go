@@ -39,7 +39,7 @@ func (e *Engine) prepareRetained(ctx context.Context) error {
 		Discard:           jetstream.DiscardOld,
 		MaxMsgsPerSubject: int64(max(e.cfg.RetainedPerDestination, 1)),
 		MaxBytes:          -1,
-		Replicas:          1,
+		Replicas:          max(e.cfg.Replicas, 1),
 	})
 	if err != nil {
 		return fmt.Errorf("data directory %s: the retained messages cannot be opened: %w", e.cfg.Dir, err)

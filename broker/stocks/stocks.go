@@ -117,24 +117,34 @@ func New(b *broker.Broker, opts Options) *Feed {
 	f := &Feed{b: b, opts: opts, prices: make([]int64, len(opts.Symbols))}
 	for i, s := range opts.Symbols {
 		f.prices[i] = max(s.Cents, MinPriceCents)
-		if msgs := b.RetainedMessages(opts.Topic + "." + s.Name); len(msgs) > 0 {
+	}
+	f.resumePrices()
+	return f
+}
+
+// resumePrices takes, for each symbol whose quote topic retains a quote, that price: the one the
+// broker restored after a restart, or the one another node's feed published last in a cluster.
+func (f *Feed) resumePrices() {
+	for i, s := range f.opts.Symbols {
+		if msgs := f.b.RetainedMessages(f.opts.Topic + "." + s.Name); len(msgs) > 0 {
 			var q Quote
 			if err := json.Unmarshal(msgs[len(msgs)-1].Body, &q); err == nil && q.Symbol == s.Name {
 				f.prices[i] = max(int64(math.Round(q.Price*100)), MinPriceCents)
 			}
 		}
 	}
-	return f
 }
 
-// Start publishes the start prices at once, then a tick at every random interval, on a goroutine
-// owned by the feed until Stop. Starting a started feed does nothing.
+// Start publishes the prices at once, then a tick at every random interval, on a goroutine owned by
+// the feed until Stop. It goes on from the quotes the broker retains, if any (a feed started again, or
+// taking over from another node's). Starting a started feed does nothing.
 func (f *Feed) Start() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.stop != nil {
 		return
 	}
+	f.resumePrices()
 	f.stop, f.stopped = make(chan struct{}), make(chan struct{})
 	f.publish(make([]int64, len(f.prices)))
 	go f.run(f.stop, f.stopped)

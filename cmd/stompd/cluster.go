@@ -28,6 +28,7 @@ type clusterSettings struct {
 	Cert       string
 	Key        string
 	ReadyGrace time.Duration
+	Replicas   int
 }
 
 // register adds the cluster flags to fs.
@@ -40,6 +41,7 @@ func (s *clusterSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.CA, "nats-ca", "", "PEM `file` of the CA certificates that sign the NATS servers' (tls:// URLs)")
 	fs.StringVar(&s.Cert, "nats-cert", "", "PEM client certificate `file` for NATS servers that require one, with -nats-key")
 	fs.StringVar(&s.Key, "nats-key", "", "PEM private key `file` for -nats-cert")
+	fs.IntVar(&s.Replicas, "nats-replicas", 1, "how many NATS servers keep a copy of each stream the cluster stores (retained messages):\n3 in a three-server NATS cluster, so that it survives one server's loss")
 	fs.DurationVar(&s.ReadyGrace, "nats-ready-grace", 10*time.Second, "how long /readyz stays 200 after the NATS connection is lost (local traffic goes on meanwhile)")
 }
 
@@ -64,6 +66,9 @@ func (s *clusterSettings) validate(dataDir string) error {
 	}
 	if s.Password != "" && s.User == "" {
 		return errors.New("-nats-password needs -nats-user")
+	}
+	if s.Replicas < 1 || s.Replicas > 5 {
+		return errors.New("invalid value for flag -nats-replicas: want 1 to 5")
 	}
 	if s.ReadyGrace < 0 {
 		return errors.New("invalid value for flag -nats-ready-grace: must not be negative")

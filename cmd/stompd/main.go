@@ -28,6 +28,7 @@ import (
 
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/broker/chat"
+	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/broker/stocks"
 	"github.com/stompd/stompd/cmd/stompd/web"
 	"github.com/stompd/stompd/metrics"
@@ -107,14 +108,17 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 2
 	}
+	var retained *clusterRetained
 	if cluster != nil {
 		// Closed after the sessions have ended (deferred before the server's shutdown runs).
 		defer cluster.Close()
-		bopts.Backplane = cluster
+		retained = &clusterRetained{}
+		bopts.Backplane, bopts.Retained = cluster, retained
 	}
 	b := broker.New(bopts)
 	if cluster != nil {
 		cluster.SetReceiver(b.PublishRemote)
+		b.WatchRetaining()
 	}
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
 	opts := cfg.serverOptions(logger, ver, m)
@@ -147,9 +151,22 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	if store != nil {
 		storeHealth = store.Health
 	}
+	var feed *stocks.Feed
+	if cfg.Stocks {
+		feed = stocks.New(b, cfg.stocksOptions())
+	}
 	var notReady func() string
 	if cluster != nil {
-		notReady = func() string { return clusterProblem(cluster, cfg.Cluster.ReadyGrace) }
+		startup := &clusterStartup{cluster: cluster, b: b, retained: retained, feed: feed, log: logger,
+			cfg: natsengine.Config{Replicas: cfg.Cluster.Replicas, RetainedPerDestination: mostRetained(bopts.Policies), Logger: logger}}
+		startup.start()
+		defer startup.stop() // before the cluster closes: the feed goes to another node at once
+		notReady = func() string {
+			if p := clusterProblem(cluster, cfg.Cluster.ReadyGrace); p != "" {
+				return p
+			}
+			return startup.problem()
+		}
 	}
 	adminRoutes(adminMux, reg, srv, health{store: storeHealth, notReady: notReady}, cfg.Pprof)
 
@@ -219,8 +236,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		"metrics", scheme("http", adminTLS)+displayAddr(orDefault(adminLn, httpLn).Addr())+"/metrics",
 		"tls", cfg.tlsOn(), "client_certificates", cfg.TLSClientCA != "",
 		"allowed_origins", cfg.originPatterns())
-	if cfg.Stocks {
-		feed := stocks.New(b, cfg.stocksOptions())
+	if feed != nil && cluster == nil {
+		// In a cluster, the one node holding the feed's lease runs it (clusterStartup).
 		feed.Start()
 		defer feed.Stop()
 	}

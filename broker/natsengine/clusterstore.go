@@ -1,0 +1,49 @@
+package natsengine
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// OpenStore readies, on the cluster's JetStream, what the nodes of a cluster share through it: the
+// retained messages of topics (broker.RetainedStore), kept with cfg.Replicas copies and
+// cfg.RetainedPerDestination messages per destination. cfg.Dir and the sync settings are the NATS
+// servers' business and are ignored. It needs the connection up (Connected) and fails otherwise, or
+// when the servers have no JetStream. The Engine shares the Cluster's connection: close it before
+// the Cluster.
+func (c *Cluster) OpenStore(cfg Config) (*Engine, error) {
+	if !c.Connected() {
+		return nil, errors.New("cluster: not connected to NATS")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = c.log
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, nc: c.nc, shared: true}
+	e.stop, e.cancel = context.WithCancel(context.Background())
+	js, err := jetstream.New(c.nc, jetstream.WithPublishAsyncMaxPending(maxPendingAppends),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
+			if strings.HasPrefix(m.Subject, retainedSubjectPrefix) {
+				e.retainedPublishFailed(err)
+			}
+		}))
+	if err != nil {
+		return nil, err
+	}
+	e.js = js
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return nil, errors.New("cluster: the NATS servers have no JetStream (start them with -js, or jetstream {} in their configuration)")
+		}
+		return nil, err
+	}
+	if err := e.prepareRetained(ctx); err != nil {
+		return nil, err
+	}
+	return e, nil
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/broker/natsengine"
+	"github.com/stompd/stompd/broker/stocks"
+)
+
+// clusterRetained is the broker's RetainedStore in a cluster: the cluster's JetStream once the node
+// has reached it (clusterStartup), nothing before. Retained messages published in the moment before
+// are retained here and reach the other nodes, but are not stored.
+type clusterRetained struct {
+	store atomic.Pointer[natsengine.Engine]
+}
+
+// LoadRetained returns nothing: clusterStartup restores what the cluster kept once it reaches it.
+func (r *clusterRetained) LoadRetained() ([]*broker.Message, error) { return nil, nil }
+
+// KeepRetained implements broker.RetainedStore.
+func (r *clusterRetained) KeepRetained(m *broker.Message) {
+	if e := r.store.Load(); e != nil {
+		e.KeepRetained(m)
+	}
+}
+
+// clusterStartup is what a node of a cluster does once NATS answers: it opens the cluster's shared
+// store, restores the retained messages the cluster kept, and campaigns for the stock feed (when the
+// node runs one), which only one node of the cluster runs at a time. Until it is done, ready reports
+// why the node is not ready.
+type clusterStartup struct {
+	cluster  *natsengine.Cluster
+	b        *broker.Broker
+	retained *clusterRetained
+	feed     *stocks.Feed // nil when the node runs no feed
+	cfg      natsengine.Config
+	log      *slog.Logger
+
+	state    atomic.Value // string: why the node is not ready yet; "" once done
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
+	mu       sync.Mutex
+	stopFeed func()
+}
+
+// start runs the startup on its own goroutine until stop.
+func (s *clusterStartup) start() {
+	s.state.Store("cluster: opening the store shared by the cluster")
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		s.run(ctx)
+	}()
+}
+
+func (s *clusterStartup) run(ctx context.Context) {
+	var store *natsengine.Engine
+	for store == nil {
+		if s.cluster.Connected() {
+			var err error
+			if store, err = s.cluster.OpenStore(s.cfg); err != nil {
+				s.state.Store("cluster: " + err.Error())
+				s.log.Warn("cluster: the shared store cannot be opened yet; trying again", "error", err)
+			}
+		}
+		if store == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	msgs, err := store.LoadRetained()
+	if err != nil {
+		s.log.Warn("cluster: retained messages could not be loaded; topics go on from what they see", "error", err)
+	}
+	s.b.RestoreRetained(msgs)
+	s.retained.store.Store(store)
+	s.mu.Lock()
+	if s.feed != nil && ctx.Err() == nil {
+		s.stopFeed = store.Lead("stocks", s.cluster.Origin(), s.feed.Start, s.feed.Stop)
+	}
+	s.mu.Unlock()
+	s.state.Store("")
+	<-ctx.Done()
+	s.mu.Lock()
+	if s.stopFeed != nil {
+		s.stopFeed() // gives the feed up at once, for another node to take over
+	}
+	s.mu.Unlock()
+	_ = store.Close()
+}
+
+// problem says why the node is not ready for the cluster yet, or "".
+func (s *clusterStartup) problem() string {
+	v, _ := s.state.Load().(string)
+	return v
+}
+
+// stop ends the startup, gives the feed up and closes the shared store.
+func (s *clusterStartup) stop() {
+	if s.cancel != nil {
+		s.cancel()
+		s.done.Wait()
+	}
+}
