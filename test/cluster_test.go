@@ -421,3 +421,108 @@ func TestClusterStocksAndRetained(t *testing.T) {
 		t.Errorf("after the restart BBB is %v, the last price was %v", price, lastBBB)
 	}
 }
+
+// chatEvent is one event of the chat room's topic.
+type chatEvent struct {
+	Type    string `json:"type"`
+	Name    string `json:"name"`
+	Text    string `json:"text"`
+	Members []struct {
+		Name string `json:"name"`
+	} `json:"members"`
+}
+
+func readChat(t *testing.T, rc *rawClient) chatEvent {
+	t.Helper()
+	f := rc.expect(frame.MESSAGE)
+	var ev chatEvent
+	if err := json.Unmarshal(f.Body, &ev); err != nil {
+		t.Fatalf("chat event %s: %v", f, err)
+	}
+	return ev
+}
+
+// nextChat reads chat events until one of type typ (history and others are skipped).
+func nextChat(t *testing.T, rc *rawClient, typ string) chatEvent {
+	t.Helper()
+	for {
+		if ev := readChat(t, rc); ev.Type == typ {
+			return ev
+		}
+	}
+}
+
+// TestClusterChat: one chat room across the cluster: a newcomer on any node gets every node's
+// members; joins, leaves and messages are seen on every node, and the history too; the members of a
+// node that crashed leave within the node timeout.
+func TestClusterChat(t *testing.T) {
+	nats := startNATS(t)
+	var nodes []clusterNode
+	for i := range 2 {
+		stompAddr := freeLoopbackAddr(t)
+		p := startStompd(t, "-stocks=false", "-stomp-addr", stompAddr, "-nats", nats.URL(), "-node-name", fmt.Sprintf("node-%d", i+1))
+		nodes = append(nodes, clusterNode{p: p, ts: p.clients(stompAddr)})
+	}
+	waitReady(t, nodes)
+	alice := nodes[0].ts.rawOver(t, "ws")
+	alice.connect("1.2", "name:alice")
+	alice.send("SUBSCRIBE\nid:1\ndestination:/topic/chat\n\n\x00")
+	nextChat(t, alice, "members")
+	alice.send("SEND\ndestination:/app/chat\n\nhello from node 1\x00")
+	nextChat(t, alice, "message")
+
+	// Bob on node 2: the member list he gets names alice (once node 1's heart-beat has said so), the
+	// history has her message, and she sees him join.
+	var bob *rawClient
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		bob = nodes[1].ts.rawOver(t, "tcp")
+		bob.connect("1.2", "name:bob")
+		bob.send("SUBSCRIBE\nid:1\ndestination:/topic/chat\n\n\x00")
+		var history []string
+		var members chatEvent
+		for {
+			ev := readChat(t, bob)
+			if ev.Type == "message" {
+				history = append(history, ev.Text)
+			}
+			if ev.Type == "members" {
+				members = ev
+				break
+			}
+		}
+		var names []string
+		for _, m := range members.Members {
+			names = append(names, m.Name)
+		}
+		if slices.Contains(names, "alice") && slices.Contains(names, "bob") {
+			if !slices.Contains(history, "hello from node 1") {
+				t.Errorf("bob's history %q lacks alice's message", history)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bob's member list %v never named alice", names)
+		}
+		bob.close()
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ev := nextChat(t, alice, "join"); ev.Name != "bob" {
+		t.Errorf("alice saw %+v join", ev)
+	}
+	bob.send("SEND\ndestination:/app/chat\n\nhi alice\x00")
+	if ev := nextChat(t, alice, "message"); ev.Text != "hi alice" || ev.Name != "bob" {
+		t.Errorf("alice got %+v", ev)
+	}
+	// Node 1 crashes: alice leaves for bob within the node timeout.
+	begin := time.Now()
+	nodes[0].p.kill()
+	if ev := nextChat(t, bob, "leave"); ev.Name != "alice" {
+		t.Errorf("bob saw %+v leave", ev)
+	}
+	took := time.Since(begin)
+	t.Logf("alice left %s after her node crashed", took.Round(100*time.Millisecond))
+	if took > 30*time.Second {
+		t.Errorf("alice left only after %s", took)
+	}
+}

@@ -40,6 +40,20 @@ type Options struct {
 	History   int    // messages kept for newcomers; negative disables history
 	MaxLength int    // longest text in characters
 	Now       func() time.Time
+	// Peers, in a cluster, are the other nodes' rooms: one room across the cluster. Nil for a room
+	// on one node.
+	Peers Peers
+}
+
+// Peers is a room's view of the rooms of the other nodes of a cluster. Messages, joins and leaves
+// reach them as topic messages do; what Peers adds is who is there, for the member list a newcomer
+// gets, and word of a node that went away with its members.
+type Peers interface {
+	// Share tells the other nodes this node's members. Called on every join and leave, with no room
+	// lock held; it must not block.
+	Share(members []Member)
+	// Members returns the members on the other nodes now.
+	Members() []Member
 }
 
 func (o Options) withDefaults() Options {
@@ -122,17 +136,31 @@ func (r *Room) Members() []Member {
 }
 
 func (r *Room) membersLocked() []Member {
+	out := r.localMembersLocked()
+	if r.opts.Peers != nil {
+		out = append(out, r.opts.Peers.Members()...)
+	}
+	sortMembers(out)
+	return out
+}
+
+// localMembersLocked returns this node's members, unsorted. The caller holds r.mu.
+func (r *Room) localMembersLocked() []Member {
 	out := make([]Member, 0, len(r.members))
 	for id, m := range r.members {
 		out = append(out, Member{ID: id, Name: m.name})
 	}
+	return out
+}
+
+// sortMembers sorts by name, then id.
+func sortMembers(out []Member) {
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Name != out[j].Name {
 			return out[i].Name < out[j].Name
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out
 }
 
 // handleSend validates and publishes one client's message. Runs on the sender's goroutine.
@@ -201,9 +229,17 @@ func (r *Room) observe(ev broker.SubscriptionEvent) {
 		}
 	}
 	members := r.membersLocked()
+	var local []Member
+	if announce != "" && r.opts.Peers != nil {
+		local = r.localMembersLocked()
+		sortMembers(local)
+	}
 	r.mu.Unlock()
 
 	if announce != "" {
+		if r.opts.Peers != nil {
+			r.opts.Peers.Share(local)
+		}
 		_ = r.publish(Event{Type: announce, From: owner.Session, Name: owner.Name})
 	}
 	if ev.Subscribed {
@@ -213,6 +249,19 @@ func (r *Room) observe(ev broker.SubscriptionEvent) {
 }
 
 var jsonHeader = []broker.Header{{Name: "content-type", Value: "application/json"}}
+
+// PeersGone tells the room that another node went away with these members: each leaves, announced
+// to this node's subscribers only (every node's room announces it to its own).
+func (r *Room) PeersGone(members []Member) {
+	for _, m := range members {
+		ev := Event{Type: "leave", From: m.ID, Name: m.Name, Time: r.opts.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")}
+		body, err := json.Marshal(ev)
+		if err != nil {
+			continue
+		}
+		_ = r.b.PublishRemote(&broker.Message{Destination: r.opts.Topic, Header: jsonHeader, Body: body})
+	}
+}
 
 // publish stamps ev with the time and publishes it as the server, the only sender the read-only topic
 // accepts.

@@ -75,6 +75,9 @@ type Cluster struct {
 	mu      sync.Mutex
 	watched map[string]*watchedSubject // NATS subject → its subscription
 	nodes   map[string]nodeSeen        // origin → last heart-beat
+	state   map[string]json.RawMessage // this node's shared state (SetState), sent with its heart-beats
+	onGone  []func(node NodeState)     // OnNodeGone callbacks
+	onState []func()                   // OnStateChange callbacks
 	closed  bool
 
 	stats clusterCounters
@@ -93,9 +96,27 @@ type watchedSubject struct {
 }
 
 type nodeSeen struct {
-	Name    string    `json:"name"`
-	Started time.Time `json:"started"`
+	Name    string
+	Started time.Time
+	State   map[string]json.RawMessage
 	seen    time.Time
+}
+
+// NodeState is what another node shares with the cluster: its name, start time and the state it set
+// (SetState), as its last heart-beat carried them.
+type NodeState struct {
+	Origin  string
+	Name    string
+	Started time.Time
+	State   map[string]json.RawMessage
+}
+
+// heartbeatMessage is a node heart-beat on nodeSubject.
+type heartbeatMessage struct {
+	Origin  string                     `json:"origin"`
+	Name    string                     `json:"name"`
+	Started time.Time                  `json:"started"`
+	State   map[string]json.RawMessage `json:"state,omitempty"`
 }
 
 // clusterCounters are the figures ClusterStats reports.
@@ -141,6 +162,7 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		stop:    make(chan struct{}),
 		watched: make(map[string]*watchedSubject),
 		nodes:   make(map[string]nodeSeen),
+		state:   make(map[string]json.RawMessage),
 	}
 	opts := []nats.Option{
 		nats.Name("stompd " + cfg.NodeName),
@@ -151,10 +173,7 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(nc *nats.Conn) {
-			select {
-			case c.beatNow <- struct{}{}:
-			default:
-			}
+			c.beatSoon()
 			c.log.Info("cluster: connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -406,27 +425,32 @@ func (w *seenWindow) set(s uint64)      { w.bits[(s/64)%64] |= 1 << (s % 64) }
 func (w *seenWindow) clear(s uint64)    { w.bits[(s/64)%64] &^= 1 << (s % 64) }
 func (w *seenWindow) has(s uint64) bool { return w.bits[(s/64)%64]&(1<<(s%64)) != 0 }
 
-// heartbeat announces the node every nodeHeartbeat and forgets nodes silent past nodeTimeout.
+// heartbeat announces the node, with its shared state, every nodeHeartbeat (and at once when a node
+// joins or the state changes), and forgets nodes silent past nodeTimeout.
 func (c *Cluster) heartbeat() {
 	defer c.done.Done()
 	started := time.Now()
 	tick := time.NewTicker(nodeHeartbeat)
 	defer tick.Stop()
 	for {
-		beat, _ := json.Marshal(struct {
-			Origin  string    `json:"origin"`
-			Name    string    `json:"name"`
-			Started time.Time `json:"started"`
-		}{c.origin, c.cfg.NodeName, started})
-		_ = c.nc.Publish(nodeSubject, beat)
 		c.mu.Lock()
+		beat, _ := json.Marshal(heartbeatMessage{Origin: c.origin, Name: c.cfg.NodeName, Started: started, State: c.state})
+		var gone []NodeState
 		for origin, n := range c.nodes {
 			if time.Since(n.seen) > nodeTimeout {
 				delete(c.nodes, origin)
-				c.log.Info("cluster: a node is gone", "node", n.Name)
+				gone = append(gone, NodeState{Origin: origin, Name: n.Name, Started: n.Started, State: n.State})
 			}
 		}
+		callbacks := c.onGone
 		c.mu.Unlock()
+		_ = c.nc.Publish(nodeSubject, beat)
+		for _, n := range gone {
+			c.log.Info("cluster: a node is gone", "node", n.Name)
+			for _, f := range callbacks {
+				f(n)
+			}
+		}
 		select {
 		case <-c.stop:
 			return
@@ -438,24 +462,87 @@ func (c *Cluster) heartbeat() {
 
 // heardNode records another node's heart-beat.
 func (c *Cluster) heardNode(msg *nats.Msg) {
-	var beat struct {
-		Origin  string    `json:"origin"`
-		Name    string    `json:"name"`
-		Started time.Time `json:"started"`
-	}
-	if json.Unmarshal(msg.Data, &beat) != nil || beat.Origin == "" {
+	var beat heartbeatMessage
+	if json.Unmarshal(msg.Data, &beat) != nil || beat.Origin == "" || beat.Origin == c.origin {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, known := c.nodes[beat.Origin]; !known && beat.Origin != c.origin {
+	prev, known := c.nodes[beat.Origin]
+	c.nodes[beat.Origin] = nodeSeen{Name: beat.Name, Started: beat.Started, State: beat.State, seen: time.Now()}
+	changed := !known || !sameState(prev.State, beat.State)
+	callbacks := c.onState
+	c.mu.Unlock()
+	if !known {
 		c.log.Info("cluster: a node joined", "node", beat.Name)
-		select {
-		case c.beatNow <- struct{}{}: // so that it hears of this node now
-		default:
+		c.beatSoon() // so that it hears of this node now
+	}
+	if changed {
+		for _, f := range callbacks {
+			f()
 		}
 	}
-	c.nodes[beat.Origin] = nodeSeen{Name: beat.Name, Started: beat.Started, seen: time.Now()}
+}
+
+func sameState(a, b map[string]json.RawMessage) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if string(b[k]) != string(v) {
+			return false
+		}
+	}
+	return true
+}
+
+// beatSoon makes the heart-beat goroutine announce this node now rather than at its next tick.
+func (c *Cluster) beatSoon() {
+	select {
+	case c.beatNow <- struct{}{}:
+	default:
+	}
+}
+
+// SetState sets what this node shares under key (JSON), sent with its heart-beats from now on, the
+// first at once; nil removes it.
+func (c *Cluster) SetState(key string, value json.RawMessage) {
+	c.mu.Lock()
+	if value == nil {
+		delete(c.state, key)
+	} else {
+		c.state[key] = value
+	}
+	c.mu.Unlock()
+	c.beatSoon()
+}
+
+// Peers returns what the other live nodes share.
+func (c *Cluster) Peers() []NodeState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]NodeState, 0, len(c.nodes))
+	for origin, n := range c.nodes {
+		if time.Since(n.seen) <= nodeTimeout {
+			out = append(out, NodeState{Origin: origin, Name: n.Name, Started: n.Started, State: n.State})
+		}
+	}
+	return out
+}
+
+// OnNodeGone calls f, on the heart-beat goroutine, with the last state of each node that stops
+// beating; OnStateChange calls f, on a NATS goroutine, when a node appears or its state changes. f
+// must not block.
+func (c *Cluster) OnNodeGone(f func(NodeState)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onGone = append(c.onGone, f)
+}
+
+// OnStateChange: see OnNodeGone.
+func (c *Cluster) OnStateChange(f func()) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onState = append(c.onState, f)
 }
 
 // Nodes returns the names of the nodes heard from within the heart-beat timeout, this one included.

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/broker/chat"
 	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/broker/stocks"
 )
@@ -111,4 +113,42 @@ func (s *clusterStartup) stop() {
 		s.cancel()
 		s.done.Wait()
 	}
+}
+
+// chatPeers is the chat room's view of the other nodes (chat.Peers): each node shares its members
+// with its heart-beats, under chatStateKey.
+type chatPeers struct{ c *natsengine.Cluster }
+
+const chatStateKey = "chat.members"
+
+// Share implements chat.Peers.
+func (p chatPeers) Share(members []chat.Member) {
+	data, err := json.Marshal(members)
+	if err == nil {
+		p.c.SetState(chatStateKey, data)
+	}
+}
+
+// Members implements chat.Peers.
+func (p chatPeers) Members() []chat.Member {
+	var out []chat.Member
+	for _, n := range p.c.Peers() {
+		out = append(out, chatMembersOf(n)...)
+	}
+	return out
+}
+
+// chatMembersOf reads the members a node shares.
+func chatMembersOf(n natsengine.NodeState) []chat.Member {
+	var members []chat.Member
+	if raw := n.State[chatStateKey]; raw != nil {
+		_ = json.Unmarshal(raw, &members)
+	}
+	return members
+}
+
+// joinChatToCluster makes room one room across the cluster: its members are shared, and the members
+// of a node that goes away leave.
+func joinChatToCluster(c *natsengine.Cluster, room *chat.Room) {
+	c.OnNodeGone(func(n natsengine.NodeState) { room.PeersGone(chatMembersOf(n)) })
 }

@@ -131,8 +131,15 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	srv := stompws.NewServer(b, opts)
 	observeBroker(m, b, srv)
 	if cfg.Chat {
-		room := chat.New(b, cfg.chatOptions())
+		chatOpts := cfg.chatOptions()
+		if cluster != nil {
+			chatOpts.Peers = chatPeers{cluster}
+		}
+		room := chat.New(b, chatOpts)
 		defer room.Close()
+		if cluster != nil {
+			joinChatToCluster(cluster, room)
+		}
 	}
 
 	mux := http.NewServeMux()
