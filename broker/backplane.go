@@ -1,6 +1,10 @@
 package broker
 
-import "strings"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+)
 
 // Backplane carries topic messages between the nodes of a cluster (Options.Backplane): a message
 // published on one node reaches the matching subscribers of every node. The broker hands it every
@@ -18,21 +22,64 @@ type Backplane interface {
 	// without broker locks held.
 	Watch(dest string) error
 	Unwatch(dest string)
+	// ForwardReply hands m, published here to a reply queue of the node whose NodeID is node, to that
+	// node, which delivers it with PublishRemote. It must not block; a reply whose node is gone is
+	// lost, as the reply queue went with its session.
+	ForwardReply(node string, m *Message)
 }
 
-// PublishRemote delivers m, a topic message published on another node and carried by the backplane,
-// to the subscribers of this node: as Publish does, but m keeps its ID and publish time and is not
-// forwarded again.
+// PublishRemote delivers m, a topic message or a reply published on another node and carried by the
+// backplane, to the subscribers of this node: as Publish does, but m keeps its ID and publish time
+// and is not forwarded again.
 func (b *Broker) PublishRemote(m *Message) error {
 	kind, err := ParseDestination(m.Destination)
 	if err != nil {
 		return err
 	}
-	if kind != KindTopic {
-		return errNotTopic(m.Destination)
-	}
 	m.Kind, m.remote, m.Offset = kind, true, 0
-	return b.publishTopic(m, nil, false)
+	switch kind {
+	case KindTopic:
+		return b.publishTopic(m, nil, false)
+	case KindReplyQueue:
+		return b.publishQueue(m, kind, nil)
+	}
+	return errNotTopic(m.Destination)
+}
+
+// NewReplyQueueName returns a new, unguessable reply queue destination of this node,
+// /reply-queue/NODEID-RANDOM, which DeclareReplyQueue creates; in a cluster, a reply published to it
+// on another node is carried here.
+func (b *Broker) NewReplyQueueName() string {
+	var r [16]byte
+	_, _ = rand.Read(r[:])
+	return replyQueuePrefix + b.opts.NodeID + "-" + hex.EncodeToString(r[:])
+}
+
+// replyNode returns the NodeID of the node a reply queue destination belongs to, "" if it names
+// none.
+func replyNode(dest string) string {
+	name := strings.TrimPrefix(dest, replyQueuePrefix)
+	node, _, ok := strings.Cut(name, "-")
+	if !ok {
+		return ""
+	}
+	return node
+}
+
+// forwardReply hands a reply for a reply queue this node does not have to the node it belongs to, and
+// reports whether it did.
+func (b *Broker) forwardReply(m *Message) bool {
+	bp := b.opts.Backplane
+	if bp == nil || m.remote {
+		return false
+	}
+	node := replyNode(m.Destination)
+	if node == "" || node == b.opts.NodeID {
+		return false
+	}
+	b.stamp(m)
+	bp.ForwardReply(node, m)
+	return true
 }
 
 // forward hands a topic message published here to the backplane, if there is one.

@@ -160,6 +160,9 @@ func (b *Broker) publishQueue(m *Message, kind Kind, failed func(error)) error {
 	q, _ := b.queueFor(m.Destination, false, Identity{})
 	if q == nil {
 		if kind == KindReplyQueue {
+			if b.forwardReply(m) {
+				return nil // its node delivers it
+			}
 			b.shardFor(m.Destination).counts.noRoute.Add(1)
 			return errNoRoute(m.Destination)
 		}

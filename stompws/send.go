@@ -1,8 +1,6 @@
 package stompws
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"strconv"
 	"strings"
@@ -135,7 +133,7 @@ func (s *session) resolveDestination(dest string) (string, error) {
 	if resolved, ok := s.tempQueues[name]; ok {
 		return resolved, nil
 	}
-	resolved := replyQueuePrefix + randomToken()
+	resolved := s.broker.NewReplyQueueName()
 	if err := s.broker.DeclareReplyQueue(resolved, s.identity()); err != nil {
 		return "", destinationError(dest, err)
 	}
@@ -159,13 +157,6 @@ func (s *session) ensureTempSubscription(tempDest, resolved string) error {
 	}
 	_, err := s.subscribe(tempDest, resolved, broker.SubscribeOptions{AckMode: broker.AckAuto})
 	return err
-}
-
-// randomToken returns 16 random bytes in hex: reply queue names must not be guessable.
-func randomToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // buildMessage copies a SEND into an immutable broker message: user headers in order, the first of

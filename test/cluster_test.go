@@ -526,3 +526,33 @@ func TestClusterChat(t *testing.T) {
 		t.Errorf("alice left only after %s", took)
 	}
 }
+
+// TestClusterReplies: a reply to a /temp-queue/ reaches the requester on whichever node it is
+// connected to (the request crosses on a topic here; queues are per node until they move to JetStream).
+func TestClusterReplies(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 2)
+	waitReady(t, nodes)
+	responder := nodes[1].ts.dialTCP(t)
+	requests, err := responder.Subscribe("/topic/rpc", stomp.AckAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // go-stomp's SUBSCRIBE has no receipt: let node 2's interest settle
+	client := nodes[0].ts.rawOver(t, "ws")
+	client.connect("1.2")
+	for i := range 3 {
+		client.send(fmt.Sprintf("SEND\ndestination:/topic/rpc\nreply-to:/temp-queue/answers\n\nquestion %d\x00", i))
+		req := recv(t, requests)
+		replyTo := req.Header.Get("reply-to")
+		if !strings.HasPrefix(replyTo, "/reply-queue/") {
+			t.Fatalf("reply-to %q", replyTo)
+		}
+		if err := responder.Send(replyTo, "text/plain", []byte(fmt.Sprintf("answer %d", i)), stomp.SendOpt.Receipt); err != nil {
+			t.Fatal(err)
+		}
+		if m := client.expect(frame.MESSAGE); string(m.Body) != fmt.Sprintf("answer %d", i) || m.Get("subscription") != "/temp-queue/answers" {
+			t.Fatalf("reply on node 1: %s", m)
+		}
+	}
+}

@@ -53,8 +53,9 @@ const (
 )
 
 const (
-	nodeSubject   = "_stompd.node" // node heart-beats
-	backplaneWire = 1              // first byte of every message on a topic subject
+	nodeSubject        = "_stompd.node"   // node heart-beats
+	replySubjectPrefix = "_stompd.reply." // + a node's broker NodeID: replies for its reply queues
+	backplaneWire      = 1                // first byte of every message on a topic or reply subject
 )
 
 // Cluster is this node's link to the other stompd nodes through NATS: the broker.Backplane for topic
@@ -243,17 +244,33 @@ func (c *Cluster) DisconnectedSince() time.Time {
 }
 
 // Forward implements broker.Backplane: one publish on the destination's subject.
-func (c *Cluster) Forward(m *broker.Message) {
+func (c *Cluster) Forward(m *broker.Message) { c.send(topicSubject(m.Destination), m) }
+
+// ForwardReply implements broker.Backplane: one publish on the subject of the node's replies.
+func (c *Cluster) ForwardReply(node string, m *broker.Message) {
+	c.send(replySubjectPrefix+escapeToken(node), m)
+}
+
+// send publishes m on subject, numbered for the receivers' repeat check.
+func (c *Cluster) send(subject string, m *broker.Message) {
 	payload := make([]byte, 0, 1+binary.MaxVarintLen64*2+len(c.origin)+64+len(m.Destination)+len(m.Body))
 	payload = append(payload, backplaneWire)
 	payload = appendString(payload, c.origin)
 	payload = binary.AppendUvarint(payload, c.seq.Add(1))
 	payload = appendMessage(payload, m)
-	if err := c.nc.Publish(topicSubject(m.Destination), payload); err != nil {
+	if err := c.nc.Publish(subject, payload); err != nil {
 		c.stats.failedOut.Add(1)
 		return
 	}
 	c.stats.out.Add(1)
+}
+
+// ListenReplies receives the replies other nodes publish to this node's reply queues: those named
+// with node, the broker's NodeID (broker.Broker.NewReplyQueueName). They reach the receiver as topic
+// messages do.
+func (c *Cluster) ListenReplies(node string) error {
+	_, err := c.nc.ChanSubscribe(replySubjectPrefix+escapeToken(node), c.in)
+	return err
 }
 
 // Watch implements broker.Backplane.

@@ -118,6 +118,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	b := broker.New(bopts)
 	if cluster != nil {
 		cluster.SetReceiver(b.PublishRemote)
+		if err := cluster.ListenReplies(b.NodeID()); err != nil {
+			fmt.Fprintf(stderr, "stompd: %v\n", err)
+			return 2
+		}
 		b.WatchRetaining()
 	}
 	m.ObserveQueueDepth(cfg.metricsQueues(), b.QueueDepth)
