@@ -118,6 +118,13 @@ func (b *Broker) publish(m *Message, failed func(error)) error {
 			return err
 		}
 		b.forward(m)
+		if failed == nil && b.opts.Store != nil && b.durables.count.Load() > 0 {
+			// The durable subscriptions it reached store it without waiting (their bindings run in
+			// the fan-out); a publisher that waits, waits for them too.
+			if err := b.opts.Store.Sync(); err != nil {
+				return fmt.Errorf("%w: durable subscriptions of %q: %v", ErrStoreUnavailable, m.Destination, err)
+			}
+		}
 		return nil
 	case KindApp:
 		return b.publishApp(m)

@@ -267,7 +267,25 @@ func (q *queue) dispatch() {
 		q.counts.redelivered.Add(uint64(redelivered))
 	}
 	if q.store != nil {
+		if len(q.consumers) == 0 && q.ready.len() > 0 {
+			q.releaseReady()
+		}
 		q.askStore()
+	}
+}
+
+// releaseReady hands the ready messages back to a store shared with other brokers, this one having no
+// consumer for them; a store of this broker's own keeps them here. The caller holds q.mu.
+func (q *queue) releaseReady() {
+	refs := make([]StoredRef, 0, q.ready.len())
+	for i := range q.ready.len() {
+		if ref := q.ready.at(i).msg.stored; ref != nil {
+			refs = append(refs, ref)
+		}
+	}
+	if len(refs) == q.ready.len() && q.store.Release(refs) {
+		q.ready.reset()
+		q.readyBytes = 0
 	}
 }
 

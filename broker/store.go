@@ -47,6 +47,11 @@ type StoredQueue interface {
 	// Stored reports the messages the store holds for the queue, delivered or not, and their bytes
 	// (Message.Size).
 	Stored() (messages int, bytes int64)
+	// Release hands messages the queue fetched and holds ready back to the store, when the store is
+	// shared by several brokers (a cluster) and this one has no consumer for them: they go to another
+	// broker's consumers, marked redelivered. It reports false, taking nothing, when the store is this
+	// broker's alone; then the queue keeps them. It must not block.
+	Release(refs []StoredRef) bool
 	// Delete removes the queue and its messages from the store for good (a durable subscription
 	// deleted): nothing is fed after it returns. The broker calls it without broker locks held but
 	// the durable subscriptions' registry lock.

@@ -556,3 +556,125 @@ func TestClusterReplies(t *testing.T) {
 		}
 	}
 }
+
+// readMessages reads n MESSAGE frames and returns them.
+func readMessages(t *testing.T, rc *rawClient, n int) []*rawFrame {
+	t.Helper()
+	out := make([]*rawFrame, 0, n)
+	for range n {
+		out = append(out, rc.expect(frame.MESSAGE))
+	}
+	return out
+}
+
+// TestClusterQueues: competing consumers across nodes on the cluster's JetStream: each message to
+// exactly one consumer cluster-wide, prefetch honoured on each node; a node killed with unacknowledged
+// messages: they go to a consumer on another node after -nats-ack-wait, marked redelivered; a node shut
+// down gracefully hands them over at once.
+func TestClusterQueues(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 3, "-nats-ack-wait", "2s")
+	waitReady(t, nodes)
+	consumers := make([]*rawClient, 3)
+	for i, n := range nodes {
+		rc := n.ts.rawOver(t, []string{"tcp", "ws"}[i%2])
+		rc.connect("1.2")
+		rc.send("SUBSCRIBE\nid:w\ndestination:/queue/work\nack:client-individual\nprefetch-count:5\nreceipt:r\n\n\x00")
+		rc.expect(frame.RECEIPT)
+		consumers[i] = rc
+	}
+	pub := nodes[0].ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	const total = 60
+	for i := range total {
+		pub.send(fmt.Sprintf("SEND\ndestination:/queue/work\nreceipt:s%d\n\nm%d\x00", i, i))
+		pub.expect(frame.RECEIPT)
+	}
+	// Each consumer holds at most 5 unacknowledged; acknowledging as they come, all 60 arrive once.
+	seen := map[string]int{}
+	got := 0
+	for got < total {
+		progress := false
+		for i, rc := range consumers {
+			for {
+				f := rc.nextWithin(50 * time.Millisecond)
+				if f == nil {
+					break
+				}
+				if f.Command != frame.MESSAGE {
+					t.Fatalf("consumer %d: %s", i+1, f)
+				}
+				seen[string(f.Body)]++
+				got++
+				progress = true
+				rc.send("ACK\nid:" + f.Get("ack") + "\n\n\x00")
+			}
+		}
+		if !progress && got < total {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if len(seen) > total {
+			break
+		}
+	}
+	for body, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", body, n)
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("%d distinct messages delivered, want %d", len(seen), total)
+	}
+
+	// Node 2's consumer takes 5 and acknowledges none; node 2 is killed.
+	consumers[0].send("UNSUBSCRIBE\nid:w\nreceipt:u\n\n\x00")
+	consumers[0].expect(frame.RECEIPT)
+	consumers[2].send("UNSUBSCRIBE\nid:w\nreceipt:u\n\n\x00")
+	consumers[2].expect(frame.RECEIPT)
+	for i := range 5 {
+		pub.send(fmt.Sprintf("SEND\ndestination:/queue/work\nreceipt:k%d\n\nkilled %d\x00", i, i))
+		pub.expect(frame.RECEIPT)
+	}
+	held := readMessages(t, consumers[1], 5)
+	nodes[1].p.kill()
+	begin := time.Now()
+	consumers[2].send("SUBSCRIBE\nid:w2\ndestination:/queue/work\nack:client-individual\nprefetch-count:10\n\n\x00")
+	back := readMessages(t, consumers[2], 5)
+	took := time.Since(begin)
+	// The same messages, marked redelivered; JetStream redelivers after AckWait in no set order.
+	var heldBodies, backBodies []string
+	for i, f := range back {
+		heldBodies, backBodies = append(heldBodies, string(held[i].Body)), append(backBodies, string(f.Body))
+		if f.Get("redelivered") != "true" {
+			t.Errorf("after the kill: %s", f)
+		}
+		consumers[2].send("ACK\nid:" + f.Get("ack") + "\n\n\x00")
+	}
+	slices.Sort(heldBodies)
+	slices.Sort(backBodies)
+	if !slices.Equal(heldBodies, backBodies) {
+		t.Errorf("after the kill got %v, the killed node held %v", backBodies, heldBodies)
+	}
+	t.Logf("a killed node's 5 unacknowledged messages reached another node's consumer after %s (-nats-ack-wait 2s)", took.Round(10*time.Millisecond))
+
+	// Node 3 shut down gracefully while holding 3: node 1's consumer gets them at once.
+	for i := range 3 {
+		pub.send(fmt.Sprintf("SEND\ndestination:/queue/work\nreceipt:g%d\n\ngraceful %d\x00", i, i))
+		pub.expect(frame.RECEIPT)
+	}
+	readMessages(t, consumers[2], 3)
+	consumers[0].send("SUBSCRIBE\nid:w3\ndestination:/queue/work\nack:client-individual\n\n\x00")
+	begin = time.Now()
+	nodes[2].p.Stop()
+	handed := readMessages(t, consumers[0], 3)
+	took = time.Since(begin)
+	for _, f := range handed {
+		if f.Get("redelivered") != "true" {
+			t.Errorf("handed over: %s", f)
+		}
+	}
+	t.Logf("a stopped node's 3 unacknowledged messages reached another node's consumer after %s", took.Round(10*time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("a graceful shutdown took %s to hand its messages over", took)
+	}
+}

@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// OpenStore readies, on the cluster's JetStream, what the nodes of a cluster share through it: the
-// retained messages of topics (broker.RetainedStore), kept with cfg.Replicas copies and
-// cfg.RetainedPerDestination messages per destination. cfg.Dir and the sync settings are the NATS
-// servers' business and are ignored. It needs the connection up (Connected) and fails otherwise, or
+// OpenStore readies, on the cluster's JetStream, what the nodes of a cluster share through it, each
+// stream with cfg.Replicas copies: the queues (broker.Store; one durable consumer per queue shared by
+// every node, each node fetching what its own consumers have room for, and keeping the messages it
+// holds alive so that they go to another node cfg.AckWait after it crashes) and the retained messages
+// of topics (broker.RetainedStore, cfg.RetainedPerDestination per destination). cfg.Dir and the sync
+// settings are the NATS servers' business and are ignored. It needs the connection up (Connected) and fails otherwise, or
 // when the servers have no JetStream. The Engine shares the Cluster's connection: close it before
 // the Cluster.
 func (c *Cluster) OpenStore(cfg Config) (*Engine, error) {
@@ -42,8 +45,35 @@ func (c *Cluster) OpenStore(cfg Config) (*Engine, error) {
 		}
 		return nil, err
 	}
-	if err := e.prepareRetained(ctx); err != nil {
+	cancel()
+	e.confirmations = make(chan pendingAppend, maxPendingAppends)
+	e.confirming.Add(1)
+	go e.confirmLoop()
+	if err := e.prepareQueues(); err != nil {
+		e.Close()
 		return nil, err
 	}
+	e.fetchers.Add(1)
+	go e.keepAlive()
 	return e, nil
+}
+
+// keepAlive renews, every AckWait/3, the server's hold of the messages this node's queues hold.
+func (e *Engine) keepAlive() {
+	defer e.fetchers.Done()
+	tick := time.NewTicker(e.ackWait() / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stop.Done():
+			return
+		case <-tick.C:
+		}
+		e.mu.Lock()
+		queues := e.queues
+		e.mu.Unlock()
+		for _, q := range queues {
+			q.keepAlive()
+		}
+	}
 }

@@ -66,6 +66,9 @@ type Config struct {
 	// Replicas is how many servers of a NATS cluster keep each stream (OpenStore); 1 for the
 	// embedded server. 0 means 1.
 	Replicas int
+	// AckWait, in a cluster, is how long a crashed node's unacknowledged queue messages wait before
+	// the server hands them to other nodes. 0 means DefaultClusterAckWait.
+	AckWait time.Duration
 }
 
 // Engine is an embedded NATS server with JetStream on a data directory, and the broker.Store on it.
@@ -93,6 +96,7 @@ type Engine struct {
 	shared        bool              // on a Cluster's connection (OpenStore): Close leaves the connection open
 	recovered     map[string]uint64 // queue consumer name → last stream sequence it had delivered, from the previous process
 	fetchers      sync.WaitGroup
+	queues        []*queue // opened; guarded by mu
 }
 
 // Start takes the data directory, starts the embedded server on it, and readies the stream that keeps
@@ -241,6 +245,8 @@ func (e *Engine) startServer() error {
 
 // prepareQueues creates the queue stream if needed and replaces the consumers the previous process
 // left (see the package doc), remembering how far each had delivered.
+//
+// On an Engine of OpenStore, only the stream: see below.
 func (e *Engine) prepareQueues() error {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
@@ -261,6 +267,15 @@ func (e *Engine) prepareQueues() error {
 	}
 	if err := e.prepareRetained(ctx); err != nil {
 		return err
+	}
+	if e.shared {
+		// A cluster's consumers are shared by its nodes, which all stay up while one restarts: they
+		// are kept, and redelivery is the server's (NumDelivered), with no marks of this node's own.
+		cfg.Replicas = max(e.cfg.Replicas, 1)
+		if _, err := e.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("the cluster's queue stream cannot be opened: %w", err)
+		}
+		return nil
 	}
 	if err := e.prepareDurables(ctx); err != nil {
 		return err
@@ -489,6 +504,14 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.mu.Unlock()
+	if e.shared {
+		e.mu.Lock()
+		queues := e.queues
+		e.mu.Unlock()
+		for _, q := range queues {
+			q.releaseAll() // to the other nodes at once, rather than after AckWait
+		}
+	}
 	e.cancel()
 	e.fetchers.Wait()
 	if e.confirmations != nil {

@@ -22,7 +22,23 @@ const (
 	// which may take any time; the server must not hand the message out again meanwhile, so it is
 	// long. A delivery that comes back anyway is recognised by its stream sequence and dropped.
 	ackWait = 24 * time.Hour
+	// DefaultClusterAckWait is Config.AckWait's default in a cluster: how long a node's unacknowledged
+	// messages stay its own after it stops answering for them (it crashed), before the server hands
+	// them to another node.
+	DefaultClusterAckWait = 30 * time.Second
 )
+
+// ackWait is the queue consumers' AckWait: in a cluster, Config.AckWait, kept alive by each node for
+// the messages it holds (queue.keepAlive); on one node, a day, as nobody else could take them.
+func (e *Engine) ackWait() time.Duration {
+	if !e.shared {
+		return ackWait
+	}
+	if e.cfg.AckWait > 0 {
+		return e.cfg.AckWait
+	}
+	return DefaultClusterAckWait
+}
 
 // storedRef is what the broker holds for a stored message until it acknowledges it.
 type storedRef struct {
@@ -43,12 +59,14 @@ type queue struct {
 	fetchedMark     uint64 // the highest stream sequence recorded as fetched; fetchLoop's own
 
 	mu          sync.Mutex
-	credits     int                 // messages asked for and not yet fed
-	fetching    bool                // a fetch goroutine runs
-	count       int                 // messages stored for the queue
-	bytes       int64               // their stored bytes
-	outstanding map[uint64]struct{} // stream sequences fed and not acknowledged
-	deleted     bool                // Delete was called: nothing more is fetched
+	credits     int                   // messages asked for and not yet fed
+	fetching    bool                  // a fetch goroutine runs
+	count       int                   // messages stored for the queue
+	bytes       int64                 // their stored bytes
+	outstanding map[uint64]*storedRef // stream sequences fed and not acknowledged; nil until decoded
+	measured    time.Time             // in a cluster, when count and bytes were last read from the server
+	measuring   bool                  // a measure is running
+	deleted     bool                  // Delete was called: nothing more is fetched
 }
 
 // OpenQueue implements broker.Store.
@@ -59,7 +77,7 @@ func (e *Engine) OpenQueue(dest string, feed broker.QueueFeed) (broker.StoredQue
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	name := queueConsumer(dest)
-	q := &queue{e: e, dest: dest, subject: queueSubject(dest), name: name, feed: feed, outstanding: make(map[uint64]struct{})}
+	q := &queue{e: e, dest: dest, subject: queueSubject(dest), name: name, feed: feed, outstanding: make(map[uint64]*storedRef)}
 	e.mu.Lock()
 	q.redeliveredUpTo = e.recovered[name]
 	e.mu.Unlock()
@@ -68,7 +86,7 @@ func (e *Engine) OpenQueue(dest string, feed broker.QueueFeed) (broker.StoredQue
 		Description:   dest,
 		FilterSubject: q.subject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait,
+		AckWait:       e.ackWait(),
 		MaxAckPending: -1,
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
@@ -80,6 +98,9 @@ func (e *Engine) OpenQueue(dest string, feed broker.QueueFeed) (broker.StoredQue
 	if err := q.measure(ctx); err != nil {
 		return nil, fmt.Errorf("store: opening %s: %w", dest, err)
 	}
+	e.mu.Lock()
+	e.queues = append(e.queues, q)
+	e.mu.Unlock()
 	return q, nil
 }
 
@@ -88,20 +109,31 @@ var errClosed = errors.New("store: closed")
 // measure counts what the store already holds for the queue (after a restart): the messages from the
 // consumer's pending count, their bytes estimated at the stream's average message size (reading every
 // message to add up their sizes would make opening a deep queue slow).
+//
+// In a cluster the other nodes publish and acknowledge too, so it counts what is pending for every
+// node and what every node holds unacknowledged, and Stored reads it again now and then.
 func (q *queue) measure(ctx context.Context) error {
 	info, err := q.consumer.Info(ctx)
-	if err != nil || info.NumPending == 0 {
-		return err
-	}
-	stream, err := q.e.js.Stream(ctx, queueStream)
 	if err != nil {
 		return err
 	}
-	state := stream.CachedInfo().State
-	q.count = int(info.NumPending)
-	if state.Msgs > 0 {
-		q.bytes = int64(state.Bytes / state.Msgs * info.NumPending)
+	held := info.NumPending
+	if q.e.shared {
+		held += uint64(info.NumAckPending)
 	}
+	var bytes int64
+	if held > 0 {
+		stream, err := q.e.js.Stream(ctx, queueStream)
+		if err != nil {
+			return err
+		}
+		if state := stream.CachedInfo().State; state.Msgs > 0 {
+			bytes = int64(state.Bytes / state.Msgs * held)
+		}
+	}
+	q.mu.Lock()
+	q.count, q.bytes, q.measured = int(held), bytes, time.Now()
+	q.mu.Unlock()
 	return nil
 }
 
@@ -238,7 +270,7 @@ func (q *queue) feedMarked(msgs []broker.StoredMessage) {
 	for _, sm := range msgs {
 		top = max(top, sm.Ref.(*storedRef).seq)
 	}
-	if top > q.fetchedMark {
+	if top > q.fetchedMark && q.e.fetched != nil {
 		var v [8]byte
 		binary.BigEndian.PutUint64(v[:], top)
 		ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
@@ -266,12 +298,13 @@ func (q *queue) decode(jm jetstream.Msg) (broker.StoredMessage, bool) {
 		return broker.StoredMessage{}, false
 	}
 	seq := md.Sequence.Stream
+	ref := &storedRef{msg: jm, seq: seq, size: int64(len(jm.Data()))}
 	q.mu.Lock()
 	if _, dup := q.outstanding[seq]; dup {
 		q.mu.Unlock()
 		return broker.StoredMessage{}, false
 	}
-	q.outstanding[seq] = struct{}{}
+	q.outstanding[seq] = ref
 	q.credits--
 	q.mu.Unlock()
 	m, err := decodeMessage(jm.Data())
@@ -279,7 +312,6 @@ func (q *queue) decode(jm jetstream.Msg) (broker.StoredMessage, bool) {
 		q.e.log.Error("store: unreadable message left in the store", "queue", q.dest, "stream_sequence", seq, "error", err)
 		return broker.StoredMessage{}, false
 	}
-	ref := &storedRef{msg: jm, seq: seq, size: int64(len(jm.Data()))}
 	return broker.StoredMessage{Message: m, Redelivered: md.NumDelivered > 1 || seq <= q.redeliveredUpTo, Ref: ref}, true
 }
 
@@ -314,11 +346,76 @@ func (q *queue) Ack(refs []broker.StoredRef, wait bool) error {
 	return err
 }
 
-// Stored implements broker.StoredQueue.
+// Stored implements broker.StoredQueue. In a cluster the figures are read from the server again when
+// older than measureEvery, on another goroutine: the broker asks with its queue lock held.
 func (q *queue) Stored() (int, int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.e.shared && !q.measuring && time.Since(q.measured) > measureEvery && !q.e.isClosed() {
+		q.measuring = true
+		go func() {
+			ctx, cancel := context.WithTimeout(q.e.stop, apiTimeout)
+			defer cancel()
+			_ = q.measure(ctx)
+			q.mu.Lock()
+			q.measuring = false
+			q.mu.Unlock()
+		}()
+	}
 	return q.count, q.bytes
+}
+
+// measureEvery is how stale a clustered queue's counts may get before Stored reads them again.
+const measureEvery = 250 * time.Millisecond
+
+// Release implements broker.StoredQueue: in a cluster, the messages go back to the server at once
+// (NAK), for any node's consumers, marked redelivered; on one node they stay where they are.
+func (q *queue) Release(refs []broker.StoredRef) bool {
+	if !q.e.shared {
+		return false
+	}
+	for _, ref := range refs {
+		r, ok := ref.(*storedRef)
+		if !ok {
+			continue
+		}
+		_ = r.msg.Nak()
+		q.mu.Lock()
+		delete(q.outstanding, r.seq)
+		q.mu.Unlock()
+	}
+	return true
+}
+
+// keepAlive tells the server that this node still holds its outstanding messages (delivered to a
+// client and not acknowledged yet, or waiting for one), so that they are not handed to another node
+// after AckWait. Called every AckWait/3 in a cluster.
+func (q *queue) keepAlive() {
+	q.mu.Lock()
+	refs := make([]*storedRef, 0, len(q.outstanding))
+	for _, r := range q.outstanding {
+		if r != nil {
+			refs = append(refs, r)
+		}
+	}
+	q.mu.Unlock()
+	for _, r := range refs {
+		_ = r.msg.InProgress()
+	}
+}
+
+// releaseAll hands every outstanding message back to the server (a node leaving the cluster
+// gracefully), so that other nodes' consumers get them at once.
+func (q *queue) releaseAll() {
+	q.mu.Lock()
+	refs := make([]broker.StoredRef, 0, len(q.outstanding))
+	for _, r := range q.outstanding {
+		if r != nil {
+			refs = append(refs, r)
+		}
+	}
+	q.mu.Unlock()
+	q.Release(refs)
 }
 
 // Delete implements broker.StoredQueue: the consumer, its fetch mark and the queue's messages go.
@@ -332,8 +429,10 @@ func (q *queue) Delete() error {
 	if err := q.e.js.DeleteConsumer(ctx, queueStream, q.name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return err
 	}
-	if err := q.e.fetched.Delete(ctx, q.name); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return err
+	if q.e.fetched != nil {
+		if err := q.e.fetched.Delete(ctx, q.name); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return err
+		}
 	}
 	stream, err := q.e.js.Stream(ctx, queueStream)
 	if err != nil {

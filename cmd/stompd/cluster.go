@@ -29,6 +29,7 @@ type clusterSettings struct {
 	Key        string
 	ReadyGrace time.Duration
 	Replicas   int
+	AckWait    time.Duration
 }
 
 // register adds the cluster flags to fs.
@@ -42,6 +43,7 @@ func (s *clusterSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.Cert, "nats-cert", "", "PEM client certificate `file` for NATS servers that require one, with -nats-key")
 	fs.StringVar(&s.Key, "nats-key", "", "PEM private key `file` for -nats-cert")
 	fs.IntVar(&s.Replicas, "nats-replicas", 1, "how many NATS servers keep a copy of each stream the cluster stores (retained messages):\n3 in a three-server NATS cluster, so that it survives one server's loss")
+	fs.DurationVar(&s.AckWait, "nats-ack-wait", natsengine.DefaultClusterAckWait, "how long the queue messages a crashed node held unacknowledged wait before they go to\nconsumers on other nodes (a node shut down gracefully hands them over at once)")
 	fs.DurationVar(&s.ReadyGrace, "nats-ready-grace", 10*time.Second, "how long /readyz stays 200 after the NATS connection is lost (local traffic goes on meanwhile)")
 }
 
@@ -69,6 +71,9 @@ func (s *clusterSettings) validate(dataDir string) error {
 	}
 	if s.Replicas < 1 || s.Replicas > 5 {
 		return errors.New("invalid value for flag -nats-replicas: want 1 to 5")
+	}
+	if s.AckWait < time.Second {
+		return errors.New("invalid value for flag -nats-ack-wait: want 1s or more")
 	}
 	if s.ReadyGrace < 0 {
 		return errors.New("invalid value for flag -nats-ready-grace: must not be negative")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -14,21 +15,50 @@ import (
 	"github.com/stompd/stompd/broker/stocks"
 )
 
-// clusterRetained is the broker's RetainedStore in a cluster: the cluster's JetStream once the node
-// has reached it (clusterStartup), nothing before. Retained messages published in the moment before
-// are retained here and reach the other nodes, but are not stored.
-type clusterRetained struct {
+// clusterShared is the broker's Store and RetainedStore in a cluster: the cluster's JetStream once the
+// node has reached it (clusterStartup). Before that, queues cannot be opened (a SEND or SUBSCRIBE to
+// a new queue gets ERROR store unavailable, naming why), and retained messages published meanwhile are
+// retained here and reach the other nodes but are not stored.
+type clusterShared struct {
 	store atomic.Pointer[natsengine.Engine]
 }
 
+var errClusterStoreNotReady = errors.New("not connected to the cluster's store yet")
+
 // LoadRetained returns nothing: clusterStartup restores what the cluster kept once it reaches it.
-func (r *clusterRetained) LoadRetained() ([]*broker.Message, error) { return nil, nil }
+func (r *clusterShared) LoadRetained() ([]*broker.Message, error) { return nil, nil }
 
 // KeepRetained implements broker.RetainedStore.
-func (r *clusterRetained) KeepRetained(m *broker.Message) {
+func (r *clusterShared) KeepRetained(m *broker.Message) {
 	if e := r.store.Load(); e != nil {
 		e.KeepRetained(m)
 	}
+}
+
+// OpenQueue implements broker.Store.
+func (r *clusterShared) OpenQueue(dest string, feed broker.QueueFeed) (broker.StoredQueue, error) {
+	e := r.store.Load()
+	if e == nil {
+		return nil, errClusterStoreNotReady
+	}
+	return e.OpenQueue(dest, feed)
+}
+
+// AppendAll implements broker.Store: the queues are the store's, so it is there once they are open.
+func (r *clusterShared) AppendAll(queues []broker.StoredQueue, msgs []*broker.Message) error {
+	e := r.store.Load()
+	if e == nil {
+		return errClusterStoreNotReady
+	}
+	return e.AppendAll(queues, msgs)
+}
+
+// Sync implements broker.Store.
+func (r *clusterShared) Sync() error {
+	if e := r.store.Load(); e != nil {
+		return e.Sync()
+	}
+	return nil
 }
 
 // clusterStartup is what a node of a cluster does once NATS answers: it opens the cluster's shared
@@ -36,12 +66,12 @@ func (r *clusterRetained) KeepRetained(m *broker.Message) {
 // node runs one), which only one node of the cluster runs at a time. Until it is done, ready reports
 // why the node is not ready.
 type clusterStartup struct {
-	cluster  *natsengine.Cluster
-	b        *broker.Broker
-	retained *clusterRetained
-	feed     *stocks.Feed // nil when the node runs no feed
-	cfg      natsengine.Config
-	log      *slog.Logger
+	cluster *natsengine.Cluster
+	b       *broker.Broker
+	shared  *clusterShared
+	feed    *stocks.Feed // nil when the node runs no feed
+	cfg     natsengine.Config
+	log     *slog.Logger
 
 	state    atomic.Value // string: why the node is not ready yet; "" once done
 	cancel   context.CancelFunc
@@ -85,7 +115,7 @@ func (s *clusterStartup) run(ctx context.Context) {
 		s.log.Warn("cluster: retained messages could not be loaded; topics go on from what they see", "error", err)
 	}
 	s.b.RestoreRetained(msgs)
-	s.retained.store.Store(store)
+	s.shared.store.Store(store)
 	s.mu.Lock()
 	if s.feed != nil && ctx.Err() == nil {
 		s.stopFeed = store.Lead("stocks", s.cluster.Origin(), s.feed.Start, s.feed.Stop)

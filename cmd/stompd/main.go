@@ -108,12 +108,12 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		fmt.Fprintf(stderr, "stompd: %v\n", err)
 		return 2
 	}
-	var retained *clusterRetained
+	var shared *clusterShared
 	if cluster != nil {
 		// Closed after the sessions have ended (deferred before the server's shutdown runs).
 		defer cluster.Close()
-		retained = &clusterRetained{}
-		bopts.Backplane, bopts.Retained = cluster, retained
+		shared = &clusterShared{}
+		bopts.Backplane, bopts.Retained, bopts.Store = cluster, shared, shared
 	}
 	b := broker.New(bopts)
 	if cluster != nil {
@@ -168,8 +168,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	var notReady func() string
 	if cluster != nil {
-		startup := &clusterStartup{cluster: cluster, b: b, retained: retained, feed: feed, log: logger,
-			cfg: natsengine.Config{Replicas: cfg.Cluster.Replicas, RetainedPerDestination: mostRetained(bopts.Policies), Logger: logger}}
+		startup := &clusterStartup{cluster: cluster, b: b, shared: shared, feed: feed, log: logger,
+			cfg: natsengine.Config{Replicas: cfg.Cluster.Replicas, AckWait: cfg.Cluster.AckWait,
+				RetainedPerDestination: mostRetained(bopts.Policies), Logger: logger}}
 		startup.start()
 		defer startup.stop() // before the cluster closes: the feed goes to another node at once
 		notReady = func() string {
