@@ -177,6 +177,11 @@ func (x *durableBinding) Deliver(_ *Subscription, dl Delivery) DeliverResult {
 	if (dl.Retained || dl.History) && x.d.restoring.Load() {
 		return Delivered // kept before the restart
 	}
+	if dl.Message.remote {
+		// In a cluster every node binds every durable subscription, and each keeps the messages
+		// published on it: the queue is shared, so each message is kept once.
+		return Delivered
+	}
 	if err := x.d.queue.publish(dl.Message, x.refused); err != nil {
 		x.refused(err)
 	}
@@ -226,6 +231,37 @@ func (b *Broker) DeleteDurable(user, name string) error {
 		b.notify(s, false)
 	}
 	return nil
+}
+
+// EnsureDurable makes the durable subscription spec on this broker if it has none of that user and
+// name, without recording it in Options.Durables: in a cluster, another node made it and recorded it,
+// and this node binds it too, so that the messages published here are kept for it.
+func (b *Broker) EnsureDurable(spec DurableSubscription) error {
+	_, err := b.durableFor(spec, Identity{}, false)
+	return err
+}
+
+// ForgetDurable removes the durable subscription of user and name from this broker only (its
+// binding, and the subscriptions consuming it here, which end), leaving the store alone: in a
+// cluster, another node deleted it, and deleted what it kept.
+func (b *Broker) ForgetDurable(user, name string) {
+	r := &b.durables
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := durableKey(user, name)
+	d := r.byKey[key]
+	if d == nil {
+		return
+	}
+	delete(r.byKey, key)
+	r.count.Add(-1)
+	b.releaseDestination()
+	b.unbind(d.binding)
+	ended := d.queue.remove()
+	b.subCounts[KindTopic].Add(int64(-len(ended)))
+	for _, s := range ended {
+		b.notify(s, false)
+	}
 }
 
 // restoreDurables makes again the durable subscriptions Options.Durables kept. Called once, by New.

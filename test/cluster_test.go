@@ -678,3 +678,56 @@ func TestClusterQueues(t *testing.T) {
 		t.Errorf("a graceful shutdown took %s to hand its messages over", took)
 	}
 }
+
+// TestClusterDurableSubscription: a durable subscription made on one node keeps what any node
+// publishes while its subscriber is away, once, and its subscriber may come back on another node;
+// deleting it on one node deletes it everywhere.
+func TestClusterDurableSubscription(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 2)
+	waitReady(t, nodes)
+	sub := "SUBSCRIBE\nid:audit\ndestination:/topic/orders.*\ndurable:true\nauto-delete:false\nack:client-individual\n\n\x00"
+	first := nodes[0].ts.rawOver(t, "tcp")
+	first.connect("1.2")
+	first.send(strings.Replace(sub, "\n\n", "\nreceipt:r\n\n", 1))
+	first.expect(frame.RECEIPT)
+	first.send("DISCONNECT\nreceipt:bye\n\n\x00")
+	first.expect(frame.RECEIPT)
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("node %d to bind the durable subscription", i+1), func() bool {
+			return scrapeValue(t, n.p.URL()+"/metrics", "stompd_durable_subscriptions_current") == 1
+		})
+	}
+	pubs := []*rawClient{nodes[0].ts.rawOver(t, "tcp"), nodes[1].ts.rawOver(t, "ws")}
+	for _, p := range pubs {
+		p.connect("1.2")
+	}
+	sendAll(pubs[1], "/topic/orders.eu", "o1", "o2")
+	sendAll(pubs[0], "/topic/orders.us", "o3")
+	back := nodes[1].ts.rawOver(t, "ws")
+	back.connect("1.2")
+	back.send(sub)
+	var bodies []string
+	for _, f := range readMessages(t, back, 3) {
+		bodies = append(bodies, string(f.Body))
+		back.send("ACK\nid:" + f.Get("ack") + "\n\n\x00")
+	}
+	slices.Sort(bodies)
+	if strings.Join(bodies, " ") != "o1 o2 o3" {
+		t.Errorf("back on node 2: %v", bodies)
+	}
+	sendAll(pubs[0], "/topic/orders.eu", "o4")
+	if f := back.expect(frame.MESSAGE); string(f.Body) != "o4" {
+		t.Errorf("live: %s", f)
+	}
+	if f := back.nextWithin(300 * time.Millisecond); f != nil {
+		t.Errorf("a message kept twice: %s", f)
+	}
+	back.send("UNSUBSCRIBE\nid:audit\ndurable:true\nreceipt:gone\n\n\x00")
+	back.expect(frame.RECEIPT)
+	for i, n := range nodes {
+		waitFor(t, fmt.Sprintf("node %d to forget the durable subscription", i+1), func() bool {
+			return scrapeValue(t, n.p.URL()+"/metrics", "stompd_durable_subscriptions_current") == 0
+		})
+	}
+}

@@ -40,6 +40,7 @@ func (e *Engine) prepareDurables(ctx context.Context) error {
 		Description: "stompd: durable topic subscriptions (user, name, destination)",
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(e.cfg.Replicas, 1),
 	})
 	if err != nil {
 		return fmt.Errorf("data directory %s: the durable subscriptions cannot be opened: %w", e.cfg.Dir, err)
@@ -96,6 +97,58 @@ func (e *Engine) DropDurable(user, name string) error {
 		return nil
 	}
 	return err
+}
+
+// WatchDurables calls add for every durable subscription recorded now and made later by any node of
+// the cluster, and remove for every one deleted, until the Engine closes; on its own goroutine, in
+// the order they happened. It returns once the ones recorded now have been added.
+func (e *Engine) WatchDurables(add func(broker.DurableSubscription), remove func(user, name string)) error {
+	w, err := e.durables.WatchAll(e.stop)
+	if err != nil {
+		return err
+	}
+	known := make(map[string]durableRecord) // key → record, to name what a deletion removes
+	apply := func(entry jetstream.KeyValueEntry) {
+		switch entry.Operation() {
+		case jetstream.KeyValuePut:
+			var r durableRecord
+			if json.Unmarshal(entry.Value(), &r) != nil {
+				return
+			}
+			known[entry.Key()] = r
+			add(broker.DurableSubscription{User: r.User, Name: r.Name, Destination: r.Destination})
+		default: // deleted or purged
+			if r, ok := known[entry.Key()]; ok {
+				delete(known, entry.Key())
+				remove(r.User, r.Name)
+			}
+		}
+	}
+	for entry := range w.Updates() {
+		if entry == nil {
+			break // the ones recorded now are all in
+		}
+		apply(entry)
+	}
+	e.fetchers.Add(1)
+	go func() {
+		defer e.fetchers.Done()
+		defer func() { _ = w.Stop() }()
+		for {
+			select {
+			case <-e.stop.Done():
+				return
+			case entry, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if entry != nil {
+					apply(entry)
+				}
+			}
+		}
+	}()
+	return nil
 }
 
 var _ broker.DurableStore = (*Engine)(nil)

@@ -275,7 +275,7 @@ func (e *Engine) prepareQueues() error {
 		if _, err := e.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("the cluster's queue stream cannot be opened: %w", err)
 		}
-		return nil
+		return e.prepareDurables(ctx)
 	}
 	if err := e.prepareDurables(ctx); err != nil {
 		return err

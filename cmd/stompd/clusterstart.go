@@ -53,6 +53,28 @@ func (r *clusterShared) AppendAll(queues []broker.StoredQueue, msgs []*broker.Me
 	return e.AppendAll(queues, msgs)
 }
 
+// LoadDurables returns nothing: clusterStartup binds the cluster's durable subscriptions, and every
+// one made later, from the store's watch.
+func (r *clusterShared) LoadDurables() ([]broker.DurableSubscription, error) { return nil, nil }
+
+// KeepDurable implements broker.DurableStore.
+func (r *clusterShared) KeepDurable(d broker.DurableSubscription) error {
+	e := r.store.Load()
+	if e == nil {
+		return errClusterStoreNotReady
+	}
+	return e.KeepDurable(d)
+}
+
+// DropDurable implements broker.DurableStore.
+func (r *clusterShared) DropDurable(user, name string) error {
+	e := r.store.Load()
+	if e == nil {
+		return errClusterStoreNotReady
+	}
+	return e.DropDurable(user, name)
+}
+
 // Sync implements broker.Store.
 func (r *clusterShared) Sync() error {
 	if e := r.store.Load(); e != nil {
@@ -116,6 +138,25 @@ func (s *clusterStartup) run(ctx context.Context) {
 	}
 	s.b.RestoreRetained(msgs)
 	s.shared.store.Store(store)
+	// Every durable subscription of the cluster is bound on every node, which keeps for it what is
+	// published here.
+	for {
+		err := store.WatchDurables(func(d broker.DurableSubscription) {
+			if err := s.b.EnsureDurable(d); err != nil {
+				s.log.Warn("cluster: a durable subscription is not bound on this node", "subscription", d.Name, "error", err)
+			}
+		}, s.b.ForgetDurable)
+		if err == nil {
+			break
+		}
+		s.log.Warn("cluster: the durable subscriptions cannot be watched yet; trying again", "error", err)
+		select {
+		case <-ctx.Done():
+			_ = store.Close()
+			return
+		case <-time.After(time.Second):
+		}
+	}
 	s.mu.Lock()
 	if s.feed != nil && ctx.Err() == nil {
 		s.stopFeed = store.Lead("stocks", s.cluster.Origin(), s.feed.Start, s.feed.Stop)
