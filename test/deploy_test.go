@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"maps"
@@ -352,6 +353,7 @@ func exportedMetricNames(t *testing.T) map[string]bool {
 	m := metrics.New(reg, metrics.BuildInfo{})
 	m.ObserveBroker(func() metrics.BrokerStats { return metrics.BrokerStats{} })
 	m.ObserveQueueDepth([]string{"/queue/q"}, func(string) (int, int, bool) { return 0, 0, true })
+	m.ObserveCluster(func() metrics.ClusterStats { return metrics.ClusterStats{} })
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -522,4 +524,96 @@ func TestMonitoringNamesExportedMetrics(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterDeploy checks the cluster deployments: the compose file's three stompd nodes and three
+// NATS servers, the NATS configurations (nats-server -t, the version go.mod pins), and the stompd
+// settings of the compose file and the Kubernetes Deployment (stompd -check-config with their
+// arguments and environment).
+func TestClusterDeploy(t *testing.T) {
+	dir := filepath.Join(deployDir, "cluster")
+	doc := yamlDocuments(t, filepath.Join(dir, "docker-compose.yml"))[0]
+	services := dig(t, doc, "services").(map[string]any)
+	for _, name := range []string{"stompd-1", "stompd-2", "stompd-3", "nats-1", "nats-2", "nats-3", "prometheus", "grafana"} {
+		dig(t, services, name)
+	}
+	for name, svc := range services {
+		vols, _ := svc.(map[string]any)["volumes"].([]any)
+		for _, v := range vols {
+			src, _, _ := strings.Cut(v.(string), ":")
+			if strings.HasPrefix(src, ".") {
+				if _, err := os.Stat(filepath.Join(dir, src)); err != nil {
+					t.Errorf("service %s mounts %s: %v", name, src, err)
+				}
+			}
+		}
+	}
+	checkConfig := func(what string, args []string, env map[string]any) {
+		t.Helper()
+		cmd := exec.Command(stompdBinary(t), append([]string{"-check-config"}, args...)...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		for k, v := range env {
+			if s, ok := v.(string); ok {
+				cmd.Env = append(cmd.Env, k+"="+s)
+			}
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: stompd -check-config: %v\n%s", what, err, out)
+		}
+		if !strings.Contains(string(out), "# mode: cluster") {
+			t.Errorf("%s: not a cluster node:\n%s", what, out)
+		}
+	}
+	for i := 1; i <= 3; i++ {
+		svc := dig(t, services, fmt.Sprintf("stompd-%d", i))
+		env := dig(t, svc, "environment").(map[string]any)
+		for j := 1; j <= 3; j++ {
+			if !strings.Contains(env["STOMPD_NATS"].(string), fmt.Sprintf("nats://nats-%d:4222", j)) {
+				t.Errorf("stompd-%d does not list nats-%d", i, j)
+			}
+		}
+		checkConfig(fmt.Sprintf("compose stompd-%d", i), stringList(t, dig(t, svc, "command")), env)
+	}
+	natsServer := natsServerBinary(t)
+	testNATSConfig := func(what, conf string, env ...string) {
+		t.Helper()
+		path := filepath.Join(t.TempDir(), "nats.conf")
+		if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(natsServer, "-t", "-c", path)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("%s: nats-server -t: %v\n%s", what, err, out)
+		}
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, "nats.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testNATSConfig("compose nats.conf", string(conf), "NATS_NAME=nats-1")
+
+	var deployment map[string]any
+	for _, path := range []string{"deployment.yaml", "nats.yaml"} {
+		for _, d := range yamlDocuments(t, filepath.Join(deployDir, "k8s", path)) {
+			switch d["kind"] {
+			case "ConfigMap":
+				testNATSConfig("k8s nats-config", dig(t, d, "data", "nats.conf").(string), "POD_NAME=nats-0")
+			case "Deployment":
+				deployment = d
+			}
+		}
+	}
+	container := dig(t, deployment, "spec", "template", "spec", "containers", 0)
+	env := map[string]any{}
+	for _, e := range dig(t, container, "env").([]any) {
+		m := e.(map[string]any)
+		if v, ok := m["value"].(string); ok {
+			env[m["name"].(string)] = v
+		} else {
+			env[m["name"].(string)] = "stompd-0" // from the pod's name
+		}
+	}
+	checkConfig("k8s Deployment", stringList(t, dig(t, container, "args")), env)
 }
