@@ -731,3 +731,23 @@ func TestClusterDurableSubscription(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterPages: the chat and stock pages in Chromium, two browsers on two nodes of a cluster.
+func TestClusterPages(t *testing.T) {
+	requireJS(t, true)
+	nats := startNATS(t)
+	var nodes []clusterNode
+	for i := range 2 {
+		stompAddr := freeLoopbackAddr(t)
+		p := startStompd(t, "-stomp-addr", stompAddr, "-nats", nats.URL(), "-node-name", fmt.Sprintf("node-%d", i+1),
+			"-stocks-min-interval", "500ms", "-stocks-max-interval", "1500ms")
+		nodes = append(nodes, clusterNode{p: p, ts: p.clients(stompAddr)})
+	}
+	waitReady(t, nodes)
+	for _, scenario := range []string{"clusterchat", "clusterstocks"} {
+		t.Run(scenario, func(t *testing.T) {
+			res := runPages(t, scenario, nodes[0].p.URL()+" "+nodes[1].p.URL(), nil)
+			t.Logf("%s", strings.Join(res.Passed, "; "))
+		})
+	}
+}

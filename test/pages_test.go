@@ -31,7 +31,8 @@ func runPages(t *testing.T, scenario, base string, restart func(), env ...string
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	dir := screenshotDir(t)
-	cmd := exec.CommandContext(ctx, "node", "pages.mjs", scenario, base)
+	// base may name two nodes of a cluster, separated by a space, for the cluster scenarios.
+	cmd := exec.CommandContext(ctx, "node", append([]string{"pages.mjs", scenario}, strings.Fields(base)...)...)
 	cmd.Dir = "js"
 	cmd.Env = append(append(os.Environ(), "STOMPD_SCREENSHOTS="+dir, "CHROMIUM="+chromiumPath()), env...)
 	var stderr strings.Builder

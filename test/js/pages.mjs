@@ -2,7 +2,10 @@
 // browser) against a running stompd, and prints one JSON result line: {"ok", "passed", "error",
 // "console"}. Exits non-zero on failure.
 //
-//   node pages.mjs SCENARIO BASE_URL      SCENARIO: home, stocks, chat, sockjschat, echo, authchat or reconnect
+//   node pages.mjs SCENARIO BASE_URL [BASE_URL_2]
+//
+// SCENARIO: home, stocks, chat, sockjschat, echo, authchat, reconnect, or for two nodes of a cluster
+// (BASE_URL_2 the second): clusterchat and clusterstocks.
 //
 // Every scenario saves a PNG of each page it opened into $STOMPD_SCREENSHOTS (when set), named
 // SCENARIO-PAGE.png. The reconnect scenario needs the broker restarted half way: it prints the line
@@ -12,7 +15,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-const [scenario, baseURL] = process.argv.slice(2);
+const [scenario, baseURL, secondURL] = process.argv.slice(2);
 const symbols = ['AAPL', 'AMZN', 'GOOG', 'MSFT', 'YHOO'];
 const xss = '<img src=x onerror=alert(1)>';
 // Waits are generous: CI machines are shared and slow; only the price check has a deadline of its own,
@@ -37,7 +40,7 @@ async function waitFor(page, what, fn, arg, timeout = waitMs) {
   }
 }
 
-async function open(context, label, path) {
+async function open(context, label, path, base = baseURL) {
   const page = await context.newPage();
   page.label = label;
   page.on('console', (m) => logs.push(`${label}: ${m.text()}`));
@@ -46,7 +49,7 @@ async function open(context, label, path) {
     dialogs.push(`${label}: ${d.type()} ${d.message()}`);
     d.dismiss().catch(() => {});
   });
-  await page.goto(new URL(path, baseURL).href);
+  await page.goto(new URL(path, base).href);
   return page;
 }
 
@@ -144,7 +147,7 @@ async function membersAre(page, names) {
 
 // chat has Alice and Bob join the chat page (path /chat + query), talk, send markup and leave; prepare,
 // when given, sets up each browser context before the page opens.
-async function chat(browser, query, prepare = async () => {}) {
+async function chat(browser, query, prepare = async () => {}, bobBase = baseURL) {
   const context = async () => {
     const c = await browser.newContext();
     await prepare(c);
@@ -152,7 +155,7 @@ async function chat(browser, query, prepare = async () => {}) {
   };
   const alice = await open(await context(), 'alice', '/chat' + query);
   await joinChat(alice, 'Alice');
-  const bob = await open(await context(), 'bob', '/chat' + query);
+  const bob = await open(await context(), 'bob', '/chat' + query, bobBase);
   await joinChat(bob, 'Bob');
   pass('Alice and Bob joined with the names they picked');
   if (query.includes('sockjs')) {
@@ -243,6 +246,34 @@ const scenarios = {
   },
 
   chat: (browser) => chat(browser, ''),
+
+  // clusterchat is the chat scenario with Alice on one node of a cluster and Bob on another.
+  clusterchat: (browser) => chat(browser, '', async () => {}, secondURL),
+
+  // clusterstocks opens the stock page on two nodes of a cluster, one feed for both: both show all
+  // symbols moving, and at a moment when no tick is due both show the same prices.
+  async clusterstocks(browser) {
+    const pages = [
+      await open(await browser.newContext(), 'stocks-1', '/stocks'),
+      await open(await browser.newContext(), 'stocks-2', '/stocks', secondURL),
+    ];
+    for (const page of pages) {
+      await connected(page);
+      await allPricesShown(page);
+      await pricesMove(page, await readPrices(page), waitMs);
+    }
+    pass('both nodes\' stock pages show every symbol, with prices moving');
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const [a, b] = [await readPrices(pages[0]), await readPrices(pages[1])];
+      if (JSON.stringify(a) === JSON.stringify(b)) break;
+      if (Date.now() > deadline) throw new Error(`the two nodes never showed the same prices: ${JSON.stringify(a)} ${JSON.stringify(b)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    pass('both nodes show the same prices: one feed for the cluster');
+    await screenshot(pages[0], 'node1');
+    await screenshot(pages[1], 'node2');
+  },
 
   // sockjschat is the chat scenario on /chat?transport=sockjs, in browsers where WebSocket does not
   // exist: the page goes through SockJS, which falls back to HTTP streaming.
