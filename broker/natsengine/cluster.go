@@ -82,6 +82,9 @@ type Cluster struct {
 	closed  bool
 
 	stats clusterCounters
+	// subjects caches Forward's subject per destination (subjectOf).
+	subjects     sync.Map
+	subjectCount atomic.Int64
 	// lostAt is when the connection was last lost (Unix nanoseconds), 0 while connected or before
 	// the first connection.
 	lostAt atomic.Int64
@@ -244,7 +247,28 @@ func (c *Cluster) DisconnectedSince() time.Time {
 }
 
 // Forward implements broker.Backplane: one publish on the destination's subject.
-func (c *Cluster) Forward(m *broker.Message) { c.send(topicSubject(m.Destination), m) }
+func (c *Cluster) Forward(m *broker.Message) { c.send(c.subjectOf(m.Destination), m) }
+
+// subjectCacheLimit bounds the destinations whose subjects Forward remembers; past it, the subjects
+// of new destinations are computed on every publish.
+const subjectCacheLimit = 4096
+
+// subjectOf returns topicSubject(dest), remembered for the first subjectCacheLimit destinations.
+func (c *Cluster) subjectOf(dest string) string {
+	if s, ok := c.subjects.Load(dest); ok {
+		return s.(string)
+	}
+	s := topicSubject(dest)
+	if c.subjectCount.Load() < subjectCacheLimit {
+		if _, loaded := c.subjects.LoadOrStore(strings.Clone(dest), s); !loaded {
+			c.subjectCount.Add(1)
+		}
+	}
+	return s
+}
+
+// payloads recycles the buffers send encodes into: nats.go copies a message while Publish runs.
+var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // ForwardReply implements broker.Backplane: one publish on the subject of the node's replies.
 func (c *Cluster) ForwardReply(node string, m *broker.Message) {
@@ -253,12 +277,17 @@ func (c *Cluster) ForwardReply(node string, m *broker.Message) {
 
 // send publishes m on subject, numbered for the receivers' repeat check.
 func (c *Cluster) send(subject string, m *broker.Message) {
-	payload := make([]byte, 0, 1+binary.MaxVarintLen64*2+len(c.origin)+64+len(m.Destination)+len(m.Body))
-	payload = append(payload, backplaneWire)
+	bp := payloads.Get().(*[]byte)
+	payload := append((*bp)[:0], backplaneWire)
 	payload = appendString(payload, c.origin)
 	payload = binary.AppendUvarint(payload, c.seq.Add(1))
 	payload = appendMessage(payload, m)
-	if err := c.nc.Publish(subject, payload); err != nil {
+	err := c.nc.Publish(subject, payload)
+	if cap(payload) <= 64<<10 {
+		*bp = payload
+		payloads.Put(bp)
+	}
+	if err != nil {
 		c.stats.failedOut.Add(1)
 		return
 	}
@@ -367,15 +396,15 @@ func (c *Cluster) receive() {
 			continue
 		}
 		d := decoder{p: p[1:]}
-		origin := d.string()
+		origin := d.bytes() // compared and looked up without making a string of it
 		seq := d.uvarint()
-		if d.err != nil || origin == c.origin {
+		if d.err != nil || string(origin) == c.origin {
 			continue
 		}
-		w := seen[origin]
+		w := seen[string(origin)]
 		if w == nil {
 			w = &seenWindow{}
-			seen[origin] = w
+			seen[string(origin)] = w
 		}
 		if !w.first(seq) {
 			c.stats.duplicates.Add(1)

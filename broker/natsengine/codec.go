@@ -101,6 +101,18 @@ func (d *decoder) varint() int64 {
 	return v
 }
 
+// bytes returns the next length-prefixed field as a slice of the input, without copying.
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || n > uint64(len(d.p)) {
+		d.err = errUnreadable
+		return nil
+	}
+	b := d.p[:n]
+	d.p = d.p[n:]
+	return b
+}
+
 func (d *decoder) string() string {
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.p)) {

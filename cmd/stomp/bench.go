@@ -59,6 +59,10 @@ type benchConfig struct {
 	hold        time.Duration
 	sourceIPs   int
 
+	// receiverURLs, when set, are the brokers the subscribers and consumers connect to, in turn (the
+	// nodes of a cluster); the publishers and producers use -url.
+	receiverURLs string
+
 	hooks benchHooks
 }
 
@@ -140,6 +144,7 @@ func parseBenchArgs(args []string, con *console) (*benchConfig, error) {
 	fs.IntVar(&cfg.prefetch, "prefetch", defaultPrefetch, "queue: unacknowledged `messages` a consumer may hold (prefetch-count)")
 	fs.IntVar(&cfg.connections, "connections", defaultIdleConns, "idle: `connections` to hold")
 	fs.DurationVar(&cfg.hold, "hold", defaultIdleHold, "idle: how long to hold them once all are connected (and warmed up)")
+	fs.StringVar(&cfg.receiverURLs, "receiver-urls", "", "comma-separated broker `URLs` the subscribers and consumers connect to, in turn (the nodes\nof a cluster, with the publishers on -url); empty: -url for all")
 	fs.IntVar(&cfg.sourceIPs, "source-ips", 1, "idle: spread connections over the source addresses 127.0.0.1 … 127.0.0.`N`,\nfor more than the ~28,000 one address can open to one port")
 	pos, err := parseInterspersed(fs, args, con)
 	if err != nil {
@@ -244,6 +249,19 @@ func (cfg *benchConfig) run(ctx context.Context, con *console) error {
 	defer cancel()
 
 	run := newBenchRun(cfg, dialer)
+	for _, u := range strings.Split(cfg.receiverURLs, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		cf := cfg.conn
+		cf.url = u
+		d, err := newBenchDialer(&cf, cfg.sourceIPs)
+		if err != nil {
+			return fmt.Errorf("-receiver-urls %s: %w", u, err)
+		}
+		defer d.close()
+		run.receiverDialers = append(run.receiverDialers, d)
+	}
 	stopProgress := func() {}
 	if isTerminal(con.stderr) {
 		stopProgress = startProgress(con.stderr, run, progressInterval)

@@ -54,7 +54,9 @@ var phaseNames = [...]string{"connecting", "warm-up", "measuring", "draining", "
 type benchRun struct {
 	cfg    *benchConfig
 	dialer *benchDialer
-	runID  string // suffix that keeps destinations apart from other runs'
+	// receiverDialers, when not empty, connect the receivers in turn (-receiver-urls).
+	receiverDialers []*benchDialer
+	runID           string // suffix that keeps destinations apart from other runs'
 
 	phase      atomic.Int32
 	phaseStart atomic.Int64 // clock when the phase began
@@ -229,7 +231,7 @@ func (r *benchRun) connect(ctx context.Context, top topology, flows []*flow) err
 	if cfg.scenario.queue {
 		ack, prefetch = "client-individual", cfg.prefetch
 	}
-	recvConns, err := r.dialMany(ctx, len(top.receivers), func(ctx context.Context, i int, c *benchConn) error {
+	recvConns, err := r.dialManyWith(ctx, len(top.receivers), r.receiverDialer, func(ctx context.Context, i int, c *benchConn) error {
 		mode := ack
 		if mode == "client-individual" {
 			switch {
@@ -495,6 +497,19 @@ func (r *benchRun) brokerRSS() (*int64, error) {
 // dialMany opens n connections, dialParallelism at a time, and runs setup on each. The first
 // failure stops the others and is returned.
 func (r *benchRun) dialMany(ctx context.Context, n int, setup func(context.Context, int, *benchConn) error) ([]*benchConn, error) {
+	return r.dialManyWith(ctx, n, func(int) *benchDialer { return r.dialer }, setup)
+}
+
+// receiverDialer is the dialer of receiver i: -url, or the -receiver-urls in turn.
+func (r *benchRun) receiverDialer(i int) *benchDialer {
+	if len(r.receiverDialers) == 0 {
+		return r.dialer
+	}
+	return r.receiverDialers[i%len(r.receiverDialers)]
+}
+
+// dialManyWith is dialMany with connection i dialled by dialer(i).
+func (r *benchRun) dialManyWith(ctx context.Context, n int, dialer func(int) *benchDialer, setup func(context.Context, int, *benchConn) error) ([]*benchConn, error) {
 	conns := make([]*benchConn, n)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -507,7 +522,7 @@ func (r *benchRun) dialMany(ctx context.Context, n int, setup func(context.Conte
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				c, err := r.dialer.dial(ctx)
+				c, err := dialer(i).dial(ctx)
 				if err == nil {
 					r.track(c)
 					if setup != nil {

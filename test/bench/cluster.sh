@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Measures a stompd cluster on this machine: one NATS server and three stompd nodes (-nats), all on
+# loopback, against one stompd on its own, with `stomp bench`, and prints one markdown table.
+#
+#   test/bench/cluster.sh                  # 10 s per scenario
+#   QUICK=1 test/bench/cluster.sh          # 3 s per scenario
+#   OUT=cluster.md test/bench/cluster.sh   # also write the table to cluster.md
+#
+# Rows:
+#   fanout 1 → 100    the publisher on node 1; its 100 subscribers all on node 1, or spread over the
+#                     three nodes (stomp bench -receiver-urls); and the same on a stompd alone
+#   latency 100 msg/s to 100 subscribers: all on node 1 with the publisher (same node), or all on
+#                     node 2 (every message crosses NATS)
+#   broker CPU        seconds per million deliveries, the sum over the stompd processes (and, in its
+#                     own column, the NATS server's), read from /proc before and after each run
+#
+# Environment: DURATION [10s; 3s with QUICK=1], WARMUP [2s; 1s], KEEP=1 keeps the work directory.
+# Ports on 127.0.0.1: NATS 14222, stompd nodes 18181-18183 (HTTP) and 16711-16713 (STOMP), the
+# stompd alone 18184 and 16714. Every process started here is stopped when the script exits.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+if [ -n "${QUICK:-}" ] && [ "${QUICK}" != 0 ]; then
+	duration=${DURATION:-3s}
+	warmup=${WARMUP:-1s}
+else
+	duration=${DURATION:-10s}
+	warmup=${WARMUP:-2s}
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "work directory: $work" >&2; fi
+}
+trap cleanup EXIT INT TERM
+log() { printf '== %s\n' "$*" >&2; }
+
+log "building stompd, stomp and nats-server (go.mod's version)"
+(cd "$root" && go build -o "$work/stompd" ./cmd/stompd && go build -o "$work/stomp" ./cmd/stomp &&
+	go build -o "$work/nats-server" github.com/nats-io/nats-server/v2)
+
+wait_http() { # url
+	for _ in $(seq 300); do
+		if curl -fs -o /dev/null "$1"; then return 0; fi
+		sleep 0.1
+	done
+	echo "no answer from $1" >&2
+	return 1
+}
+
+"$work/nats-server" -a 127.0.0.1 -p 14222 -js -sd "$work/nats" >"$work/nats.log" 2>&1 &
+natspid=$!
+pids+=("$natspid")
+nodepids=()
+for i in 1 2 3; do
+	"$work/stompd" -nats nats://127.0.0.1:14222 -node-name "node-$i" -stocks=false -chat=false \
+		-http-addr "127.0.0.1:1818$i" -stomp-addr "127.0.0.1:1671$i" -log-level warn >"$work/node-$i.log" 2>&1 &
+	nodepids+=($!)
+	pids+=($!)
+done
+"$work/stompd" -stocks=false -chat=false -http-addr 127.0.0.1:18184 -stomp-addr 127.0.0.1:16714 -log-level warn >"$work/alone.log" 2>&1 &
+alonepid=$!
+pids+=("$alonepid")
+for port in 18181 18182 18183 18184; do wait_http "http://127.0.0.1:$port/readyz"; done
+
+cpu() { # pid... → CPU seconds, summed
+	local total=0
+	for p in "$@"; do
+		read -r -a f <"/proc/$p/stat"
+		total=$((total + f[13] + f[14]))
+	done
+	echo "scale=3; $total / $(getconf CLK_TCK)" | bc
+}
+
+# bench NAME PIDS -- stomp bench arguments: runs it, prints "deliveries/s p99_ms cpu_s lost dup"
+bench() {
+	local name=$1
+	shift
+	local watched=()
+	while [ "$1" != -- ]; do watched+=("$1"); shift; done
+	shift
+	local before after
+	before=$(cpu "${watched[@]}")
+	local natsbefore
+	natsbefore=$(cpu "$natspid")
+	"$work/stomp" bench "$@" -duration "$duration" -warmup "$warmup" -json >"$work/$name.json" 2>"$work/$name.err" || {
+		echo "$name failed: $(cat "$work/$name.err")" >&2
+		return 1
+	}
+	after=$(cpu "${watched[@]}")
+	local natsafter
+	natsafter=$(cpu "$natspid")
+	python3 - "$work/$name.json" "$before" "$after" "$natsbefore" "$natsafter" "${warmup%s}" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+before, after, nb, na, warmup = map(float, sys.argv[2:7])
+rate = r.get("delivered_per_s", 0)
+# The CPU was read around the whole run: count the warm-up's deliveries too, at the measured rate.
+deliveries = r.get("delivered", 0) + rate * warmup
+p99 = (r.get("latency_us") or {}).get("p99", 0) / 1000
+cpu = (after - before) / deliveries * 1e6 if deliveries else 0
+nats = (na - nb) / deliveries * 1e6 if deliveries else 0
+print(f"{rate:.0f} {p99:.3g} {cpu:.3g} {nats:.3g} {r.get('lost', 0)} {r.get('duplicated', 0)}")
+EOF
+}
+
+node1=tcp://127.0.0.1:16711
+spread=tcp://127.0.0.1:16711,tcp://127.0.0.1:16712,tcp://127.0.0.1:16713
+log "fanout 1 → 100, subscribers on node 1"
+read -r f_same_rate _ f_same_cpu f_same_nats f_same_lost f_same_dup < <(bench fanout-same "${nodepids[@]}" -- fanout -url "$node1")
+log "fanout 1 → 100, subscribers over three nodes"
+read -r f_spread_rate _ f_spread_cpu f_spread_nats f_spread_lost f_spread_dup < <(bench fanout-spread "${nodepids[@]}" -- fanout -url "$node1" -receiver-urls "$spread")
+log "fanout 1 → 100, stompd alone"
+read -r f_alone_rate _ f_alone_cpu _ f_alone_lost f_alone_dup < <(bench fanout-alone "$alonepid" -- fanout -url tcp://127.0.0.1:16714)
+log "latency, same node"
+read -r _ l_same_p99 _ _ l_same_lost l_same_dup < <(bench latency-same "${nodepids[@]}" -- latency -url "$node1")
+log "latency, cross node"
+read -r _ l_cross_p99 _ _ l_cross_lost l_cross_dup < <(bench latency-cross "${nodepids[@]}" -- latency -url "$node1" -receiver-urls tcp://127.0.0.1:16712)
+log "latency, stompd alone"
+read -r _ l_alone_p99 _ _ l_alone_lost l_alone_dup < <(bench latency-alone "$alonepid" -- latency -url tcp://127.0.0.1:16714)
+
+ratio() { echo "scale=3; $1 / $2" | bc; }
+table=$(
+	cat <<EOF
+| scenario (TCP, 128-byte bodies, $duration each) | cluster, all on node 1 | cluster, spread over 3 nodes | stompd alone | spread ÷ all on one | spread ÷ alone |
+|---|---:|---:|---:|---:|---:|
+| fanout 1 → 100, deliveries/s | $f_same_rate | $f_spread_rate | $f_alone_rate | $(ratio "$f_spread_rate" "$f_same_rate")× | $(ratio "$f_spread_rate" "$f_alone_rate")× |
+| broker CPU s per million deliveries (fanout; stompd nodes) | $f_same_cpu | $f_spread_cpu | $f_alone_cpu | $(ratio "$f_spread_cpu" "$f_same_cpu")× | $(ratio "$f_spread_cpu" "$f_alone_cpu")× |
+| NATS server CPU s per million deliveries (fanout) | $f_same_nats | $f_spread_nats | | | |
+| 100 msg/s → 100 subscribers, p99 latency, ms (same node / cross-node / alone) | $l_same_p99 | $l_cross_p99 | $l_alone_p99 | $(ratio "$l_cross_p99" "$l_same_p99")× | $(ratio "$l_cross_p99" "$l_alone_p99")× |
+| lost / duplicated | $f_same_lost / $f_same_dup, $l_same_lost / $l_same_dup | $f_spread_lost / $f_spread_dup, $l_cross_lost / $l_cross_dup | $f_alone_lost / $f_alone_dup, $l_alone_lost / $l_alone_dup | | |
+
+In the latency row the cluster columns are: subscribers on the publisher's node, and all on another
+node (every message crosses NATS). Run: $(date -u '+%Y-%m-%d %H:%M UTC'), stompd $(cd "$root" && git rev-parse --short HEAD), $(nproc) CPUs, NATS $("$work/nats-server" --version | awk '{print $2}').
+EOF
+)
+echo "$table"
+if [ -n "${OUT:-}" ]; then echo "$table" >"$OUT"; fi
