@@ -63,6 +63,7 @@ type stompdProcess struct {
 	t        *testing.T
 	HTTPAddr string   // 127.0.0.1:port; the same across restarts
 	extra    []string // more command-line arguments; later flags win over the defaults above
+	env      []string // more environment variables, NAME=value
 	cmd      *exec.Cmd
 	exited   chan struct{} // closed once the process has exited and its log is read
 	waitErr  error         // the process's exit status; read after exited is closed
@@ -105,6 +106,9 @@ func (p *stompdProcess) start() {
 	p.mu.Unlock()
 	args := append([]string{"-http-addr", p.HTTPAddr, "-stomp-addr", "127.0.0.1:0", "-log-format", "json"}, p.extra...)
 	p.cmd = exec.Command(stompdBinary(t), args...)
+	if len(p.env) > 0 {
+		p.cmd.Env = append(os.Environ(), p.env...)
+	}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

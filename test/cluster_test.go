@@ -8,6 +8,8 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -43,8 +45,24 @@ func startClusterNodes(t *testing.T, urls string, n int, extra ...string) []clus
 // waitReady waits until every node's /readyz says 200.
 func waitReady(t *testing.T, nodes []clusterNode) {
 	t.Helper()
-	for _, n := range nodes {
-		waitFor(t, "node ready", func() bool { code, _ := readyz(n.p); return code == http.StatusOK })
+	waitReadyWithin(t, nodes, waitTimeout)
+}
+
+// waitReadyWithin is waitReady with a bound of its own.
+func waitReadyWithin(t *testing.T, nodes []clusterNode, within time.Duration) {
+	t.Helper()
+	for i, n := range nodes {
+		deadline := time.Now().Add(within)
+		for {
+			code, body := readyz(n.p)
+			if code == http.StatusOK {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d not ready within %s: %d %q; log:\n%s", i+1, within, code, body, n.p.Log())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
@@ -749,5 +767,150 @@ func TestClusterPages(t *testing.T) {
 			res := runPages(t, scenario, nodes[0].p.URL()+" "+nodes[1].p.URL(), nil)
 			t.Logf("%s", strings.Join(res.Passed, "; "))
 		})
+	}
+}
+
+// TestClusterAuth: NATS with a password (given to stompd in its environment, never logged), stompd
+// with its users file on both nodes: the user-id of a message sent on one node reaches a subscriber
+// on the other.
+func TestClusterAuth(t *testing.T) {
+	const natsPassword = "s3cret-nats-pass"
+	nats := &natsProcess{t: t, name: "n1", addr: freeLoopbackAddr(t), dir: t.TempDir(), extra: []string{"--user", "stompd", "--pass", natsPassword}}
+	nats.start()
+	t.Cleanup(nats.stop)
+	fx := newAuthFixture(t, map[string]string{"alice": "wonderland", "bob": "builder"})
+	config := filepath.Join(t.TempDir(), "stompd.yaml")
+	if err := os.WriteFile(config, []byte("rules:\n  - users: [\"*\"]\n    publish: [/topic/#]\n    subscribe: [/topic/#]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []clusterNode
+	for i := range 2 {
+		stompAddr := freeLoopbackAddr(t)
+		p := &stompdProcess{t: t, HTTPAddr: freeLoopbackAddr(t), env: []string{"STOMPD_NATS_PASSWORD=" + natsPassword},
+			extra: []string{"-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-nats", nats.URL(), "-nats-user", "stompd",
+				"-node-name", fmt.Sprintf("node-%d", i+1), "-users", fx.usersFile, "-config", config}}
+		p.start()
+		t.Cleanup(p.Stop)
+		nodes = append(nodes, clusterNode{p: p, ts: p.clients(stompAddr)})
+	}
+	waitReady(t, nodes)
+	bob := nodes[1].ts.rawOver(t, "tcp")
+	bob.connect("1.2", "login:bob", "passcode:builder")
+	bob.send("SUBSCRIBE\nid:1\ndestination:/topic/chat.x\nreceipt:r\n\n\x00")
+	bob.expect(frame.RECEIPT)
+	alice := nodes[0].ts.rawOver(t, "ws")
+	alice.connect("1.2", "login:alice", "passcode:wonderland")
+	alice.send("SEND\ndestination:/topic/chat.x\nuser-id:mallory\n\nfrom alice\x00")
+	if f := bob.expect(frame.MESSAGE); f.Get("user-id") != "alice" || string(f.Body) != "from alice" {
+		t.Errorf("on node 2: %s", f)
+	}
+	for i, n := range nodes {
+		if strings.Contains(n.p.Log(), natsPassword) {
+			t.Errorf("node %d logged the NATS password", i+1)
+		}
+	}
+}
+
+// TestClusterReplicatedStore: three NATS servers in a cluster, each stream on all three
+// (-nats-replicas 3); the server a node is connected to is killed: the node reconnects to another,
+// and the queue's messages and the retained values are all still there.
+func TestClusterReplicatedStore(t *testing.T) {
+	servers := startNATSCluster(t, 3)
+	urls := servers[0].URL() + "," + servers[1].URL() + "," + servers[2].URL()
+	var nodes []clusterNode
+	for i, first := range []string{servers[0].URL(), servers[1].URL()} {
+		stompAddr := freeLoopbackAddr(t)
+		// Each node lists its own server first, so that they start on different servers.
+		p := startStompd(t, "-stocks=false", "-chat=false", "-stomp-addr", stompAddr, "-nats", first+","+urls,
+			"-nats-replicas", "3", "-node-name", fmt.Sprintf("node-%d", i+1), "-nats-ready-grace", "60s")
+		nodes = append(nodes, clusterNode{p: p, ts: p.clients(stompAddr)})
+	}
+	// A new NATS cluster elects its JetStream leaders before it takes replicated streams.
+	begin := time.Now()
+	waitReadyWithin(t, nodes, time.Minute)
+	t.Logf("ready %s after start, the NATS cluster's JetStream formed", time.Since(begin).Round(100*time.Millisecond))
+	pub := nodes[0].ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	sendAll(pub, "/queue/replicated", "q1", "q2", "q3")
+	servers[0].kill()
+	// The queue is still there for a consumer on the other node, all three messages. While the NATS
+	// cluster elects new leaders the queue cannot be opened: the SUBSCRIBE gets ERROR store
+	// unavailable, and the client tries again, as clients do.
+	var con *rawClient
+	deadline := time.Now().Add(time.Minute)
+	for {
+		con = nodes[1].ts.rawOver(t, "tcp")
+		con.connect("1.2")
+		con.send("SUBSCRIBE\nid:1\ndestination:/queue/replicated\nack:client-individual\nreceipt:s\n\n\x00")
+		f := con.next()
+		if f.Command == frame.RECEIPT || f.Command == frame.MESSAGE {
+			if f.Command == frame.MESSAGE {
+				t.Fatalf("a message before the SUBSCRIBE's RECEIPT: %s", f)
+			}
+			break
+		}
+		if !strings.Contains(f.Get("message"), "store unavailable") || time.Now().After(deadline) {
+			t.Fatalf("SUBSCRIBE after a NATS server's loss: %s", f)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var bodies []string
+	for _, f := range readMessages(t, con, 3) {
+		bodies = append(bodies, string(f.Body))
+		con.send("ACK\nid:" + f.Get("ack") + "\n\n\x00")
+	}
+	if strings.Join(bodies, " ") != "q1 q2 q3" {
+		t.Errorf("after a NATS server's loss: %v", bodies)
+	}
+	// Node 1 reconnects to a surviving server and takes SENDs to the queue again.
+	waitFor(t, "node 1 to reconnect", func() bool {
+		return scrapeValue(t, nodes[0].p.URL()+"/metrics", "stompd_cluster_connected") == 1
+	})
+	pub = nodes[0].ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	sendAll(pub, "/queue/replicated", "q4")
+	if f := con.expect(frame.MESSAGE); string(f.Body) != "q4" {
+		t.Errorf("after node 1's reconnect: %s", f)
+	}
+}
+
+// TestClusterSlowConsumerStaysLocal: a subscriber that stops reading on one node is cut off as a slow
+// consumer there, while a subscriber of the same topic on another node gets every message.
+func TestClusterSlowConsumerStaysLocal(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 2, "-max-outbound-bytes", "256KiB")
+	waitReady(t, nodes)
+	slow := nodes[0].ts.rawOver(t, "tcp")
+	slow.connect("1.2")
+	slow.send("SUBSCRIBE\nid:1\ndestination:/topic/firehose\nreceipt:r\n\n\x00")
+	slow.expect(frame.RECEIPT)
+	slow.pause()
+	defer slow.resume() // lets its reader see the close and end
+	fast := nodes[1].ts.rawOver(t, "tcp")
+	fast.connect("1.2")
+	fast.send("SUBSCRIBE\nid:1\ndestination:/topic/firehose\nreceipt:r\n\n\x00")
+	fast.expect(frame.RECEIPT)
+	pub := nodes[1].ts.rawOver(t, "ws")
+	pub.connect("1.2")
+	// 16 MiB in all: more than the kernel's socket buffers hold for the one that stops reading.
+	body := strings.Repeat("x", 8<<10)
+	const total = 2000
+	for i := range total {
+		pub.send(fmt.Sprintf("SEND\ndestination:/topic/firehose\n\n%05d %s\x00", i, body))
+		// The fast subscriber reads every message before more than 10 are sent: it keeps up.
+		if i%10 == 9 {
+			for j := i - 9; j <= i; j++ {
+				f := fast.expect(frame.MESSAGE)
+				if !strings.HasPrefix(string(f.Body), fmt.Sprintf("%05d ", j)) {
+					t.Fatalf("fast subscriber, message %d: %.10q", j, f.Body)
+				}
+			}
+		}
+	}
+	waitFor(t, "the slow subscriber cut off on its node", func() bool {
+		return scrapeValue(t, nodes[0].p.URL()+"/metrics", "stompd_slow_consumer_disconnects_total") == 1
+	})
+	if v := scrapeValue(t, nodes[1].p.URL()+"/metrics", "stompd_slow_consumer_disconnects_total"); v != 0 {
+		t.Errorf("node 2 cut off %v slow consumers", v)
 	}
 }

@@ -62,6 +62,7 @@ type natsProcess struct {
 	addr        string // client address, 127.0.0.1:port
 	clusterAddr string // route address when in a cluster
 	routes      []string
+	extra       []string // more nats-server arguments
 	dir         string
 	cmd         *exec.Cmd
 	exited      chan struct{}
@@ -123,6 +124,7 @@ func (n *natsProcess) start() {
 	t.Helper()
 	host, port, _ := net.SplitHostPort(n.addr)
 	args := []string{"-a", host, "-p", port, "-n", n.name, "-js", "-sd", n.dir}
+	args = append(args, n.extra...)
 	if n.clusterAddr != "" {
 		args = append(args, "--cluster_name", "stompd-test", "-cluster", "nats://"+n.clusterAddr, "-routes", strings.Join(n.routes, ","))
 	}

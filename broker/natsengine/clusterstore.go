@@ -77,3 +77,70 @@ func (e *Engine) keepAlive() {
 		}
 	}
 }
+
+// clusterCallTimeout bounds one JetStream management call in a cluster. Nodes starting together race
+// to create the same streams, and a create that loses the race can go unanswered: a short bound and a
+// look before creating let the retry find the stream made by the other node.
+const clusterCallTimeout = 3 * time.Second
+
+// ensureStream makes sure stream cfg exists: on one node, created or updated to cfg; in a cluster,
+// looked up first, created when missing and updated only when its settings differ.
+func (e *Engine) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	if !e.shared {
+		_, err := e.js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	}
+	c, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	defer cancel()
+	s, err := e.js.Stream(c, cfg.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		_, err = e.js.CreateStream(c, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return nil // another node made it meanwhile
+		}
+		return err
+	case err != nil:
+		return err
+	}
+	have := s.CachedInfo().Config
+	if have.Replicas != cfg.Replicas || have.MaxAge != cfg.MaxAge || have.MaxMsgs != cfg.MaxMsgs ||
+		have.MaxBytes != cfg.MaxBytes || have.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject {
+		_, err = e.js.UpdateStream(c, cfg)
+	}
+	return err
+}
+
+// ensureKeyValue is ensureStream for a key-value bucket.
+func (e *Engine) ensureKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if !e.shared {
+		return e.js.CreateOrUpdateKeyValue(ctx, cfg)
+	}
+	c, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	defer cancel()
+	kv, err := e.js.KeyValue(c, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = e.js.CreateKeyValue(c, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return e.js.KeyValue(c, cfg.Bucket)
+		}
+	}
+	return kv, err
+}
+
+// ensureConsumer is ensureStream for a queue's durable consumer, shared by the nodes of a cluster.
+func (e *Engine) ensureConsumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if !e.shared {
+		return e.js.CreateOrUpdateConsumer(ctx, queueStream, cfg)
+	}
+	c, cancel := context.WithTimeout(ctx, clusterCallTimeout)
+	defer cancel()
+	cons, err := e.js.Consumer(c, queueStream, cfg.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = e.js.CreateConsumer(c, queueStream, cfg)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			return e.js.Consumer(c, queueStream, cfg.Durable)
+		}
+	}
+	return cons, err
+}

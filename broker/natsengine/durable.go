@@ -35,7 +35,7 @@ func (e *Engine) prepareDurables(ctx context.Context) error {
 	if err := e.checkReadable(ctx, "KV_"+durableBucket); err != nil {
 		return err
 	}
-	kv, err := e.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	kv, err := e.ensureKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      durableBucket,
 		Description: "stompd: durable topic subscriptions (user, name, destination)",
 		History:     1,
@@ -43,7 +43,7 @@ func (e *Engine) prepareDurables(ctx context.Context) error {
 		Replicas:    max(e.cfg.Replicas, 1),
 	})
 	if err != nil {
-		return fmt.Errorf("data directory %s: the durable subscriptions cannot be opened: %w", e.cfg.Dir, err)
+		return fmt.Errorf("%s: the durable subscriptions cannot be opened: %w", e.where(), err)
 	}
 	e.durables = kv
 	return nil

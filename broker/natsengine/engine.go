@@ -272,7 +272,7 @@ func (e *Engine) prepareQueues() error {
 		// A cluster's consumers are shared by its nodes, which all stay up while one restarts: they
 		// are kept, and redelivery is the server's (NumDelivered), with no marks of this node's own.
 		cfg.Replicas = max(e.cfg.Replicas, 1)
-		if _, err := e.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		if err := e.ensureStream(ctx, cfg); err != nil {
 			return fmt.Errorf("the cluster's queue stream cannot be opened: %w", err)
 		}
 		return e.prepareDurables(ctx)
@@ -536,6 +536,14 @@ func (e *Engine) Close() error {
 	}
 	e.releaseDir()
 	return nil
+}
+
+// where names the store in errors: the data directory, or the cluster's JetStream.
+func (e *Engine) where() string {
+	if e.shared {
+		return "the cluster's JetStream"
+	}
+	return "data directory " + e.cfg.Dir
 }
 
 // enterFetch counts a read in e.fetchers, which Close waits for, unless the engine is closed.

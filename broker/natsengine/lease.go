@@ -52,7 +52,7 @@ func (e *Engine) lead(ctx context.Context, name, holder string, onLead, onLose f
 		if kv == nil {
 			c, cancel := context.WithTimeout(ctx, apiTimeout)
 			var err error
-			kv, err = e.js.CreateOrUpdateKeyValue(c, jetstream.KeyValueConfig{
+			kv, err = e.ensureKeyValue(c, jetstream.KeyValueConfig{
 				Bucket: leaseBucket, Description: "stompd: which node runs each single-node job",
 				TTL: leaseTTL, History: 1, Storage: jetstream.MemoryStorage, Replicas: max(e.cfg.Replicas, 1),
 			})

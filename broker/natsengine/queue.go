@@ -81,7 +81,7 @@ func (e *Engine) OpenQueue(dest string, feed broker.QueueFeed) (broker.StoredQue
 	e.mu.Lock()
 	q.redeliveredUpTo = e.recovered[name]
 	e.mu.Unlock()
-	cons, err := e.js.CreateOrUpdateConsumer(ctx, queueStream, jetstream.ConsumerConfig{
+	cons, err := e.ensureConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   dest,
 		FilterSubject: q.subject,

@@ -30,7 +30,7 @@ func (e *Engine) prepareRetained(ctx context.Context) error {
 	if err := e.checkReadable(ctx, retainedStream); err != nil {
 		return err
 	}
-	_, err := e.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	err := e.ensureStream(ctx, jetstream.StreamConfig{
 		Name:              retainedStream,
 		Description:       "stompd: the retained messages of topics (last values, histories)",
 		Subjects:          []string{retainedSubjectPrefix + ">"},
@@ -42,7 +42,7 @@ func (e *Engine) prepareRetained(ctx context.Context) error {
 		Replicas:          max(e.cfg.Replicas, 1),
 	})
 	if err != nil {
-		return fmt.Errorf("data directory %s: the retained messages cannot be opened: %w", e.cfg.Dir, err)
+		return fmt.Errorf("%s: the retained messages cannot be opened: %w", e.where(), err)
 	}
 	return nil
 }
