@@ -36,7 +36,7 @@ func (b *Broker) PublishRemote(m *Message) error {
 	if err != nil {
 		return err
 	}
-	m.Kind, m.remote, m.Offset = kind, true, 0
+	m.Kind, m.remote = kind, true // m.Offset is the stream offset its node gave it, if any
 	switch kind {
 	case KindTopic:
 		return b.publishTopic(m, nil, false)

@@ -57,6 +57,11 @@ type StoredStream interface {
 	// Seek returns the offset of the first message held that was stored at or after t; last+1 if
 	// there is none.
 	Seek(t time.Time) (uint64, error)
+	// Numbered reports whether the store gives the offsets (a stream shared by the brokers of a
+	// cluster, where several publish): then the broker calls AppendNumbered instead of Append.
+	Numbered() bool
+	// AppendNumbered stores m and returns once it is stored, with the offset the store gave it.
+	AppendNumbered(m *Message) (uint64, error)
 }
 
 // ErrNotStream means a subscription asked for a starting point (x-stream-offset) on a destination
@@ -215,6 +220,12 @@ func (b *Broker) publishStream(m *Message, policy *resolvedPolicy, failed func(e
 		return err
 	}
 	b.stamp(m)
+	if m.remote {
+		return b.streamRemote(st, m)
+	}
+	if st.store != nil && st.store.Numbered() {
+		return b.publishNumbered(st, m)
+	}
 	var stored chan error
 	st.appendMu.Lock()
 	if err := st.resync(); err != nil {
@@ -257,6 +268,56 @@ func (b *Broker) publishStream(m *Message, policy *resolvedPolicy, failed func(e
 		}
 	}
 	return nil
+}
+
+// publishNumbered publishes m to a stream whose store gives the offsets (a cluster's): it is stored
+// first, then delivered live with its offset, here and, forwarded with it, on the other nodes.
+func (b *Broker) publishNumbered(st *stream, m *Message) error {
+	st.appendMu.Lock()
+	offset, err := st.store.AppendNumbered(m)
+	if err != nil {
+		st.appendMu.Unlock()
+		return st.refusal(err)
+	}
+	m.Offset = offset
+	st.noteOffset(b, m)
+	err = b.publishTopic(m, nil, true)
+	st.appendMu.Unlock()
+	b.pumpCursors(st)
+	return err
+}
+
+// streamRemote delivers m, a stream message another node published and stored with its offset, to
+// this node's live subscribers and readers.
+func (b *Broker) streamRemote(st *stream, m *Message) error {
+	st.appendMu.Lock()
+	st.noteOffset(b, m)
+	err := b.publishTopic(m, nil, true)
+	st.appendMu.Unlock()
+	b.pumpCursors(st)
+	return err
+}
+
+// noteOffset records m, numbered by the store, as the stream's newest message if it is: messages of
+// several nodes arrive in no set order, so the in-memory log keeps only a run of consecutive offsets
+// and starts again past a gap (readers behind it read the store). The caller holds appendMu.
+func (st *stream) noteOffset(b *Broker, m *Message) {
+	if m.Offset >= st.next {
+		st.next = m.Offset + 1
+		st.nextOffset.Store(st.next)
+	}
+	st.logMu.Lock()
+	expected := st.logFirst + uint64(st.log.len())
+	if m.Offset > expected {
+		for st.log.len() > 0 {
+			st.dropOldest(b)
+		}
+		st.logFirst = m.Offset
+	}
+	st.logMu.Unlock()
+	if m.Offset >= expected {
+		_ = st.keep(b, m)
+	}
 }
 
 // refusal is the error a publisher gets for an append the store refused.

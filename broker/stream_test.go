@@ -327,6 +327,12 @@ func (s *fakeStream) Read(from uint64, max int) ([]*Message, error) {
 	return slices.Clone(s.msgs[i:min(len(s.msgs), i+max)]), nil
 }
 
+func (s *fakeStream) Numbered() bool { return false }
+
+func (s *fakeStream) AppendNumbered(*Message) (uint64, error) {
+	return 0, errors.New("the fake store does not number")
+}
+
 func (s *fakeStream) Seek(t time.Time) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -914,3 +914,51 @@ func TestClusterSlowConsumerStaysLocal(t *testing.T) {
 		t.Errorf("node 2 cut off %v slow consumers", v)
 	}
 }
+
+// TestClusterStreams: a stream is one stream across the cluster: messages published on any node get
+// offsets from the cluster's JetStream, and a reader on any node replays the same messages at the same
+// offsets, then the live ones.
+func TestClusterStreams(t *testing.T) {
+	nats := startNATS(t)
+	config := filepath.Join(t.TempDir(), "stompd.yaml")
+	if err := os.WriteFile(config, []byte("policies:\n  - pattern: /topic/log.#\n    stream: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := startClusterNodes(t, nats.URL(), 2, "-config", config)
+	waitReady(t, nodes)
+	pubs := []*rawClient{nodes[0].ts.rawOver(t, "tcp"), nodes[1].ts.rawOver(t, "ws")}
+	for _, p := range pubs {
+		p.connect("1.2")
+	}
+	for i := range 20 {
+		sendAll(pubs[i%2], "/topic/log.c", fmt.Sprintf("m%d", i))
+	}
+	// Readers on both nodes see the same 20 messages at the same offsets.
+	var views []string
+	readers := make([]*rawClient, 2)
+	for n, node := range nodes {
+		rc := node.ts.rawOver(t, "tcp")
+		rc.connect("1.2")
+		rc.send("SUBSCRIBE\nid:r\ndestination:/topic/log.c\nx-stream-offset:first\n\n\x00")
+		var view []string
+		for i, f := range readMessages(t, rc, 20) {
+			off := f.Get("x-stream-offset")
+			if off != fmt.Sprint(i+1) {
+				t.Errorf("node %d: message %d has offset %s", n+1, i, off)
+			}
+			view = append(view, off+"="+string(f.Body))
+		}
+		views = append(views, strings.Join(view, " "))
+		readers[n] = rc
+	}
+	if views[0] != views[1] {
+		t.Errorf("the nodes read different streams:\n%s\n%s", views[0], views[1])
+	}
+	// Live: a message published on node 2 reaches both readers at the next offset.
+	sendAll(pubs[1], "/topic/log.c", "live")
+	for n, rc := range readers {
+		if f := rc.expect(frame.MESSAGE); f.Get("x-stream-offset") != "21" || string(f.Body) != "live" {
+			t.Errorf("node %d live: %s", n+1, f)
+		}
+	}
+}

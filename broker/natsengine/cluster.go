@@ -55,7 +55,7 @@ const (
 const (
 	nodeSubject        = "_stompd.node"   // node heart-beats
 	replySubjectPrefix = "_stompd.reply." // + a node's broker NodeID: replies for its reply queues
-	backplaneWire      = 1                // first byte of every message on a topic or reply subject
+	backplaneWire      = 2                // first byte of every message on a topic or reply subject
 )
 
 // Cluster is this node's link to the other stompd nodes through NATS: the broker.Backplane for topic
@@ -281,6 +281,7 @@ func (c *Cluster) send(subject string, m *broker.Message) {
 	payload := append((*bp)[:0], backplaneWire)
 	payload = appendString(payload, c.origin)
 	payload = binary.AppendUvarint(payload, c.seq.Add(1))
+	payload = binary.AppendUvarint(payload, m.Offset) // a stream message's offset, 0 otherwise
 	payload = appendMessage(payload, m)
 	err := c.nc.Publish(subject, payload)
 	if cap(payload) <= 64<<10 {
@@ -410,10 +411,15 @@ func (c *Cluster) receive() {
 			c.stats.duplicates.Add(1)
 			continue
 		}
+		offset := d.uvarint()
+		if d.err != nil {
+			continue
+		}
 		m, err := decodeMessage(d.p)
 		if err != nil {
 			continue
 		}
+		m.Offset = offset
 		received++
 		if f := c.cfg.ObserveLatency; f != nil && received%latencySampling == 0 {
 			f(time.Since(m.Published))

@@ -68,7 +68,7 @@ func (e *Engine) OpenStream(dest string, limits broker.StreamLimits) (broker.Sto
 		MaxAge:      limits.MaxAge,
 		MaxMsgs:     -1,
 		MaxBytes:    -1,
-		Replicas:    1,
+		Replicas:    max(e.cfg.Replicas, 1),
 		Metadata:    map[string]string{streamDestinationKey: dest},
 	}
 	if limits.MaxMessages > 0 {
@@ -77,7 +77,10 @@ func (e *Engine) OpenStream(dest string, limits broker.StreamLimits) (broker.Sto
 	if limits.MaxBytes > 0 {
 		cfg.MaxBytes = limits.MaxBytes
 	}
-	stream, err := e.js.CreateOrUpdateStream(ctx, cfg)
+	if err := e.ensureStream(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("stream %s cannot be opened: %w", dest, err)
+	}
+	stream, err := e.js.Stream(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("stream %s cannot be opened: %w", dest, err)
 	}
@@ -117,6 +120,26 @@ func (s *storedStream) Append(m *broker.Message, done func(error)) {
 		return
 	}
 	s.e.confirmations <- pendingAppend{future: fut, begin: begin, done: done}
+}
+
+// Numbered implements broker.StoredStream: in a cluster several nodes publish to a stream, and the
+// stream's sequence numbers the messages.
+func (s *storedStream) Numbered() bool { return s.e.shared }
+
+// AppendNumbered implements broker.StoredStream.
+func (s *storedStream) AppendNumbered(m *broker.Message) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	begin := time.Now()
+	ack, err := s.e.js.Publish(ctx, s.subject, encodeMessage(m))
+	if s.e.cfg.ObserveWrite != nil {
+		s.e.cfg.ObserveWrite(time.Since(begin), err)
+	}
+	if err != nil {
+		s.e.failure.Store(&storeFailure{at: time.Now(), op: "append", err: err})
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // Read implements broker.StoredStream with a short-lived consumer starting at from.

@@ -53,6 +53,15 @@ func (r *clusterShared) AppendAll(queues []broker.StoredQueue, msgs []*broker.Me
 	return e.AppendAll(queues, msgs)
 }
 
+// OpenStream implements broker.StreamStore.
+func (r *clusterShared) OpenStream(dest string, limits broker.StreamLimits) (broker.StoredStream, error) {
+	e := r.store.Load()
+	if e == nil {
+		return nil, errClusterStoreNotReady
+	}
+	return e.OpenStream(dest, limits)
+}
+
 // LoadDurables returns nothing: clusterStartup binds the cluster's durable subscriptions, and every
 // one made later, from the store's watch.
 func (r *clusterShared) LoadDurables() ([]broker.DurableSubscription, error) { return nil, nil }

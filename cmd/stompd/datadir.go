@@ -99,7 +99,7 @@ func mostRetained(policies []broker.DestinationPolicy) int {
 // subscriptions and retained messages live.
 func (c *config) storeMode() string {
 	if c.Cluster.on() {
-		return fmt.Sprintf("cluster: node %s on NATS %s; topics reach every node; queues, durable subscriptions and retained messages on the cluster's JetStream (%d replicas); streams in this node's memory",
+		return fmt.Sprintf("cluster: node %s on NATS %s; topics reach every node; queues, streams, durable subscriptions and retained messages on the cluster's JetStream (%d replicas)",
 			c.Cluster.nodeName(), redactURLs(splitList(c.Cluster.URLs)), c.Cluster.Replicas)
 	}
 	if c.DataDir == "" {

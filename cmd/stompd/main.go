@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		// Closed after the sessions have ended (deferred before the server's shutdown runs).
 		defer cluster.Close()
 		shared = &clusterShared{}
-		bopts.Backplane, bopts.Retained, bopts.Store, bopts.Durables = cluster, shared, shared, shared
+		bopts.Backplane, bopts.Retained, bopts.Store, bopts.Durables, bopts.Streams = cluster, shared, shared, shared, shared
 	}
 	b := broker.New(bopts)
 	if cluster != nil {
