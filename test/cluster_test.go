@@ -962,3 +962,28 @@ func TestClusterStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterTLS: NATS over TLS with client certificates (tls:// URLs, -nats-ca, -nats-cert,
+// -nats-key); messages cross between the nodes.
+func TestClusterTLS(t *testing.T) {
+	pki := newTestPKI(t, "nats-ca")
+	serverCert, serverKey := pki.issue(t, "nats-server", false)
+	clientCert, clientKey := pki.issue(t, "stompd-node", true)
+	nats := &natsProcess{t: t, name: "n1", addr: freeLoopbackAddr(t), dir: t.TempDir(),
+		extra: []string{"--tlsverify", "--tlscert", serverCert, "--tlskey", serverKey, "--tlscacert", pki.CA}}
+	nats.start()
+	t.Cleanup(nats.stop)
+	url := "tls://" + nats.addr
+	nodes := startClusterNodes(t, url, 2, "-nats-ca", pki.CA, "-nats-cert", clientCert, "-nats-key", clientKey)
+	waitReady(t, nodes)
+	sub := nodes[1].ts.rawOver(t, "tcp")
+	sub.connect("1.2")
+	sub.send("SUBSCRIBE\nid:1\ndestination:/topic/secure\nreceipt:r\n\n\x00")
+	sub.expect(frame.RECEIPT)
+	pub := nodes[0].ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	sendAll(pub, "/topic/secure", "over TLS")
+	if f := sub.expect(frame.MESSAGE); string(f.Body) != "over TLS" {
+		t.Errorf("got %s", f)
+	}
+}
