@@ -351,9 +351,10 @@ func (q *queue) Ack(refs []broker.StoredRef, wait bool) error {
 func (q *queue) Stored() (int, int64) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.e.shared && !q.measuring && time.Since(q.measured) > measureEvery && !q.e.isClosed() {
+	if q.e.shared && !q.measuring && time.Since(q.measured) > measureEvery && q.e.enterFetch() {
 		q.measuring = true
 		go func() {
+			defer q.e.fetchers.Done()
 			ctx, cancel := context.WithTimeout(q.e.stop, apiTimeout)
 			defer cancel()
 			_ = q.measure(ctx)
