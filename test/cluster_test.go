@@ -987,3 +987,47 @@ func TestClusterTLS(t *testing.T) {
 		t.Errorf("got %s", f)
 	}
 }
+
+// TestClusterQueuesThroughNATSRestart: queue messages taken before NATS restarts are delivered after
+// it, the nodes' consumers resume fetching, and new SENDs are taken again: the nodes do not report
+// ready while their queues deliver nothing.
+func TestClusterQueuesThroughNATSRestart(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 2, "-nats-ready-grace", "1s")
+	waitReady(t, nodes)
+	con := nodes[1].ts.rawOver(t, "tcp")
+	con.connect("1.2")
+	con.send("SUBSCRIBE\nid:1\ndestination:/queue/restart\nack:client-individual\nreceipt:r\n\n\x00")
+	con.expect(frame.RECEIPT)
+	pub := nodes[0].ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	sendAll(pub, "/queue/restart", "before")
+	if f := con.expect(frame.MESSAGE); string(f.Body) != "before" {
+		t.Fatalf("got %s", f)
+	} else {
+		con.send("ACK\nid:" + f.Get("ack") + "\nreceipt:a\n\n\x00")
+		con.expect(frame.RECEIPT)
+	}
+	nats.kill()
+	waitFor(t, "readiness to turn false", func() bool { code, _ := readyz(nodes[0].p); return code != http.StatusOK })
+	nats.start()
+	waitReady(t, nodes)
+	// SENDs are taken again (the first may meet the reconnect), and reach the consumer on the other
+	// node, whose node fetches again.
+	deadline := time.Now().Add(waitTimeout)
+	for i := 0; ; i++ {
+		pub = nodes[0].ts.rawOver(t, "tcp")
+		pub.connect("1.2")
+		pub.send(fmt.Sprintf("SEND\ndestination:/queue/restart\nreceipt:s\n\nafter %d\x00", i))
+		if f := pub.next(); f.Command == frame.RECEIPT {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no SEND taken after NATS came back: %s", f)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	f := con.expect(frame.MESSAGE)
+	if !strings.HasPrefix(string(f.Body), "after ") {
+		t.Fatalf("after the restart: %s", f)
+	}
+}
