@@ -14,7 +14,8 @@
 #   broker CPU        seconds per million deliveries, the sum over the stompd processes (and, in its
 #                     own column, the NATS server's), read from /proc before and after each run
 #
-# Environment: DURATION [10s; 3s with QUICK=1], WARMUP [2s; 1s], KEEP=1 keeps the work directory.
+# Environment: DURATION [10s; 3s with QUICK=1], WARMUP [2s; 1s], SUBSCRIBERS [100] for the fanout
+# rows, KEEP=1 keeps the work directory.
 # Ports on 127.0.0.1: NATS 14222, stompd nodes 18181-18183 (HTTP) and 16711-16713 (STOMP), the
 # stompd alone 18184 and 16714. Every process started here is stopped when the script exits.
 set -euo pipefail
@@ -28,6 +29,7 @@ else
 	duration=${DURATION:-10s}
 	warmup=${WARMUP:-2s}
 fi
+subscribers=${SUBSCRIBERS:-100}
 
 work=$(mktemp -d)
 pids=()
@@ -110,12 +112,12 @@ EOF
 
 node1=tcp://127.0.0.1:16711
 spread=tcp://127.0.0.1:16711,tcp://127.0.0.1:16712,tcp://127.0.0.1:16713
-log "fanout 1 → 100, subscribers on node 1"
-read -r f_same_rate _ f_same_cpu f_same_nats f_same_lost f_same_dup < <(bench fanout-same "${nodepids[@]}" -- fanout -url "$node1")
-log "fanout 1 → 100, subscribers over three nodes"
-read -r f_spread_rate _ f_spread_cpu f_spread_nats f_spread_lost f_spread_dup < <(bench fanout-spread "${nodepids[@]}" -- fanout -url "$node1" -receiver-urls "$spread")
-log "fanout 1 → 100, stompd alone"
-read -r f_alone_rate _ f_alone_cpu _ f_alone_lost f_alone_dup < <(bench fanout-alone "$alonepid" -- fanout -url tcp://127.0.0.1:16714)
+log "fanout 1 → $subscribers, subscribers on node 1"
+read -r f_same_rate _ f_same_cpu f_same_nats f_same_lost f_same_dup < <(bench fanout-same "${nodepids[@]}" -- fanout -subscribers "$subscribers" -url "$node1")
+log "fanout 1 → $subscribers, subscribers over three nodes"
+read -r f_spread_rate _ f_spread_cpu f_spread_nats f_spread_lost f_spread_dup < <(bench fanout-spread "${nodepids[@]}" -- fanout -subscribers "$subscribers" -url "$node1" -receiver-urls "$spread")
+log "fanout 1 → $subscribers, stompd alone"
+read -r f_alone_rate _ f_alone_cpu _ f_alone_lost f_alone_dup < <(bench fanout-alone "$alonepid" -- fanout -subscribers "$subscribers" -url tcp://127.0.0.1:16714)
 log "latency, same node"
 read -r _ l_same_p99 _ _ l_same_lost l_same_dup < <(bench latency-same "${nodepids[@]}" -- latency -url "$node1")
 log "latency, cross node"
@@ -128,7 +130,7 @@ table=$(
 	cat <<EOF
 | scenario (TCP, 128-byte bodies, $duration each) | cluster, all on node 1 | cluster, spread over 3 nodes | stompd alone | spread ÷ all on one | spread ÷ alone |
 |---|---:|---:|---:|---:|---:|
-| fanout 1 → 100, deliveries/s | $f_same_rate | $f_spread_rate | $f_alone_rate | $(ratio "$f_spread_rate" "$f_same_rate")× | $(ratio "$f_spread_rate" "$f_alone_rate")× |
+| fanout 1 → $subscribers, deliveries/s | $f_same_rate | $f_spread_rate | $f_alone_rate | $(ratio "$f_spread_rate" "$f_same_rate")× | $(ratio "$f_spread_rate" "$f_alone_rate")× |
 | broker CPU s per million deliveries (fanout; stompd nodes) | $f_same_cpu | $f_spread_cpu | $f_alone_cpu | $(ratio "$f_spread_cpu" "$f_same_cpu")× | $(ratio "$f_spread_cpu" "$f_alone_cpu")× |
 | NATS server CPU s per million deliveries (fanout) | $f_same_nats | $f_spread_nats | | | |
 | 100 msg/s → 100 subscribers, p99 latency, ms (same node / cross-node / alone) | $l_same_p99 | $l_cross_p99 | $l_alone_p99 | $(ratio "$l_cross_p99" "$l_same_p99")× | $(ratio "$l_cross_p99" "$l_alone_p99")× |
