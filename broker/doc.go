@@ -113,6 +113,8 @@
 //
 // Locks are taken in this order and never the other way round:
 //
+//	durable subscriptions registry (made and deleted under it, store work included)
+//	  → everything below, through the binding's Subscribe and the queue's store
 //	stream publish lock (one stream destination's publishes, in offset order)
 //	  → the shard and trie locks below, for the live delivery
 //	  → stream log lock (a leaf; also under a subscription's lock, by a
@@ -125,6 +127,17 @@
 //	      → the subscriber's own locks, inside Deliver or Evict
 //	    → the store's own locks (StoredQueue.Want and Ack without waiting, from
 //	      dispatch; RetainedStore.KeepRetained from a retention), leaves
+//
+// A durable subscription's binding delivers into the subscription's private
+// queue: Deliver runs under the shard or trie lock and the binding's
+// subscription lock, and takes the private queue's lock, then its
+// consumers' locks. No path holds a private queue's lock and then a shard,
+// trie or binding lock, so this nests inside the order above.
+//
+// The Backplane is called with no broker lock held (Forward after the local
+// delivery, Watch and Unwatch outside Subscribe's locks); StoredStream's
+// AppendNumbered runs under the stream publish lock and waits for the store,
+// which serializes a node's publishes to one stream.
 //
 // A stream's cursors are pumped after its publish lock is released, each
 // under its subscription's lock; StoredStream.Append is called under the

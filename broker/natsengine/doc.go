@@ -1,7 +1,10 @@
-// Package natsengine keeps the broker's queues beyond the process on NATS JetStream: with a data
-// directory, in a NATS server embedded in stompd (no port, no other process), talking to it in process.
+// Package natsengine keeps the broker's queues, streams, durable subscriptions and retained messages
+// beyond the process on NATS JetStream: with a data directory, in a NATS server embedded in stompd (no
+// port, no other process), talking to it in process; in a cluster, on the NATS servers' JetStream,
+// where it is also the backplane between the nodes (see Cluster).
 //
-// It implements broker.Store and broker.RetainedStore. Every queue's messages live in one JetStream
+// It implements broker.Store, broker.RetainedStore, broker.StreamStore and broker.DurableStore; Cluster
+// implements broker.Backplane. Every queue's messages live in one JetStream
 // stream, QUEUES, with
 // work-queue retention: a message stays on disk until the broker acknowledges it, which it does when a
 // STOMP consumer's ACK (or an auto-ack delivery) takes it for good. Each queue has one durable pull
@@ -27,6 +30,21 @@
 // acknowledge; the stream still holds them, so the fresh consumer delivers them again, and those at or
 // below the old consumer's last delivered sequence, or its fetch mark, are marked redelivered. A store
 // the server could not read is refused rather than replaced by an empty one.
+//
+// # Cluster
+//
+// JoinCluster connects a node to a NATS cluster (Cluster): topic messages cross on core NATS subjects
+// t.W1.W2 (each word escaped as TOKEN above), each node subscribing only to what its own subscribers
+// want, with repeats from overlapping subscriptions dropped by the origin's sequence number; replies
+// cross on _stompd.reply.NODEID; heart-beats on _stompd.node carry each node's name and shared state
+// (chat members). Cluster.OpenStore opens the same streams and buckets on the cluster's JetStream,
+// with Config.Replicas copies, shared by every node: each node fetches for its own consumers from the
+// queue's one durable consumer, renews its hold of what it holds every AckWait/3, and hands it back
+// (NAK) when it closes or has no consumer left; consumers are never replaced at start (the other nodes
+// use them). Stream destinations are numbered by JetStream (AppendNumbered); durable subscriptions are
+// watched in STOMPD_DURABLE by every node; STOMPD_LEASES elects the node that runs a single job. Nodes
+// starting together look streams up before creating them, with short bounds, as concurrent creates of
+// one stream can go unanswered.
 //
 // # Concurrency
 //
