@@ -216,21 +216,28 @@ func (b *Broker) DeleteDurable(user, name string) error {
 			return fmt.Errorf("%w: deleting durable subscription %q: %w", ErrStoreUnavailable, name, err)
 		}
 	}
-	delete(r.byKey, key)
-	r.count.Add(-1)
-	b.releaseDestination()
-	b.unbind(d.binding)
-	ended := d.queue.remove()
+	b.unregisterDurable(key, d)
 	if st := d.queue.store; st != nil {
 		if err := st.Delete(); err != nil {
 			b.log.Warn("the stored messages of a deleted durable subscription were not removed", "subscription", name, "error", err)
 		}
 	}
+	return nil
+}
+
+// unregisterDurable removes d, registered under key, from this broker: its binding, its queue and
+// the subscriptions consuming it, which end (observers are told). The caller holds b.durables.mu.
+func (b *Broker) unregisterDurable(key string, d *durable) {
+	r := &b.durables
+	delete(r.byKey, key)
+	r.count.Add(-1)
+	b.releaseDestination()
+	b.unbind(d.binding)
+	ended := d.queue.remove()
 	b.subCounts[KindTopic].Add(int64(-len(ended)))
 	for _, s := range ended {
 		b.notify(s, false)
 	}
-	return nil
 }
 
 // EnsureDurable makes the durable subscription spec on this broker if it has none of that user and
@@ -249,18 +256,8 @@ func (b *Broker) ForgetDurable(user, name string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := durableKey(user, name)
-	d := r.byKey[key]
-	if d == nil {
-		return
-	}
-	delete(r.byKey, key)
-	r.count.Add(-1)
-	b.releaseDestination()
-	b.unbind(d.binding)
-	ended := d.queue.remove()
-	b.subCounts[KindTopic].Add(int64(-len(ended)))
-	for _, s := range ended {
-		b.notify(s, false)
+	if d := r.byKey[key]; d != nil {
+		b.unregisterDurable(key, d)
 	}
 }
 

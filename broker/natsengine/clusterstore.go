@@ -46,9 +46,7 @@ func (c *Cluster) OpenStore(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	cancel()
-	e.confirmations = make(chan pendingAppend, maxPendingAppends)
-	e.confirming.Add(1)
-	go e.confirmLoop()
+	e.startConfirming()
 	if err := e.prepareQueues(); err != nil {
 		e.Close()
 		return nil, err

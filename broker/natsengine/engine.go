@@ -127,9 +127,7 @@ func Start(cfg Config) (*Engine, error) {
 		e.releaseDir()
 		return nil, err
 	}
-	e.confirmations = make(chan pendingAppend, maxPendingAppends)
-	e.confirming.Add(1)
-	go e.confirmLoop()
+	e.startConfirming()
 	if err := e.prepareQueues(); err != nil {
 		e.Close()
 		return nil, err
@@ -434,6 +432,13 @@ type pendingAppend struct {
 	size   int64
 	begin  time.Time
 	done   func(error)
+}
+
+// startConfirming starts confirmLoop, which Close stops.
+func (e *Engine) startConfirming() {
+	e.confirmations = make(chan pendingAppend, maxPendingAppends)
+	e.confirming.Add(1)
+	go e.confirmLoop()
 }
 
 // confirmLoop answers AppendNoWait's publishes as the server confirms them, in order; it ends when Close
