@@ -170,6 +170,8 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 	}
 	opts := []nats.Option{
 		nats.Name("stompd " + cfg.NodeName),
+		// The node delivers its own messages itself: NATS need not send them back to it.
+		nats.NoEcho(),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
