@@ -13,11 +13,15 @@
 #                     node 2 (every message crosses NATS)
 #   broker CPU        seconds per million deliveries, the sum over the stompd processes (and, in its
 #                     own column, the NATS server's), read from /proc before and after each run
+#   3 unconnected     the fanout split over three stompd that know nothing of each other, each with a
+#                     publisher and a third of the subscribers, run at once: what splitting the work
+#                     over three processes costs on this machine, without the cluster
 #
 # Environment: DURATION [10s; 3s with QUICK=1], WARMUP [2s; 1s], SUBSCRIBERS [100] for the fanout
 # rows, KEEP=1 keeps the work directory.
 # Ports on 127.0.0.1: NATS 14222, stompd nodes 18181-18183 (HTTP) and 16711-16713 (STOMP), the
-# stompd alone 18184 and 16714. Every process started here is stopped when the script exits.
+# stompd alone 18184 and 16714, the three unconnected ones 18185-18187 and 16715-16717. Every process
+# started here is stopped when the script exits.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,7 +71,15 @@ done
 "$work/stompd" -stocks=false -chat=false -http-addr 127.0.0.1:18184 -stomp-addr 127.0.0.1:16714 -log-level warn >"$work/alone.log" 2>&1 &
 alonepid=$!
 pids+=("$alonepid")
-for port in 18181 18182 18183 18184; do wait_http "http://127.0.0.1:$port/readyz"; done
+# Three stompd not joined to anything, for the same work split three ways without a cluster: on
+# this machine the split alone costs CPU, and this column tells it apart from the cluster's cost.
+splitpids=()
+for i in 5 6 7; do
+	"$work/stompd" -stocks=false -chat=false -http-addr "127.0.0.1:1818$i" -stomp-addr "127.0.0.1:1671$i" -log-level warn >"$work/split-$i.log" 2>&1 &
+	splitpids+=($!)
+	pids+=($!)
+done
+for port in 18181 18182 18183 18184 18185 18186 18187; do wait_http "http://127.0.0.1:$port/readyz"; done
 
 cpu() { # pid... → CPU seconds, summed
 	local total=0
@@ -118,6 +130,24 @@ log "fanout 1 → $subscribers, subscribers over three nodes"
 read -r f_spread_rate _ f_spread_cpu f_spread_nats f_spread_lost f_spread_dup < <(bench fanout-spread "${nodepids[@]}" -- fanout -subscribers "$subscribers" -url "$node1" -receiver-urls "$spread")
 log "fanout 1 → $subscribers, stompd alone"
 read -r f_alone_rate _ f_alone_cpu _ f_alone_lost f_alone_dup < <(bench fanout-alone "$alonepid" -- fanout -subscribers "$subscribers" -url tcp://127.0.0.1:16714)
+log "fanout 1 → $((subscribers / 3)) on each of three unconnected stompd, at once"
+split_before=$(cpu "${splitpids[@]}")
+benchpids=()
+for i in 5 6 7; do
+	"$work/stomp" bench fanout -subscribers $((subscribers / 3)) -url "tcp://127.0.0.1:1671$i" -duration "$duration" -warmup "$warmup" -json >"$work/split-$i.json" 2>"$work/split-$i.err" &
+	benchpids+=($!)
+done
+wait "${benchpids[@]}"
+split_after=$(cpu "${splitpids[@]}")
+read -r f_split_rate f_split_cpu < <(python3 - "$work" "$split_before" "$split_after" "${warmup%s}" <<'EOF'
+import json, sys
+work, before, after, warmup = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rs = [json.load(open(f"{work}/split-{i}.json")) for i in (5, 6, 7)]
+rate = sum(r["delivered_per_s"] for r in rs)
+deliveries = sum(r["delivered"] + r["delivered_per_s"] * warmup for r in rs)
+print(f"{rate:.0f} {(after - before) / deliveries * 1e6:.3g}")
+EOF
+)
 log "latency, same node"
 read -r _ l_same_p99 _ _ l_same_lost l_same_dup < <(bench latency-same "${nodepids[@]}" -- latency -url "$node1")
 log "latency, cross node"
@@ -128,13 +158,13 @@ read -r _ l_alone_p99 _ _ l_alone_lost l_alone_dup < <(bench latency-alone "$alo
 ratio() { echo "scale=3; $1 / $2" | bc; }
 table=$(
 	cat <<EOF
-| scenario (TCP, 128-byte bodies, $duration each) | cluster, all on node 1 | cluster, spread over 3 nodes | stompd alone | spread ÷ all on one | spread ÷ alone |
-|---|---:|---:|---:|---:|---:|
-| fanout 1 → $subscribers, deliveries/s | $f_same_rate | $f_spread_rate | $f_alone_rate | $(ratio "$f_spread_rate" "$f_same_rate")× | $(ratio "$f_spread_rate" "$f_alone_rate")× |
-| broker CPU s per million deliveries (fanout; stompd nodes) | $f_same_cpu | $f_spread_cpu | $f_alone_cpu | $(ratio "$f_spread_cpu" "$f_same_cpu")× | $(ratio "$f_spread_cpu" "$f_alone_cpu")× |
-| NATS server CPU s per million deliveries (fanout) | $f_same_nats | $f_spread_nats | | | |
-| 100 msg/s → 100 subscribers, p99 latency, ms (same node / cross-node / alone) | $l_same_p99 | $l_cross_p99 | $l_alone_p99 | $(ratio "$l_cross_p99" "$l_same_p99")× | $(ratio "$l_cross_p99" "$l_alone_p99")× |
-| lost / duplicated | $f_same_lost / $f_same_dup, $l_same_lost / $l_same_dup | $f_spread_lost / $f_spread_dup, $l_cross_lost / $l_cross_dup | $f_alone_lost / $f_alone_dup, $l_alone_lost / $l_alone_dup | | |
+| scenario (TCP, 128-byte bodies, $duration each) | cluster, all on node 1 | cluster, spread over 3 nodes | stompd alone | 3 unconnected stompd, a third each | spread ÷ alone | spread ÷ 3 unconnected |
+|---|---:|---:|---:|---:|---:|---:|
+| fanout 1 → $subscribers, deliveries/s | $f_same_rate | $f_spread_rate | $f_alone_rate | $f_split_rate | $(ratio "$f_spread_rate" "$f_alone_rate")× | $(ratio "$f_spread_rate" "$f_split_rate")× |
+| broker CPU s per million deliveries (fanout; stompd processes) | $f_same_cpu | $f_spread_cpu | $f_alone_cpu | $f_split_cpu | $(ratio "$f_spread_cpu" "$f_alone_cpu")× | $(ratio "$f_spread_cpu" "$f_split_cpu")× |
+| NATS server CPU s per million deliveries (fanout) | $f_same_nats | $f_spread_nats | | | | |
+| 100 msg/s → 100 subscribers, p99 latency, ms (same node / cross-node / alone) | $l_same_p99 | $l_cross_p99 | $l_alone_p99 | | $(ratio "$l_cross_p99" "$l_alone_p99")× | |
+| lost / duplicated | $f_same_lost / $f_same_dup, $l_same_lost / $l_same_dup | $f_spread_lost / $f_spread_dup, $l_cross_lost / $l_cross_dup | $f_alone_lost / $f_alone_dup, $l_alone_lost / $l_alone_dup | | | |
 
 In the latency row the cluster columns are: subscribers on the publisher's node, and all on another
 node (every message crosses NATS). Run: $(date -u '+%Y-%m-%d %H:%M UTC'), stompd $(cd "$root" && git rev-parse --short HEAD), $(nproc) CPUs, NATS $("$work/nats-server" --version | awk '{print $2}').
