@@ -331,6 +331,9 @@ func (c *Cluster) watchSubject(subject string) error {
 		}
 		c.mu.Unlock()
 		<-w.ready
+		if w.sub != nil && c.nc.IsConnected() {
+			return nil // made while NATS was away, and sent by the client when it came back
+		}
 		return w.err
 	}
 	w = &watchedSubject{refs: 1, ready: make(chan struct{})}
