@@ -149,7 +149,8 @@ func (b *Broker) bind(dest string, s Subscriber) *Subscription {
 	} else {
 		b.subscribeExactTopic(sub)
 	}
-	b.watch(dest)
+	// Not watched on the backplane: in a cluster each node keeps for a durable subscription what is
+	// published on it (see durableBinding.Deliver), so other nodes' messages need not come here.
 	return sub
 }
 
@@ -160,7 +161,6 @@ func (b *Broker) unbind(sub *Subscription) {
 	} else {
 		b.unsubscribeExactTopic(sub)
 	}
-	b.unwatch(sub.dest)
 }
 
 // durableBinding is the subscriber of a durable subscription's binding: it keeps every message in the
