@@ -55,7 +55,7 @@ const (
 const (
 	nodeSubject        = "_stompd.node"   // node heart-beats
 	replySubjectPrefix = "_stompd.reply." // + a node's broker NodeID: replies for its reply queues
-	backplaneWire      = 2                // first byte of every message on a topic or reply subject
+	backplaneWire      = 3                // first byte of every batch on a topic or reply subject
 )
 
 // Cluster is this node's link to the other stompd nodes through NATS: the broker.Backplane for topic
@@ -82,6 +82,13 @@ type Cluster struct {
 	closed  bool
 
 	stats clusterCounters
+	// outMu guards the batches waiting for the sender goroutine, oldest first, their bytes, and
+	// spare buffers; outKick wakes the sender.
+	outMu        sync.Mutex
+	order        []*batch
+	pendingBytes int
+	spare        [][]byte
+	outKick      chan struct{}
 	// subjects caches Forward's subject per destination (subjectOf).
 	subjects     sync.Map
 	subjectCount atomic.Int64
@@ -163,6 +170,7 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		origin:  cfg.NodeName + "/" + hex.EncodeToString(id[:]),
 		in:      make(chan *nats.Msg, inboundBuffer),
 		beatNow: make(chan struct{}, 1),
+		outKick: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		watched: make(map[string]*watchedSubject),
 		nodes:   make(map[string]nodeSeen),
@@ -212,9 +220,10 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	c.done.Add(2)
+	c.done.Add(3)
 	go c.receive()
 	go c.heartbeat()
+	go c.sender()
 	return c, nil
 }
 
@@ -248,8 +257,13 @@ func (c *Cluster) DisconnectedSince() time.Time {
 	return time.Time{}
 }
 
-// Forward implements broker.Backplane: one publish on the destination's subject.
+// Forward implements broker.Backplane: the message goes in the batch of the destination's subject.
 func (c *Cluster) Forward(m *broker.Message) { c.send(c.subjectOf(m.Destination), m) }
+
+// ForwardReply implements broker.Backplane: the message goes in the batch of the node's replies.
+func (c *Cluster) ForwardReply(node string, m *broker.Message) {
+	c.send(replySubjectPrefix+escapeToken(node), m)
+}
 
 // subjectCacheLimit bounds the destinations whose subjects Forward remembers; past it, the subjects
 // of new destinations are computed on every publish.
@@ -269,32 +283,99 @@ func (c *Cluster) subjectOf(dest string) string {
 	return s
 }
 
-// payloads recycles the buffers send encodes into: nats.go copies a message while Publish runs.
-var payloads = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+// Messages cross NATS in batches: Forward adds a message to the newest batch if it is for the same
+// subject, else starts one, and the sender goroutine publishes each batch as one NATS message, in
+// order. While NATS keeps up a batch holds one message; under load, the messages to one destination
+// published while the sender was busy go together, so that a node pays one NATS publish, one hand-off
+// and one wake-up per batch rather than per message, and so does each receiving node.
+const (
+	// maxBatchBytes bounds one batch, below NATS's default 1 MB payload limit.
+	maxBatchBytes = 512 << 10
+	// maxPendingBytes bounds what waits for the sender (NATS slow or away, its own buffer full);
+	// past it messages are not forwarded and are counted as failed.
+	maxPendingBytes = 16 << 20
+)
 
-// ForwardReply implements broker.Backplane: one publish on the subject of the node's replies.
-func (c *Cluster) ForwardReply(node string, m *broker.Message) {
-	c.send(replySubjectPrefix+escapeToken(node), m)
+// batch is the messages waiting to cross on one subject, encoded one after the other.
+type batch struct {
+	subject string
+	buf     []byte
+	n       int
 }
 
-// send publishes m on subject, numbered for the receivers' repeat check.
+// send adds m to the batch of subject and wakes the sender.
 func (c *Cluster) send(subject string, m *broker.Message) {
-	bp := payloads.Get().(*[]byte)
-	payload := append((*bp)[:0], backplaneWire)
-	payload = appendString(payload, c.origin)
-	payload = binary.AppendUvarint(payload, c.seq.Add(1))
-	payload = binary.AppendUvarint(payload, m.Offset) // a stream message's offset, 0 otherwise
-	payload = appendMessage(payload, m)
-	err := c.nc.Publish(subject, payload)
-	if cap(payload) <= 64<<10 {
-		*bp = payload
-		payloads.Put(bp)
-	}
-	if err != nil {
+	c.outMu.Lock()
+	if c.pendingBytes >= maxPendingBytes {
+		c.outMu.Unlock()
 		c.stats.failedOut.Add(1)
 		return
 	}
-	c.stats.out.Add(1)
+	// Only consecutive messages to one subject share a batch, so that batches cross in the order
+	// their messages were published, whatever their destinations.
+	var b *batch
+	if n := len(c.order); n > 0 && c.order[n-1].subject == subject && len(c.order[n-1].buf) < maxBatchBytes {
+		b = c.order[n-1]
+	} else {
+		b = &batch{subject: subject, buf: c.takeBuffer()}
+		c.order = append(c.order, b)
+	}
+	before := len(b.buf)
+	b.buf = binary.AppendUvarint(b.buf, m.Offset) // a stream message's offset, 0 otherwise
+	b.buf = appendMessageLen(b.buf, m)
+	b.n++
+	c.pendingBytes += len(b.buf) - before
+	c.outMu.Unlock()
+	select {
+	case c.outKick <- struct{}{}:
+	default:
+	}
+}
+
+// takeBuffer returns an empty buffer, a recycled one if there is one. The caller holds outMu.
+func (c *Cluster) takeBuffer() []byte {
+	if n := len(c.spare); n > 0 {
+		buf := c.spare[n-1][:0]
+		c.spare = c.spare[:n-1]
+		return buf
+	}
+	return make([]byte, 0, 4096)
+}
+
+// sender publishes the pending batches, oldest first, until Close.
+func (c *Cluster) sender() {
+	defer c.done.Done()
+	var header []byte
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-c.outKick:
+		}
+		c.outMu.Lock()
+		batches := c.order
+		c.order = nil
+		c.pendingBytes = 0
+		c.outMu.Unlock()
+		for _, b := range batches {
+			header = append(header[:0], backplaneWire)
+			header = appendString(header, c.origin)
+			header = binary.AppendUvarint(header, c.seq.Add(1))
+			header = binary.AppendUvarint(header, uint64(b.n))
+			payload := append(header, b.buf...)
+			if err := c.nc.Publish(b.subject, payload); err != nil {
+				c.stats.failedOut.Add(uint64(b.n))
+			} else {
+				c.stats.out.Add(uint64(b.n))
+			}
+			header = payload[:0] // nats.go copied it
+			c.outMu.Lock()
+			if cap(b.buf) <= 64<<10 && len(c.spare) < 64 {
+				c.spare = append(c.spare, b.buf)
+			}
+			c.outMu.Unlock()
+		}
+	}
 }
 
 // ListenReplies receives the replies other nodes publish to this node's reply queues: those named
@@ -412,30 +493,35 @@ func (c *Cluster) receive() {
 			w = &seenWindow{}
 			seen[string(origin)] = w
 		}
+		count := d.uvarint()
 		if !w.first(seq) {
-			c.stats.duplicates.Add(1)
+			c.stats.duplicates.Add(count)
 			continue
 		}
-		offset := d.uvarint()
-		if d.err != nil {
-			continue
-		}
-		m, err := decodeMessage(d.p)
-		if err != nil {
-			continue
-		}
-		m.Offset = offset
-		received++
-		if f := c.cfg.ObserveLatency; f != nil && received%latencySampling == 0 {
-			f(time.Since(m.Published))
-		}
-		if f := c.receiver.Load(); f != nil {
-			if err := (*f)(m); err == nil {
-				c.stats.in.Add(1)
+		deliver := c.receiver.Load()
+		for range count {
+			offset := d.uvarint()
+			encoded := d.bytes()
+			if d.err != nil {
+				break
 			}
-		}
-		if received%4096 == 0 {
-			c.forgetOrigins(seen)
+			m, err := decodeMessage(encoded)
+			if err != nil {
+				continue
+			}
+			m.Offset = offset
+			received++
+			if f := c.cfg.ObserveLatency; f != nil && received%latencySampling == 0 {
+				f(time.Since(m.Published))
+			}
+			if deliver != nil {
+				if err := (*deliver)(m); err == nil {
+					c.stats.in.Add(1)
+				}
+			}
+			if received%4096 == 0 {
+				c.forgetOrigins(seen)
+			}
 		}
 	}
 }

@@ -203,3 +203,15 @@ func TestSeenWindow(t *testing.T) {
 		t.Error("window across a jump")
 	}
 }
+
+func TestAppendMessageLen(t *testing.T) {
+	for _, size := range []int{0, 10, 100, 200, 20000} {
+		m := &broker.Message{ID: "id", Destination: "/topic/x", Body: []byte(strings.Repeat("b", size))}
+		b := appendMessageLen([]byte("prefix"), m)
+		d := decoder{p: b[len("prefix"):]}
+		got, err := decodeMessage(d.bytes())
+		if err != nil || d.err != nil || len(d.p) != 0 || string(got.Body) != string(m.Body) || got.Destination != "/topic/x" {
+			t.Errorf("size %d: %v %v, %d left", size, err, d.err, len(d.p))
+		}
+	}
+}

@@ -44,6 +44,24 @@ func appendMessage(b []byte, m *broker.Message) []byte {
 	return append(b, m.Body...)
 }
 
+// appendMessageLen appends m's encoding prefixed by its length, as decoder.bytes reads it.
+func appendMessageLen(b []byte, m *broker.Message) []byte {
+	start := len(b)
+	b = binary.AppendUvarint(b, 0) // room for a one-byte length; moved if it needs more
+	b = appendMessage(b, m)
+	n := uint64(len(b) - start - 1)
+	if n < 0x80 {
+		b[start] = byte(n)
+		return b
+	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	k := binary.PutUvarint(lenBuf[:], n)
+	b = append(b, lenBuf[:k-1]...) // grow by the extra length bytes
+	copy(b[start+k:], b[start+1:start+1+int(n)])
+	copy(b[start:], lenBuf[:k])
+	return b
+}
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
