@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // queuedMessage is a ready message and whether it was delivered before.
@@ -38,6 +39,9 @@ type queue struct {
 	appending      int   // publishes being stored right now, counted against the depth bound
 	appendingBytes int64 // and their bytes
 	acked          []*Message
+
+	// published and delivered count the queue's own messages, for QueueInfo.
+	published, delivered atomic.Uint64
 }
 
 // storeWindow is how many messages a stored queue keeps fetched ahead of its consumers.
@@ -105,6 +109,7 @@ func (q *queue) publish(m *Message, failed func(error)) error {
 		return &QueueFullError{Destination: q.dest, Limit: q.maxBytes, Bytes: true}
 	}
 	q.counts.published[q.kind].Add(1)
+	q.published.Add(1)
 	q.ready.pushBack(queuedMessage{msg: m})
 	q.readyBytes += size
 	q.dispatch()
@@ -136,6 +141,7 @@ func (q *queue) releaseStored(m *Message, stored bool) {
 	q.appendingBytes -= int64(m.Size())
 	if stored {
 		q.counts.published[q.kind].Add(1)
+		q.published.Add(1)
 	}
 }
 
@@ -263,6 +269,9 @@ func (q *queue) dispatch() {
 		}
 	}
 	q.counts.addDelivered(q.kind, taken)
+	if taken > 0 {
+		q.delivered.Add(uint64(taken))
+	}
 	if redelivered > 0 {
 		q.counts.redelivered.Add(uint64(redelivered))
 	}

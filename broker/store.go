@@ -52,6 +52,9 @@ type StoredQueue interface {
 	// broker's consumers, marked redelivered. It reports false, taking nothing, when the store is this
 	// broker's alone; then the queue keeps them. It must not block.
 	Release(refs []StoredRef) bool
+	// Purge removes the queue's messages from the store, keeping the queue: an operator's purge. It
+	// does not block on broker locks; the broker calls it without broker locks held.
+	Purge() error
 	// Delete removes the queue and its messages from the store for good (a durable subscription
 	// deleted): nothing is fed after it returns. The broker calls it without broker locks held but
 	// the durable subscriptions' registry lock.

@@ -419,6 +419,25 @@ func (q *queue) releaseAll() {
 	q.Release(refs)
 }
 
+// Purge implements broker.StoredQueue: the queue's messages go from the stream; those this node has
+// fed and not seen acknowledged are forgotten too (their acknowledgements then find nothing).
+func (q *queue) Purge() error {
+	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
+	defer cancel()
+	stream, err := q.e.js.Stream(ctx, queueStream)
+	if err != nil {
+		return err
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject(q.subject)); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.count, q.bytes, q.credits = 0, 0, 0
+	clear(q.outstanding)
+	q.mu.Unlock()
+	return nil
+}
+
 // Delete implements broker.StoredQueue: the consumer, its fetch mark and the queue's messages go.
 func (q *queue) Delete() error {
 	q.mu.Lock()

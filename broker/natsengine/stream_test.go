@@ -186,3 +186,37 @@ func TestDurableSubscriptionAcrossRestarts(t *testing.T) {
 		t.Errorf("%d durable subscriptions restored after DeleteDurable", n)
 	}
 }
+
+func TestStoredQueuePurgeAndRemove(t *testing.T) {
+	e := start(t, t.TempDir())
+	b := broker.New(broker.Options{Store: e})
+	for i := range 5 {
+		publishOne(t, b, "/queue/p", strconv.Itoa(i))
+	}
+	n, err := b.PurgeQueue("/queue/p")
+	if err != nil || n != 5 {
+		t.Fatalf("PurgeQueue = %d, %v", n, err)
+	}
+	if u, _ := e.Usage(); u.Queues.Messages != 0 {
+		t.Errorf("the store holds %d after the purge", u.Queues.Messages)
+	}
+	publishOne(t, b, "/queue/p", "after")
+	c := &consumer{}
+	if _, err := b.Subscribe("/queue/p", c, broker.SubscribeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.wait(t, 1)[0]; string(d.Message.Body) != "after" {
+		t.Errorf("after the purge got %q", d.Message.Body)
+	}
+	publishOne(t, b, "/queue/r", "x")
+	if err := b.RemoveQueue("/queue/r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.QueueInfo("/queue/r"); ok {
+		t.Error("the queue is still there")
+	}
+	waitUntil(t, "the removed queue's message gone from the store", func() bool {
+		u, _ := e.Usage()
+		return u.Queues.Messages == 0
+	})
+}
