@@ -51,12 +51,15 @@ const (
 	CloseAccessDenied
 	// CloseIOError is any other read or write failure of the socket.
 	CloseIOError
+	// CloseOperator is a connection an operator closed (the management API).
+	CloseOperator
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"client_disconnect", "peer_closed", "protocol_error", "heartbeat_timeout", "slow_consumer",
 	"write_timeout", "server_shutdown", "auth_failed", "token_expired", "access_denied", "io_error",
+	"operator",
 }
 
 // String returns the label value, such as "slow_consumer".
@@ -274,6 +277,8 @@ const (
 	// ErrorInvalidStreamOffset is a SUBSCRIBE whose x-stream-offset could not be parsed, or that names
 	// a destination that is not a stream.
 	ErrorInvalidStreamOffset
+	// ErrorOperator is the ERROR sent to a connection an operator closed.
+	ErrorOperator
 	numErrorReasons
 )
 
@@ -281,7 +286,7 @@ var errorReasonNames = [numErrorReasons]string{
 	"protocol", "unknown_destination", "invalid_destination", "read_only", "queue_full",
 	"frame_too_large", "heartbeat_timeout", "slow_consumer", "shutdown", "access_denied",
 	"auth_failed", "token_expired", "rate_limited", "too_many_destinations",
-	"memory_limit", "not_text", "retained_limit", "store_unavailable", "stream_offset",
+	"memory_limit", "not_text", "retained_limit", "store_unavailable", "stream_offset", "operator",
 }
 
 // String returns the label value, such as "queue_full".

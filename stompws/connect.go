@@ -55,6 +55,7 @@ func (s *session) handleConnect(f *frame.Frame) error {
 	s.enqueueControl(b, metrics.CommandConnected)
 	s.startTimers()
 	s.startExpiryTimer()
+	s.publishView()
 	return nil
 }
 

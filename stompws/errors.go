@@ -19,6 +19,9 @@ var (
 	// errShuttingDown is sent to every session when the server shuts down.
 	errShuttingDown = &protocolError{message: "server shutting down", code: transport.CloseGoingAway,
 		reason: metrics.ErrorShutdown, closeReason: metrics.CloseServerShutdown}
+	// errClosedByOperator ends a connection an operator closed (Server.CloseConnection).
+	errClosedByOperator = &protocolError{message: "closed by an operator", code: transport.ClosePolicyViolation,
+		reason: metrics.ErrorOperator, closeReason: metrics.CloseOperator}
 	// errHeartBeatTimeout closes a client that promised heart-beats and went silent.
 	errHeartBeatTimeout = &protocolError{message: "heart-beat timeout", code: transport.ClosePolicyViolation,
 		reason: metrics.ErrorHeartbeatTimeout, closeReason: metrics.CloseHeartbeatTimeout}

@@ -33,6 +33,7 @@ func (s *session) handleSend(f *frame.Frame) error {
 	if !s.allowSend(len(f.Body)) {
 		return errRateLimited
 	}
+	s.counters.messagesIn.Add(1)
 	if pe := s.waitForMemory(); pe != nil {
 		return pe
 	}

@@ -39,6 +39,8 @@ type session struct {
 	// shared: MESSAGE frames queued by Deliver and not yet added to metrics; flushed by onDrain and
 	// finish
 	unflushedMessages atomic.Int64
+	// shared: what an operator sees of the session (connections.go)
+	counters sessionCounters
 	// bytes written by the connection already added to metrics; touched by onDrain (the writer) and,
 	// once the writer is gone, by finish
 	flushedBytes uint64
@@ -155,6 +157,7 @@ func keepWatching() bool { return true }
 // for afterRead.
 func (s *session) feed(p []byte) {
 	s.lastRead.Store(time.Now().UnixNano())
+	s.counters.bytesIn.Add(uint64(len(p)))
 	s.metrics.BytesReceived(s.transport, len(p))
 	if s.parser == nil {
 		s.parser = s.parsers.Get().(*frame.Parser)
@@ -340,7 +343,9 @@ func (s *session) flushMetrics() {
 	if s.metrics == nil {
 		return
 	}
-	s.metrics.FramesSent(metrics.CommandMessage, int(s.unflushedMessages.Swap(0)))
+	n := s.unflushedMessages.Swap(0)
+	s.counters.messagesOut.Add(uint64(max(0, n)))
+	s.metrics.FramesSent(metrics.CommandMessage, int(n))
 	written := s.conn.Written()
 	s.metrics.BytesSent(s.transport, int(written-s.flushedBytes))
 	s.flushedBytes = written

@@ -236,6 +236,7 @@ func (s *session) subscribe(id, dest string, opts broker.SubscribeOptions) (*sub
 	}
 	s.subs[id] = sub
 	s.subsByID[bs.ID()] = sub
+	s.publishView()
 	return sub, nil
 }
 
@@ -294,6 +295,7 @@ func (s *session) removeSubscription(sub *subscription) {
 	s.broker.Unsubscribe(bs)
 	delete(s.subs, sub.id)
 	delete(s.subsByID, bs.ID())
+	s.publishView()
 }
 
 // parseAckMode reads SUBSCRIBE's ack header.
