@@ -162,3 +162,34 @@ func (b *Broker) RemoveQueue(dest string) error {
 	}
 	return nil
 }
+
+// PublishReport says where a message published with PublishReported went.
+type PublishReport struct {
+	// Deliveries counts the topic subscriptions that took the message or hold it for later (0 for a
+	// stream destination, whose readers take it as they have room).
+	Deliveries int
+	// Kept is set when a topic destination keeps the message: retained, or in its stream.
+	Kept bool
+	// Queued is set for a queue or reply queue message, now waiting for a consumer or delivered.
+	Queued bool
+}
+
+// Routed reports whether the message reached anyone or anything: a subscriber, a queue, a stream or
+// the retained messages.
+func (r PublishReport) Routed() bool { return r.Deliveries > 0 || r.Kept || r.Queued }
+
+// PublishReported is Publish that also reports where m went, for an operator's publish.
+func (b *Broker) PublishReported(m *Message) (PublishReport, error) {
+	n, err := b.publishCounted(m, nil)
+	if err != nil {
+		return PublishReport{}, err
+	}
+	switch m.Kind {
+	case KindTopic:
+		policy := b.topicPolicy(m.Destination)
+		return PublishReport{Deliveries: n, Kept: policy.streamed || policy.retain > 0}, nil
+	case KindQueue, KindReplyQueue:
+		return PublishReport{Queued: true}, nil
+	}
+	return PublishReport{}, nil
+}

@@ -74,3 +74,27 @@ func TestAdminViews(t *testing.T) {
 		t.Errorf("removing nothing: %v", err)
 	}
 }
+
+func TestPublishReported(t *testing.T) {
+	b := New(Options{Policies: []DestinationPolicy{{Pattern: "/topic/kept", LastValue: true}}})
+	subscribe(t, b, "/topic/a.*", &recorder{}, SubscribeOptions{})
+	subscribe(t, b, "/topic/a.b", &recorder{}, SubscribeOptions{})
+	cases := []struct {
+		dest string
+		want PublishReport
+	}{
+		{"/topic/a.b", PublishReport{Deliveries: 2}},
+		{"/topic/nobody", PublishReport{}},
+		{"/topic/kept", PublishReport{Kept: true}},
+		{"/queue/q", PublishReport{Queued: true}},
+	}
+	for _, c := range cases {
+		got, err := b.PublishReported(&Message{Destination: c.dest, Body: []byte("x")})
+		if err != nil || got != c.want || got.Routed() != (c.dest != "/topic/nobody") {
+			t.Errorf("%s: %+v, %v; want %+v", c.dest, got, err, c.want)
+		}
+	}
+	if _, err := b.PublishReported(&Message{Destination: "/nowhere"}); !errors.Is(err, ErrUnknownDestination) {
+		t.Errorf("bad destination: %v", err)
+	}
+}

@@ -39,7 +39,8 @@ func (b *Broker) PublishRemote(m *Message) error {
 	m.Kind, m.remote = kind, true // m.Offset is the stream offset its node gave it, if any
 	switch kind {
 	case KindTopic:
-		return b.publishTopic(m, nil, false)
+		_, err := b.publishTopic(m, nil, false)
+		return err
 	case KindReplyQueue:
 		return b.publishQueue(m, kind, nil)
 	}

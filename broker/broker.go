@@ -104,9 +104,16 @@ func (b *Broker) Publish(m *Message) error { return b.publish(m, nil) }
 func (b *Broker) PublishNoWait(m *Message, failed func(error)) error { return b.publish(m, failed) }
 
 func (b *Broker) publish(m *Message, failed func(error)) error {
+	_, err := b.publishCounted(m, failed)
+	return err
+}
+
+// publishCounted is publish that also returns, for a topic message, how many subscriptions took or
+// hold it.
+func (b *Broker) publishCounted(m *Message, failed func(error)) (int, error) {
 	kind, err := ParseDestination(m.Destination)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if m.Kind != kind {
 		m.Kind = kind
@@ -114,22 +121,23 @@ func (b *Broker) publish(m *Message, failed func(error)) error {
 	switch kind {
 	case KindTopic:
 		m.Offset, m.remote = 0, false
-		if err := b.publishTopic(m, failed, false); err != nil {
-			return err
+		n, err := b.publishTopic(m, failed, false)
+		if err != nil {
+			return 0, err
 		}
 		b.forward(m)
 		if failed == nil && b.opts.Store != nil && b.durables.count.Load() > 0 {
 			// The durable subscriptions it reached store it without waiting (their bindings run in
 			// the fan-out); a publisher that waits, waits for them too.
 			if err := b.opts.Store.Sync(); err != nil {
-				return fmt.Errorf("%w: durable subscriptions of %q: %v", ErrStoreUnavailable, m.Destination, err)
+				return n, fmt.Errorf("%w: durable subscriptions of %q: %v", ErrStoreUnavailable, m.Destination, err)
 			}
 		}
-		return nil
+		return n, nil
 	case KindApp:
-		return b.publishApp(m)
+		return 0, b.publishApp(m)
 	default:
-		return b.publishQueue(m, kind, failed)
+		return 0, b.publishQueue(m, kind, failed)
 	}
 }
 

@@ -256,7 +256,7 @@ func (b *Broker) publishStream(m *Message, policy *resolvedPolicy, failed func(e
 	}
 	st.next++
 	st.nextOffset.Store(st.next)
-	err = b.publishTopic(m, nil, true) // the live delivery
+	_, err = b.publishTopic(m, nil, true) // the live delivery
 	st.appendMu.Unlock()
 	b.pumpCursors(st)
 	if err != nil {
@@ -281,7 +281,7 @@ func (b *Broker) publishNumbered(st *stream, m *Message) error {
 	}
 	m.Offset = offset
 	st.noteOffset(b, m)
-	err = b.publishTopic(m, nil, true)
+	_, err = b.publishTopic(m, nil, true)
 	st.appendMu.Unlock()
 	b.pumpCursors(st)
 	return err
@@ -292,7 +292,7 @@ func (b *Broker) publishNumbered(st *stream, m *Message) error {
 func (b *Broker) streamRemote(st *stream, m *Message) error {
 	st.appendMu.Lock()
 	st.noteOffset(b, m)
-	err := b.publishTopic(m, nil, true)
+	_, err := b.publishTopic(m, nil, true)
 	st.appendMu.Unlock()
 	b.pumpCursors(st)
 	return err

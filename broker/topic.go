@@ -101,7 +101,7 @@ type topicPublish struct {
 // A message to a stream destination (numbered false) goes to publishStream,
 // which numbers it and comes back here with numbered set for the live
 // delivery; failed is as for PublishNoWait.
-func (b *Broker) publishTopic(m *Message, failed func(error), numbered bool) error {
+func (b *Broker) publishTopic(m *Message, failed func(error), numbered bool) (int, error) {
 	sh := b.shardFor(m.Destination)
 	sh.mu.RLock()
 	e := sh.topics[m.Destination]
@@ -118,11 +118,11 @@ func (b *Broker) publishTopic(m *Message, failed func(error), numbered bool) err
 	}
 	if policy.streamed && !numbered {
 		sh.mu.RUnlock()
-		return b.publishStream(m, policy, failed)
+		return 0, b.publishStream(m, policy, failed)
 	}
 	if err := policy.checkWritable(m); err != nil {
 		sh.mu.RUnlock()
-		return err
+		return 0, err
 	}
 	b.stamp(m)
 	st := topicPublish{b: b, msg: m, policy: policy}
@@ -131,7 +131,7 @@ func (b *Broker) publishTopic(m *Message, failed func(error), numbered bool) err
 			var err error
 			if st.seq, err = e.retain(b, m); err != nil {
 				sh.mu.RUnlock()
-				return err
+				return 0, err
 			}
 		}
 		for _, s := range e.subs {
@@ -140,13 +140,13 @@ func (b *Broker) publishTopic(m *Message, failed func(error), numbered bool) err
 	}
 	sh.mu.RUnlock()
 	st.finish(sh)
-	return nil
+	return st.delivered, nil
 }
 
 // publishTopicSlow handles the publishes the read-locked path cannot: the
 // destination's policy is not cached yet, or it retains messages and has no
 // entry to keep them in.
-func (b *Broker) publishTopicSlow(sh *shard, m *Message, failed func(error), numbered bool) error {
+func (b *Broker) publishTopicSlow(sh *shard, m *Message, failed func(error), numbered bool) (int, error) {
 	policy := b.resolvePolicy(m.Destination)
 	if policy.streamed && !numbered {
 		sh.mu.Lock()
@@ -154,7 +154,7 @@ func (b *Broker) publishTopicSlow(sh *shard, m *Message, failed func(error), num
 			sh.cachePolicy(m.Destination, policy)
 		}
 		sh.mu.Unlock()
-		return b.publishStream(m, policy, failed)
+		return 0, b.publishStream(m, policy, failed)
 	}
 	err := policy.checkWritable(m)
 	if err == nil {
@@ -187,10 +187,10 @@ func (b *Broker) publishTopicSlow(sh *shard, m *Message, failed func(error), num
 	}
 	sh.mu.Unlock()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	st.finish(sh)
-	return nil
+	return st.delivered, nil
 }
 
 // finish delivers to wildcard subscriptions and counts the publish, its
