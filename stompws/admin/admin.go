@@ -1,0 +1,596 @@
+// Package admin is stompd's management API: JSON over HTTP for operators and scripts, on read-only
+// views of a stompws.Server and its broker.Broker and a few actions (close a connection, purge or
+// delete a queue, publish a message).
+//
+// Access: with authentication on, a request needs a user with the admin role, by HTTP Basic (users
+// file) or Bearer (token); without credentials it gets 401 with WWW-Authenticate, without the role 403.
+// With authentication off, only clients on the loopback interface may use it (403 otherwise). A
+// mutating call (POST, DELETE) from a browser of another origin is refused (403: its Origin header
+// must name the request's own host), and POST takes application/json only, which a cross-site form
+// cannot send; every mutating call is logged with who made it.
+//
+// Concurrency: an API is safe for concurrent use. Its rate sampler runs on a goroutine of its own from
+// New until Close.
+package admin
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/stompd/stompd/broker"
+	"github.com/stompd/stompd/stompws"
+	"github.com/stompd/stompd/stompws/auth"
+)
+
+// AdminRole is the role a user needs for the management API.
+const AdminRole = "admin"
+
+// Config configures an API.
+type Config struct {
+	Broker *broker.Broker
+	Server *stompws.Server
+	// Authenticator checks the credentials of requests; nil or off allows loopback clients only.
+	Authenticator *auth.Authenticator
+	// Policy decides what a publish may do, as for a STOMP SEND of the same user; nil allows it.
+	Policy *auth.Policy
+	// Node, Version and Mode describe this node in the overview.
+	Node, Version, Mode string
+	// MemoryLimit is the -max-memory bound in bytes (0: none); MemoryHeld reports the bytes held
+	// for clients now. Either may be zero or nil.
+	MemoryLimit int64
+	MemoryHeld  func() int64
+	// Nodes, in a cluster, lists the nodes this one hears from, itself included; nil on one node.
+	Nodes func() []string
+	// MaxBody bounds a publish's body, in bytes (the STOMP frame limit); 0 means 1 MiB.
+	MaxBody int
+	// Logger receives the mutating calls, with who made them. Default: discard.
+	Logger *slog.Logger
+}
+
+// API serves the management API. Build it with New; Close stops its sampler.
+type API struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time
+	mux     *http.ServeMux
+	rates   *rateSampler
+}
+
+// New returns the API for cfg and starts its rate sampler.
+func New(cfg Config) *API {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	a := &API{cfg: cfg, log: cfg.Logger, started: time.Now(), mux: http.NewServeMux(), rates: newRateSampler(cfg.Broker)}
+	a.routes()
+	return a
+}
+
+// Close stops the rate sampler.
+func (a *API) Close() { a.rates.stop() }
+
+// ServeHTTP implements http.Handler: access rules first, then the endpoint.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	who, ok := a.admit(w, r)
+	if !ok {
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if !sameOrigin(r) {
+			writeError(w, http.StatusForbidden, "cross-origin requests may not change anything")
+			return
+		}
+		a.log.Info("management API call", "method", r.Method, "path", r.URL.Path, "by", who, "remote", r.RemoteAddr)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	a.mux.ServeHTTP(w, r)
+}
+
+// admit applies the access rules and returns who is calling, or answers and returns false.
+func (a *API) admit(w http.ResponseWriter, r *http.Request) (string, bool) {
+	if !a.cfg.Authenticator.Enabled() {
+		if !loopback(r.RemoteAddr) {
+			writeError(w, http.StatusForbidden, "with authentication off, the management API answers clients on the loopback interface only")
+			return "", false
+		}
+		return "loopback", true
+	}
+	creds, ok := credentials(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Basic realm="stompd", charset="UTF-8"`)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="stompd"`)
+		writeError(w, http.StatusUnauthorized, "authentication required: HTTP Basic or a Bearer token of a user with the admin role")
+		return "", false
+	}
+	p, err := a.cfg.Authenticator.Authenticate(creds)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Basic realm="stompd", charset="UTF-8"`)
+		w.Header().Add("WWW-Authenticate", `Bearer realm="stompd", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, "authentication failed")
+		return "", false
+	}
+	for _, role := range p.Roles {
+		if role == AdminRole {
+			return p.User, true
+		}
+	}
+	writeError(w, http.StatusForbidden, fmt.Sprintf("user %q lacks the %s role", p.User, AdminRole))
+	return "", false
+}
+
+// credentials reads an Authorization header: Bearer or Basic.
+func credentials(r *http.Request) (auth.Credentials, bool) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return auth.Credentials{}, false
+	}
+	if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+		return auth.Credentials{Bearer: strings.TrimSpace(h[7:])}, true
+	}
+	if login, passcode, ok := r.BasicAuth(); ok {
+		return auth.Credentials{Login: login, Passcode: passcode}, true
+	}
+	return auth.Credentials{}, false
+}
+
+// loopback reports whether a remote address is on the loopback interface.
+func loopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// sameOrigin reports whether a mutating request may be served: no Origin header (not a browser's
+// cross-site request), or one naming the request's own host.
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+func (a *API) routes() {
+	m := a.mux
+	m.HandleFunc("GET /api/overview", a.overview)
+	m.HandleFunc("GET /api/nodes", a.nodes)
+	m.HandleFunc("GET /api/connections", a.connections)
+	m.HandleFunc("GET /api/connections/{session}", a.connection)
+	m.HandleFunc("DELETE /api/connections/{session}", a.closeConnection)
+	m.HandleFunc("GET /api/queues", a.queues)
+	m.HandleFunc("GET /api/queues/{name...}", a.queue)
+	m.HandleFunc("DELETE /api/queues/{name...}", a.deleteQueue)
+	m.HandleFunc("GET /api/topics", a.topics)
+	m.HandleFunc("POST /api/publish", a.publish)
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+// overview is GET /api/overview.
+func (a *API) overview(w http.ResponseWriter, _ *http.Request) {
+	st := a.cfg.Broker.Stats()
+	conns := a.cfg.Server.Connections()
+	byTransport := map[string]int{}
+	for _, c := range conns {
+		byTransport[c.Transport]++
+	}
+	published, delivered := a.rates.perSecond()
+	var held int64
+	if a.cfg.MemoryHeld != nil {
+		held = a.cfg.MemoryHeld()
+	}
+	mode := a.cfg.Mode
+	writeJSON(w, http.StatusOK, map[string]any{
+		"node": a.cfg.Node, "version": a.cfg.Version, "mode": mode,
+		"uptime_seconds": int64(time.Since(a.started).Seconds()),
+		"connections":    map[string]any{"total": len(conns), "by_transport": byTransport},
+		"subscriptions":  st.Subscriptions,
+		"destinations": map[string]int{"topics": st.Destinations[broker.KindTopic], "queues": st.Destinations[broker.KindQueue],
+			"reply_queues": st.Destinations[broker.KindReplyQueue]},
+		"rates_per_second": map[string]float64{"published": published, "delivered": delivered},
+		"queues":           map[string]int{"ready": st.QueuedMessages, "unacked": st.UnackedMessages},
+		"memory":           map[string]int64{"held_bytes": held, "limit_bytes": a.cfg.MemoryLimit},
+		"streams":          st.Streams, "durable_subscriptions": st.DurableSubscriptions,
+	})
+}
+
+// nodes is GET /api/nodes: this node alone, or every node of the cluster it hears from.
+func (a *API) nodes(w http.ResponseWriter, _ *http.Request) {
+	names := []string{a.cfg.Node}
+	if a.cfg.Nodes != nil {
+		names = a.cfg.Nodes()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": names, "this": a.cfg.Node})
+}
+
+// connectionJSON is one connection as the API shows it.
+type connectionJSON struct {
+	Session       string                     `json:"session"`
+	Name          string                     `json:"name"`
+	User          string                     `json:"user,omitempty"`
+	Remote        string                     `json:"remote"`
+	Transport     string                     `json:"transport"`
+	Version       string                     `json:"version,omitempty"`
+	Opened        time.Time                  `json:"opened"`
+	HeartBeat     [2]int64                   `json:"heart_beat_ms"` // out, in
+	Subscriptions []stompws.SubscriptionInfo `json:"subscriptions"`
+	Messages      map[string]uint64          `json:"messages"`
+	Bytes         map[string]uint64          `json:"bytes"`
+}
+
+func connectionView(c stompws.ConnectionInfo) connectionJSON {
+	subs := c.Subscriptions
+	if subs == nil {
+		subs = []stompws.SubscriptionInfo{}
+	}
+	return connectionJSON{
+		Session: c.Session, Name: c.Name, User: c.User, Remote: c.Remote, Transport: c.Transport, Version: c.Version,
+		Opened: c.Opened, HeartBeat: [2]int64{c.HeartBeatOut.Milliseconds(), c.HeartBeatIn.Milliseconds()},
+		Subscriptions: subs,
+		Messages:      map[string]uint64{"in": c.MessagesIn, "out": c.MessagesOut},
+		Bytes:         map[string]uint64{"in": c.BytesIn, "out": c.BytesOut},
+	}
+}
+
+// connections is GET /api/connections?user=&remote=&offset=&limit= (limit 100 by default, 1000 at
+// most), oldest first.
+func (a *API) connections(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	offset, limit, err := paging(q)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	user, remote := q.Get("user"), q.Get("remote")
+	var matched []connectionJSON
+	for _, c := range a.cfg.Server.Connections() {
+		if (user != "" && c.User != user) || (remote != "" && !strings.Contains(c.Remote, remote)) {
+			continue
+		}
+		matched = append(matched, connectionView(c))
+	}
+	total := len(matched)
+	matched = matched[min(offset, total):min(offset+limit, total)]
+	if matched == nil {
+		matched = []connectionJSON{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "connections": matched})
+}
+
+// paging reads offset and limit.
+func paging(q url.Values) (offset, limit int, err error) {
+	limit = 100
+	if v := q.Get("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, errors.New("offset: want a whole number, 0 or more")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return 0, 0, errors.New("limit: want a whole number from 1 to 1000")
+		}
+	}
+	return offset, limit, nil
+}
+
+// connection is GET /api/connections/{session}.
+func (a *API) connection(w http.ResponseWriter, r *http.Request) {
+	c, ok := a.cfg.Server.Connection(r.PathValue("session"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "no connection with session "+strconv.Quote(r.PathValue("session")))
+		return
+	}
+	writeJSON(w, http.StatusOK, connectionView(c))
+}
+
+// closeConnection is DELETE /api/connections/{session}: the client gets ERROR "closed by an operator".
+func (a *API) closeConnection(w http.ResponseWriter, r *http.Request) {
+	if !a.cfg.Server.CloseConnection(r.PathValue("session")) {
+		writeError(w, http.StatusNotFound, "no connection with session "+strconv.Quote(r.PathValue("session")))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"closed": r.PathValue("session")})
+}
+
+// queueJSON is one queue as the API shows it.
+type queueJSON struct {
+	Name        string `json:"name"`
+	Destination string `json:"destination"`
+	Kind        string `json:"kind"`
+	Ready       int    `json:"ready"`
+	Unacked     int    `json:"unacked"`
+	ReadyBytes  int64  `json:"ready_bytes"`
+	Consumers   int    `json:"consumers"`
+	Published   uint64 `json:"published"`
+	Delivered   uint64 `json:"delivered"`
+}
+
+func queueView(q broker.QueueInfo) queueJSON {
+	kind, name := "queue", strings.TrimPrefix(q.Destination, "/queue/")
+	if q.Kind == broker.KindReplyQueue {
+		kind, name = "reply_queue", q.Destination
+	}
+	return queueJSON{Name: name, Destination: q.Destination, Kind: kind, Ready: q.Ready, Unacked: q.Unacked, ReadyBytes: q.ReadyBytes,
+		Consumers: q.Consumers, Published: q.Published, Delivered: q.Delivered}
+}
+
+// queues is GET /api/queues.
+func (a *API) queues(w http.ResponseWriter, _ *http.Request) {
+	list := a.cfg.Broker.Queues()
+	out := make([]queueJSON, 0, len(list))
+	for _, q := range list {
+		out = append(out, queueView(q))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+}
+
+// queue is GET /api/queues/{name}; {name} is the part after /queue/.
+func (a *API) queue(w http.ResponseWriter, r *http.Request) {
+	dest := "/queue/" + r.PathValue("name")
+	q, ok := a.cfg.Broker.QueueInfo(dest)
+	if !ok {
+		writeError(w, http.StatusNotFound, "no queue "+strconv.Quote(dest))
+		return
+	}
+	writeJSON(w, http.StatusOK, queueView(q))
+}
+
+// deleteQueue is DELETE /api/queues/{name}/contents (purge) and DELETE /api/queues/{name}.
+func (a *API) deleteQueue(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if rest, ok := strings.CutSuffix(name, "/contents"); ok {
+		dest := "/queue/" + rest
+		n, err := a.cfg.Broker.PurgeQueue(dest)
+		if err != nil {
+			writeBrokerError(w, dest, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"queue": dest, "purged": n})
+		return
+	}
+	dest := "/queue/" + name
+	if err := a.cfg.Broker.RemoveQueue(dest); err != nil {
+		writeBrokerError(w, dest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": dest})
+}
+
+// topics is GET /api/topics.
+func (a *API) topics(w http.ResponseWriter, _ *http.Request) {
+	type topicJSON struct {
+		Destination string `json:"destination"`
+		Subscribers int    `json:"subscribers"`
+		Retained    int    `json:"retained"`
+		Stream      bool   `json:"stream"`
+	}
+	list := a.cfg.Broker.Topics()
+	out := make([]topicJSON, 0, len(list))
+	for _, t := range list {
+		out = append(out, topicJSON{t.Destination, t.Subscribers, t.Retained, t.Stream})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"topics": out})
+}
+
+// publishRequest is POST /api/publish's body.
+type publishRequest struct {
+	Destination string            `json:"destination"`
+	Body        *string           `json:"body"`
+	BodyBase64  *string           `json:"body_base64"`
+	Headers     map[string]string `json:"headers"`
+}
+
+// publish is POST /api/publish: the message is published as a client of the calling user would
+// publish it, through the same authorization and the destination's policies.
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "send the message as application/json: {\"destination\", \"body\" or \"body_base64\", \"headers\"}")
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(2*a.cfg.MaxBody+64<<10)))
+	if err != nil {
+		writeError(w, http.StatusRequestEntityTooLarge, "request too large")
+		return
+	}
+	var req publishRequest
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
+		return
+	}
+	var body []byte
+	switch {
+	case req.Body != nil && req.BodyBase64 != nil:
+		writeError(w, http.StatusBadRequest, "give body or body_base64, not both")
+		return
+	case req.BodyBase64 != nil:
+		if body, err = base64.StdEncoding.DecodeString(*req.BodyBase64); err != nil {
+			writeError(w, http.StatusBadRequest, "body_base64 is not base64")
+			return
+		}
+	case req.Body != nil:
+		body = []byte(*req.Body)
+	}
+	if len(body) > a.cfg.MaxBody {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes, the limit is %d", len(body), a.cfg.MaxBody))
+		return
+	}
+	if _, err := broker.ParseDestination(req.Destination); err != nil {
+		writeBrokerError(w, req.Destination, err)
+		return
+	}
+	user := ""
+	if p, ok := a.principal(r); ok {
+		user = p.User
+		if a.cfg.Policy != nil && !a.cfg.Policy.CanPublish(p, req.Destination) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("user %q may not publish to %s", p.User, req.Destination))
+			return
+		}
+	}
+	m := &broker.Message{Destination: req.Destination, Body: body,
+		Sender: broker.Identity{Session: "management-api", Name: "management API", User: user}}
+	for name, value := range req.Headers {
+		if reservedHeader(name) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("header %q is set by the server", name))
+			return
+		}
+		m.Header = append(m.Header, broker.Header{Name: name, Value: value})
+	}
+	report, err := a.cfg.Broker.PublishReported(m)
+	if err != nil {
+		writeBrokerError(w, req.Destination, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"message_id": m.ID, "routed": report.Routed(), "deliveries": report.Deliveries,
+		"kept": report.Kept, "queued": report.Queued})
+}
+
+// principal returns the authenticated caller, when authentication is on.
+func (a *API) principal(r *http.Request) (auth.Principal, bool) {
+	if !a.cfg.Authenticator.Enabled() {
+		return auth.Principal{}, false
+	}
+	creds, ok := credentials(r)
+	if !ok {
+		return auth.Principal{}, false
+	}
+	p, err := a.cfg.Authenticator.Authenticate(creds)
+	return p, err == nil
+}
+
+// reservedHeader reports a header the server sets on messages itself.
+func reservedHeader(name string) bool {
+	switch strings.ToLower(name) {
+	case "destination", "content-length", "message-id", "subscription", "ack", "redelivered", "user-id",
+		"transaction", "receipt", "x-stream-offset":
+		return true
+	}
+	return false
+}
+
+// writeBrokerError maps a broker refusal to an HTTP status.
+func writeBrokerError(w http.ResponseWriter, dest string, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, broker.ErrUnknownDestination), errors.Is(err, broker.ErrInvalidDestination):
+		status = http.StatusBadRequest
+	case errors.Is(err, broker.ErrNoRoute):
+		status = http.StatusNotFound
+	case errors.Is(err, broker.ErrReadOnly):
+		status = http.StatusForbidden
+	case errors.Is(err, broker.ErrQueueFull), errors.Is(err, broker.ErrTooManyDestinations),
+		errors.Is(err, broker.ErrRetainedFull), errors.Is(err, broker.ErrStoreUnavailable):
+		status = http.StatusServiceUnavailable
+	}
+	writeError(w, status, err.Error())
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, message string) {
+	writeJSON(w, status, map[string]string{"error": message})
+}
+
+// rateSampler reads the broker's message totals every rateInterval and keeps the last minute of them.
+type rateSampler struct {
+	b       *broker.Broker
+	mu      sync.Mutex
+	samples []rateSample // oldest first, at most rateSamples
+	done    chan struct{}
+	stopped sync.WaitGroup
+}
+
+type rateSample struct {
+	at                   time.Time
+	published, delivered uint64
+}
+
+const (
+	rateInterval = 5 * time.Second
+	rateSamples  = 13 // a minute of intervals
+)
+
+func newRateSampler(b *broker.Broker) *rateSampler {
+	s := &rateSampler{b: b, done: make(chan struct{})}
+	s.sample()
+	s.stopped.Add(1)
+	go func() {
+		defer s.stopped.Done()
+		t := time.NewTicker(rateInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-t.C:
+				s.sample()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *rateSampler) sample() {
+	st := s.b.Stats()
+	var pub, del uint64
+	for k := range broker.KindCount {
+		pub += st.Published[k]
+		del += st.Delivered[k]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.samples = append(s.samples, rateSample{time.Now(), pub, del})
+	if len(s.samples) > rateSamples {
+		s.samples = s.samples[1:]
+	}
+}
+
+// perSecond returns the published and delivered rates over the samples kept, up to the last minute.
+func (s *rateSampler) perSecond() (published, delivered float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.samples) < 2 {
+		return 0, 0
+	}
+	first, last := s.samples[0], s.samples[len(s.samples)-1]
+	secs := last.at.Sub(first.at).Seconds()
+	if secs <= 0 {
+		return 0, 0
+	}
+	return float64(last.published-first.published) / secs, float64(last.delivered-first.delivered) / secs
+}
+
+func (s *rateSampler) stop() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.stopped.Wait()
+}
