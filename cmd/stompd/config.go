@@ -40,6 +40,7 @@ type config struct {
 	DataSync        dataSync
 	MaxStoreBytes   byteSize
 	Pprof           bool
+	Admin           bool
 	LogLevel        slog.Level
 	LogFormat       string
 	ShutdownTimeout time.Duration
@@ -136,6 +137,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), usageOut 
 	fs.Var(&c.MaxStoreBytes, "max-store-bytes", "with -data-dir, most `bytes` the stored messages may take on disk; a SEND past it gets an ERROR; 0: no bound but the disk")
 	c.Cluster.register(fs)
 	fs.BoolVar(&c.SockJS, "sockjs", true, "serve STOMP over SockJS at /stomp on -http-addr (websocket, xhr-streaming, xhr-polling and eventsource transports), the fallback for clients whose network blocks WebSocket")
+	fs.BoolVar(&c.Admin, "admin", true, "serve the management API at /api/ beside /metrics (on -metrics-addr when set): users with the\nadmin role, or, with authentication off, clients on the loopback interface only")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's runtime profiles under /debug/pprof/ beside /metrics (on -metrics-addr when set); keep that address private")
 	fs.DurationVar(&c.HeaderTimeout, "http-header-timeout", 10*time.Second, "close an HTTP connection whose request line and headers have not all arrived this long after it opened (slowloris defence); also bounds an idle keep-alive connection's wait for its next request")
 	fs.TextVar(&c.LogLevel, "log-level", c.LogLevel, "log `level`: debug, info, warn or error")

@@ -33,6 +33,7 @@ import (
 	"github.com/stompd/stompd/cmd/stompd/web"
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
+	"github.com/stompd/stompd/stompws/admin"
 	"github.com/stompd/stompd/transport"
 )
 
@@ -181,6 +182,20 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		}
 	}
 	adminRoutes(adminMux, reg, srv, health{store: storeHealth, notReady: notReady}, cfg.Pprof)
+	if cfg.Admin {
+		api := admin.New(admin.Config{Broker: b, Server: srv, Authenticator: opts.Authenticator, Policy: opts.Policy,
+			Node: cfg.Cluster.nodeName(), Version: ver, Mode: cfg.storeMode(), MemoryLimit: memoryLimit,
+			MemoryHeld: func() int64 {
+				st := b.Stats()
+				return st.QueuedBytes + st.UnackedBytes + st.HeldBytes + st.RetainedBytes + st.StreamBytes + srv.OutboundBytes() + srv.TransactionBytes()
+			},
+			MaxBody: int(cfg.MaxFrameSize), Logger: logger})
+		defer api.Close()
+		if cluster != nil {
+			api.SetNodes(cluster.Nodes)
+		}
+		adminMux.Handle("/api/", api)
+	}
 
 	var listeners listenerSet
 	defer listeners.closeAll()

@@ -80,6 +80,10 @@ func New(cfg Config) *API {
 	return a
 }
 
+// SetNodes sets where GET /api/nodes reads the cluster's nodes from (a cluster's node heart-beats).
+// Call it before serving.
+func (a *API) SetNodes(nodes func() []string) { a.cfg.Nodes = nodes }
+
 // Close stops the rate sampler.
 func (a *API) Close() { a.rates.stop() }
 
