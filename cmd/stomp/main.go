@@ -42,6 +42,7 @@ var commands = []command{
 	{name: "sub", summary: "print messages from destinations as they arrive", run: runSub},
 	{name: "pub", summary: "send messages to a destination", run: runPub},
 	{name: "bench", summary: "load a broker and measure throughput, loss, latency, CPU and memory", run: runBench},
+	{name: "admin", summary: "stompd's management API: overview, connections, queues, topics, close, purge, publish", run: runAdmin},
 }
 
 // run is the whole program; it returns the exit code. ctx ending (SIGINT, SIGTERM) stops the

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stompd/stompd/stompws/admin"
+	"github.com/stompd/stompd/stompws/stompwstest"
+)
+
+func TestAdminCommand(t *testing.T) {
+	s := stompwstest.Start(t, stompwstest.Config{})
+	api := admin.New(admin.Config{Broker: s.Broker, Server: s.STOMP, Node: "n1", Version: "test", Mode: "memory"})
+	t.Cleanup(api.Close)
+	hs := httptest.NewServer(api)
+	t.Cleanup(hs.Close)
+	env := map[string]string{"STOMP_ADMIN_URL": hs.URL}
+
+	r := runStomp(t, "", env, "admin", "publish", "-H", "color:blue", "/queue/jobs", "hello")
+	mustSucceed(t, r, "admin publish")
+	if !strings.Contains(r.stdout, "queued:") || !strings.Contains(r.stdout, "true") {
+		t.Errorf("publish printed %q", r.stdout)
+	}
+	r = runStomp(t, "", env, "admin", "queues")
+	mustSucceed(t, r, "admin queues")
+	if !strings.Contains(r.stdout, "QUEUE") || !strings.Contains(r.stdout, "/queue/jobs") {
+		t.Errorf("queues printed %q", r.stdout)
+	}
+	r = runStomp(t, "", env, "admin", "-json", "overview")
+	mustSucceed(t, r, "admin overview")
+	if !strings.Contains(r.stdout, `"node":"n1"`) {
+		t.Errorf("overview -json printed %q", r.stdout)
+	}
+	r = runStomp(t, "", env, "admin", "purge", "jobs")
+	mustSucceed(t, r, "admin purge")
+	if !strings.Contains(r.stdout, "purged:") {
+		t.Errorf("purge printed %q", r.stdout)
+	}
+	r = runStomp(t, "", env, "admin", "close", "no-such-session")
+	if r.code != 1 || !strings.Contains(r.stderr, "404") {
+		t.Errorf("closing an unknown session: exit %d, %q", r.code, r.stderr)
+	}
+	r = runStomp(t, "", env, "admin", "frobnicate")
+	if r.code != 2 {
+		t.Errorf("an unknown action: exit %d", r.code)
+	}
+	r = runStomp(t, "", env, "admin", "connections")
+	mustSucceed(t, r, "admin connections")
+	if !strings.Contains(r.stdout, "SESSION") {
+		t.Errorf("connections printed %q", r.stdout)
+	}
+}
