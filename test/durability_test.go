@@ -177,7 +177,14 @@ func TestDurableStoreFull(t *testing.T) {
 	again.connect("1.2")
 	again.send("SEND\ndestination:/queue/full\nreceipt:again\n\nagain\x00")
 	again.expect(frame.RECEIPT)
-	// SENDs without a receipt are not waited for, but a refusal still ends in an ERROR naming it.
+	// SENDs without a receipt are not waited for, but a refusal still ends in an ERROR naming it. The
+	// consumer goes first, so that nothing drains the queue while it fills up again.
+	con.send("UNSUBSCRIBE\nid:1\nreceipt:gone\n\n\x00")
+	for f := con.next(); f.Command != frame.RECEIPT; f = con.next() { // "again" may come first
+		if f.Command != frame.MESSAGE {
+			t.Fatalf("before the UNSUBSCRIBE's RECEIPT: %s", f)
+		}
+	}
 	blind := ts.rawOver(t, "ws")
 	blind.connect("1.2")
 	for i := range 200 {
