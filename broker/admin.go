@@ -140,25 +140,14 @@ func (b *Broker) RemoveQueue(dest string) error {
 	if kind == KindReplyQueue {
 		return b.DeleteQueue(dest)
 	}
-	sh := b.shardFor(dest)
-	sh.mu.Lock()
-	q := sh.queues[dest]
-	delete(sh.queues, dest)
-	sh.mu.Unlock()
-	if q == nil {
-		return errNoRoute(dest)
+	q, err := b.dropQueue(dest, kind)
+	if err != nil {
+		return err
 	}
-	b.queueCount.Add(-1)
-	b.releaseDestination()
-	ended := q.remove()
 	if q.store != nil {
 		if err := q.store.Delete(); err != nil {
 			b.log.Warn("the stored messages of a removed queue were not all removed", "queue", dest, "error", err)
 		}
-	}
-	b.subCounts[kind].Add(int64(-len(ended)))
-	for _, s := range ended {
-		b.notify(s, false)
 	}
 	return nil
 }

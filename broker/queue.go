@@ -506,20 +506,27 @@ func (b *Broker) DeleteQueue(dest string) error {
 	if kind != KindReplyQueue {
 		return fmt.Errorf("%w %q: only %s destinations can be deleted", ErrInvalidDestination, dest, replyQueuePrefix)
 	}
+	_, err = b.dropQueue(dest, kind)
+	return err
+}
+
+// dropQueue takes queue dest out of the broker and ends its subscriptions (observers are told), and
+// returns it, or ErrNoRoute if there is none.
+func (b *Broker) dropQueue(dest string, kind Kind) (*queue, error) {
 	sh := b.shardFor(dest)
 	sh.mu.Lock()
 	q := sh.queues[dest]
 	delete(sh.queues, dest)
 	sh.mu.Unlock()
 	if q == nil {
-		return errNoRoute(dest)
+		return nil, errNoRoute(dest)
 	}
 	b.queueCount.Add(-1)
 	b.releaseDestination()
 	ended := q.remove()
-	b.subCounts[KindReplyQueue].Add(int64(-len(ended)))
+	b.subCounts[kind].Add(int64(-len(ended)))
 	for _, s := range ended {
 		b.notify(s, false)
 	}
-	return nil
+	return q, nil
 }

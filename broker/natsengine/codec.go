@@ -131,13 +131,4 @@ func (d *decoder) bytes() []byte {
 	return b
 }
 
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if d.err != nil || n > uint64(len(d.p)) {
-		d.err = errUnreadable
-		return ""
-	}
-	s := string(d.p[:n])
-	d.p = d.p[n:]
-	return s
-}
+func (d *decoder) string() string { return string(d.bytes()) }
