@@ -74,3 +74,12 @@ func TestManagementAPI(t *testing.T) {
 		t.Errorf("nodes %d %v", code, out)
 	}
 }
+
+// TestManagementAPIWithStompJS: a STOMP.js client in Node finds itself in the API, gets a message
+// published through it, and is closed by it.
+func TestManagementAPIWithStompJS(t *testing.T) {
+	requireJS(t, false)
+	p := startStompd(t, "-stocks=false", "-chat=false")
+	res := runNode(t, "admin_node.mjs", "ws://"+p.HTTPAddr+"/ws", p.URL())
+	t.Logf("%s", strings.Join(res.Passed, "; "))
+}
