@@ -105,8 +105,10 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, action string, args 
 		body   any
 	)
 	switch action {
-	case "overview", "nodes", "queues", "topics":
+	case "overview", "nodes":
 		path = "/api/" + action
+	case "queues", "topics":
+		path = "/api/" + action + "?limit=1000"
 	case "connections":
 		q := url.Values{"limit": {"1000"}}
 		if c.o.user != "" {
@@ -222,11 +224,13 @@ func printAdmin(w io.Writer, action string, raw []byte) error {
 		for _, q := range list(v, "queues") {
 			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\t%v\t%v\n", q["destination"], q["ready"], q["unacked"], q["consumers"], q["published"], q["delivered"])
 		}
+		fmt.Fprintf(tw, "(%v in all)\n", v["total"])
 	case "topics":
 		fmt.Fprintln(tw, "TOPIC\tSUBSCRIBERS\tRETAINED\tSTREAM")
 		for _, t := range list(v, "topics") {
 			fmt.Fprintf(tw, "%v\t%v\t%v\t%v\n", t["destination"], t["subscribers"], t["retained"], t["stream"])
 		}
+		fmt.Fprintf(tw, "(%v in all)\n", v["total"])
 	default:
 		printFields(tw, "", v)
 	}

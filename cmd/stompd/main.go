@@ -195,6 +195,16 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			api.SetNodes(cluster.Nodes)
 		}
 		adminMux.Handle("/api/", api)
+		// The console, beside the API it calls, by the same access rules; on a separate admin address
+		// it brings its static files along.
+		site := web.Handler()
+		adminMux.Handle("/admin", api.Gate(site))
+		if adminMux != mux {
+			adminMux.Handle("/static/", site)
+		}
+	}
+	if !cfg.Admin || adminMux != mux {
+		mux.Handle("/admin", http.NotFoundHandler()) // the pages' handler would serve it otherwise
 	}
 
 	var listeners listenerSet

@@ -104,6 +104,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
+// Gate serves h, the console page, to those the API serves, by the same rules: a browser without
+// credentials gets the 401 challenge, and then sends them with the page's own API calls.
+func (a *API) Gate(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := a.admit(w, r); ok {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
 // admit applies the access rules and returns who is calling, or answers and returns false.
 func (a *API) admit(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if !a.cfg.Authenticator.Enabled() {
@@ -198,6 +208,11 @@ func (a *API) overview(w http.ResponseWriter, _ *http.Request) {
 		byTransport[c.Transport]++
 	}
 	published, delivered := a.rates.perSecond()
+	var totalPublished, totalDelivered uint64
+	for k := range broker.KindCount {
+		totalPublished += st.Published[k]
+		totalDelivered += st.Delivered[k]
+	}
 	var held int64
 	if a.cfg.MemoryHeld != nil {
 		held = a.cfg.MemoryHeld()
@@ -211,6 +226,7 @@ func (a *API) overview(w http.ResponseWriter, _ *http.Request) {
 		"destinations": map[string]int{"topics": st.Destinations[broker.KindTopic], "queues": st.Destinations[broker.KindQueue],
 			"reply_queues": st.Destinations[broker.KindReplyQueue]},
 		"rates_per_second": map[string]float64{"published": published, "delivered": delivered},
+		"totals":           map[string]uint64{"published": totalPublished, "delivered": totalDelivered},
 		"queues":           map[string]int{"ready": st.QueuedMessages, "unacked": st.UnackedMessages},
 		"memory":           map[string]int64{"held_bytes": held, "limit_bytes": a.cfg.MemoryLimit},
 		"streams":          st.Streams, "durable_subscriptions": st.DurableSubscriptions,
@@ -228,23 +244,30 @@ func (a *API) nodes(w http.ResponseWriter, _ *http.Request) {
 
 // connectionJSON is one connection as the API shows it.
 type connectionJSON struct {
-	Session       string                     `json:"session"`
-	Name          string                     `json:"name"`
-	User          string                     `json:"user,omitempty"`
-	Remote        string                     `json:"remote"`
-	Transport     string                     `json:"transport"`
-	Version       string                     `json:"version,omitempty"`
-	Opened        time.Time                  `json:"opened"`
-	HeartBeat     [2]int64                   `json:"heart_beat_ms"` // out, in
-	Subscriptions []stompws.SubscriptionInfo `json:"subscriptions"`
-	Messages      map[string]uint64          `json:"messages"`
-	Bytes         map[string]uint64          `json:"bytes"`
+	Session       string             `json:"session"`
+	Name          string             `json:"name"`
+	User          string             `json:"user,omitempty"`
+	Remote        string             `json:"remote"`
+	Transport     string             `json:"transport"`
+	Version       string             `json:"version,omitempty"`
+	Opened        time.Time          `json:"opened"`
+	HeartBeat     [2]int64           `json:"heart_beat_ms"` // out, in
+	Subscriptions []subscriptionJSON `json:"subscriptions"`
+	Messages      map[string]uint64  `json:"messages"`
+	Bytes         map[string]uint64  `json:"bytes"`
+}
+
+// subscriptionJSON is one subscription of a connection as the API shows it.
+type subscriptionJSON struct {
+	ID          string `json:"id"`
+	Destination string `json:"destination"`
+	Ack         string `json:"ack"`
 }
 
 func connectionView(c stompws.ConnectionInfo) connectionJSON {
-	subs := c.Subscriptions
-	if subs == nil {
-		subs = []stompws.SubscriptionInfo{}
+	subs := make([]subscriptionJSON, 0, len(c.Subscriptions))
+	for _, s := range c.Subscriptions {
+		subs = append(subs, subscriptionJSON{s.ID, s.Destination, s.Ack})
 	}
 	return connectionJSON{
 		Session: c.Session, Name: c.Name, User: c.User, Remote: c.Remote, Transport: c.Transport, Version: c.Version,
@@ -272,15 +295,22 @@ func (a *API) connections(w http.ResponseWriter, r *http.Request) {
 		}
 		matched = append(matched, connectionView(c))
 	}
-	total := len(matched)
-	matched = matched[min(offset, total):min(offset+limit, total)]
-	if matched == nil {
-		matched = []connectionJSON{}
-	}
+	matched, total := onePage(matched, offset, limit)
 	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "connections": matched})
 }
 
-// paging reads offset and limit.
+// onePage returns the items from offset, at most limit of them (never nil, so that JSON shows []),
+// and how many there are in all.
+func onePage[T any](items []T, offset, limit int) (page []T, total int) {
+	total = len(items)
+	page = items[min(offset, total):min(offset+limit, total)]
+	if page == nil {
+		page = []T{}
+	}
+	return page, total
+}
+
+// paging reads offset and limit (100 by default, 1000 at most).
 func paging(q url.Values) (offset, limit int, err error) {
 	limit = 100
 	if v := q.Get("offset"); v != "" {
@@ -337,14 +367,23 @@ func queueView(q broker.QueueInfo) queueJSON {
 		Consumers: q.Consumers, Published: q.Published, Delivered: q.Delivered}
 }
 
-// queues is GET /api/queues.
-func (a *API) queues(w http.ResponseWriter, _ *http.Request) {
-	list := a.cfg.Broker.Queues()
-	out := make([]queueJSON, 0, len(list))
-	for _, q := range list {
-		out = append(out, queueView(q))
+// queues is GET /api/queues?name=&offset=&limit=, paged as connections are; name keeps the queues
+// whose destination contains it.
+func (a *API) queues(w http.ResponseWriter, r *http.Request) {
+	offset, limit, err := paging(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	name := r.URL.Query().Get("name")
+	var out []queueJSON
+	for _, q := range a.cfg.Broker.Queues() {
+		if strings.Contains(q.Destination, name) {
+			out = append(out, queueView(q))
+		}
+	}
+	out, total := onePage(out, offset, limit)
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "queues": out})
 }
 
 // queue is GET /api/queues/{name}; {name} is the part after /queue/.
@@ -379,20 +418,28 @@ func (a *API) deleteQueue(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"deleted": dest})
 }
 
-// topics is GET /api/topics.
-func (a *API) topics(w http.ResponseWriter, _ *http.Request) {
+// topics is GET /api/topics?name=&offset=&limit=, paged and filtered as queues are.
+func (a *API) topics(w http.ResponseWriter, r *http.Request) {
 	type topicJSON struct {
 		Destination string `json:"destination"`
 		Subscribers int    `json:"subscribers"`
 		Retained    int    `json:"retained"`
 		Stream      bool   `json:"stream"`
 	}
-	list := a.cfg.Broker.Topics()
-	out := make([]topicJSON, 0, len(list))
-	for _, t := range list {
-		out = append(out, topicJSON{t.Destination, t.Subscribers, t.Retained, t.Stream})
+	offset, limit, err := paging(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"topics": out})
+	name := r.URL.Query().Get("name")
+	var out []topicJSON
+	for _, t := range a.cfg.Broker.Topics() {
+		if strings.Contains(t.Destination, name) {
+			out = append(out, topicJSON{t.Destination, t.Subscribers, t.Retained, t.Stream})
+		}
+	}
+	out, total := onePage(out, offset, limit)
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "topics": out})
 }
 
 // publishRequest is POST /api/publish's body.

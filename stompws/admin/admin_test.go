@@ -98,7 +98,8 @@ func TestOverviewConnectionsAndClose(t *testing.T) {
 	}
 	conn := conns[0].(map[string]any)
 	session := conn["session"].(string)
-	if conn["name"] != "watcher" || len(conn["subscriptions"].([]any)) != 1 {
+	if subs := conn["subscriptions"].([]any); conn["name"] != "watcher" || len(subs) != 1 ||
+		subs[0].(map[string]any)["destination"] == nil || subs[0].(map[string]any)["ack"] == nil {
 		t.Errorf("connection %v", conn)
 	}
 	if code, one, _ := f.call("GET", "/api/connections/"+session, "", nil, ""); code != 200 || one["session"] != session {

@@ -4,7 +4,7 @@
 //
 //   node pages.mjs SCENARIO BASE_URL [BASE_URL_2]
 //
-// SCENARIO: home, stocks, chat, sockjschat, echo, authchat, reconnect, or for two nodes of a cluster
+// SCENARIO: home, stocks, chat, sockjschat, echo, authchat, reconnect, console, or for two nodes of a cluster
 // (BASE_URL_2 the second): clusterchat and clusterstocks.
 //
 // Every scenario saves a PNG of each page it opened into $STOMPD_SCREENSHOTS (when set), named
@@ -246,6 +246,64 @@ const scenarios = {
   },
 
   chat: (browser) => chat(browser, ''),
+
+  // console opens /admin on a broker the test keeps busy (more than 50 connections, one named
+  // to-close, a queue /queue/console with messages, a publisher): the tiles show the load, the rate
+  // chart moves, the connection table pages, the queue filter narrows, closing the connection to-close
+  // from its row and purging the queue from its row work.
+  async console(browser) {
+    const page = await open(await browser.newContext(), 'console', '/admin');
+    await waitFor(page, 'the first refresh', () => Number(document.body.dataset.refreshed || 0) >= 1);
+    const count = await waitFor(page, 'connections in the tile', () => {
+      const n = Number(document.querySelector('#t-connections').textContent);
+      return n >= 3 ? n : 0;
+    });
+    pass(`the tiles show ${count} connections`);
+    await waitFor(page, 'the rate chart drawn', () =>
+      document.querySelector('#chart-rates .line.published').getAttribute('points').split(' ').length >= 3);
+    const before = await page.evaluate(() => document.querySelector('#chart-rates .line.published').getAttribute('points'));
+    await waitFor(page, 'the rate chart moving', (b) =>
+      document.querySelector('#chart-rates .line.published').getAttribute('points') !== b, before);
+    const rate = await page.evaluate(() => Number(document.querySelector('#t-published').textContent.replace('k', 'e3').replace('M', 'e6')));
+    if (!(rate > 0)) throw new Error('published per second shows ' + rate);
+    pass('the charts move under load: published ' + rate + '/s');
+    await waitFor(page, 'five samples on the chart', () =>
+      document.querySelector('#chart-rates .line.published').getAttribute('points').split(' ').length >= 5);
+    await screenshot(page, 'console');
+
+    const total = await waitFor(page, 'a first page of 50 connections', () => {
+      const m = document.querySelector('#connections-range').textContent.match(/^1–50 of (\d+)$/);
+      return m && document.querySelectorAll('#connections tbody tr').length === 50 ? Number(m[1]) : 0;
+    });
+    await page.click('#connections-next');
+    await waitFor(page, 'the second page', (n) =>
+      document.querySelector('#connections-range').textContent === `51–${n} of ${n}`
+        && document.querySelectorAll('#connections tbody tr').length === n - 50, total);
+    await page.click('#connections-prev');
+    await waitFor(page, 'back on the first page', () => document.querySelector('#connections-range').textContent.startsWith('1–50 '));
+    pass(`connections paged: 50 of ${total}, then the rest`);
+    await page.fill('#queues-filter', 'nothing-like-this');
+    await waitFor(page, 'the queue filter applied', () => document.querySelector('#queues-range').textContent === '0–0 of 0');
+    await page.fill('#queues-filter', 'console');
+    await waitFor(page, 'the queue filter cleared', () => document.querySelector('#queues tr[data-queue="/queue/console"]'));
+    pass('the queue filter narrows the table');
+
+    await page.click('#connections tr:has(td:text-is("to-close")) button');
+    await waitFor(page, 'to-close gone from the table', () =>
+      ![...document.querySelectorAll('#connections td')].some((td) => td.textContent === 'to-close'));
+    pass('closing a connection from its row removes it');
+
+    await waitFor(page, 'the queue listed with messages', () => {
+      const tr = document.querySelector('#queues tr[data-queue="/queue/console"]');
+      return tr && Number(tr.children[1].textContent) > 0;
+    });
+    await page.click('#queues tr[data-queue="/queue/console"] button');
+    await waitFor(page, 'the queue purged', () => {
+      const tr = document.querySelector('#queues tr[data-queue="/queue/console"]');
+      return tr && tr.children[1].textContent === '0';
+    });
+    pass('purging a queue from its row empties it');
+  },
 
   // clusterchat is the chat scenario with Alice on one node of a cluster and Bob on another.
   clusterchat: (browser) => chat(browser, '', async () => {}, secondURL),

@@ -92,8 +92,8 @@ func TestPagesHaveNoInlineCode(t *testing.T) {
 	}
 }
 
-// Every file a page links to must be served, and the pages' scripts need the vendored STOMP.js loaded
-// before them.
+// Every file a page links to must be served, and a page script that uses STOMP.js needs the vendored
+// bundle loaded before it.
 func TestPagesReferenceServedFiles(t *testing.T) {
 	s := Handler().(*site)
 	for _, name := range embeddedFiles(t, ".html") {
@@ -105,12 +105,18 @@ func TestPagesReferenceServedFiles(t *testing.T) {
 				}
 			}
 			bundle := strings.Index(page, `src="/static/vendor/stomp.umd.min.js"`)
-			if module := strings.Index(page, `src="/static/js/`); module >= 0 && (bundle < 0 || bundle > module) {
-				t.Error("loads a page script without the STOMP.js bundle before it")
+			for _, m := range pageScriptPattern.FindAllStringSubmatchIndex(page, -1) {
+				script := page[m[2]:m[3]]
+				if strings.Contains(readAsset(t, "static/js/"+script), "StompJs") && (bundle < 0 || bundle > m[0]) {
+					t.Errorf("loads %s, which uses STOMP.js, without the STOMP.js bundle before it", script)
+				}
 			}
 		})
 	}
 }
+
+// pageScriptPattern finds the page scripts a page loads, by file name.
+var pageScriptPattern = regexp.MustCompile(`src="/static/js/([a-z]+\.js)"`)
 
 // User text must reach the DOM as text. The page scripts build elements with textContent; these
 // calls would parse text as markup (or as code), so none may appear, in our scripts or the vendored one.

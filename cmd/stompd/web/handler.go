@@ -31,6 +31,7 @@ var pageRoutes = map[string]string{
 	"/stocks": "stocks.html",
 	"/chat":   "chat.html",
 	"/echo":   "echo.html",
+	"/admin":  "admin.html",
 }
 
 // notFoundPage is served, with status 404, for every path that is neither a page nor a static file.
