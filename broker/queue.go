@@ -109,6 +109,9 @@ func (q *queue) publish(m *Message, failed func(error)) error {
 		return &QueueFullError{Destination: q.dest, Limit: q.maxBytes, Bytes: true}
 	}
 	q.counts.published[q.kind].Add(1)
+	if m.remote {
+		q.counts.remote.Add(1)
+	}
 	q.published.Add(1)
 	q.ready.pushBack(queuedMessage{msg: m})
 	q.readyBytes += size

@@ -36,6 +36,10 @@ type Stats struct {
 	// the kind of their destination. An /app/ message counts once its
 	// handler returned nil; DeliverTo is not a publish.
 	Published [KindCount]uint64
+	// PublishedRemote counts the messages in Published that another node of a cluster published and
+	// this one received (PublishRemote): a cluster's publishes are its nodes' Published less their
+	// PublishedRemote.
+	PublishedRemote uint64
 	// Delivered counts deliveries a Subscriber took (answered Delivered),
 	// by the kind of the subscribed destination: live topic messages, held
 	// ones when they are finally taken, retained ones given to a new
@@ -84,6 +88,7 @@ type messageCounts struct {
 	delivered   [KindCount]atomic.Uint64
 	redelivered atomic.Uint64
 	noRoute     atomic.Uint64
+	remote      atomic.Uint64 // publishes received from another node; also in published
 }
 
 // addDelivered adds n deliveries of kind k, skipping the atomic write when
@@ -101,6 +106,7 @@ func (c *messageCounts) addTo(st *Stats) {
 		st.Delivered[k] += c.delivered[k].Load()
 	}
 	st.Redelivered += c.redelivered.Load()
+	st.PublishedRemote += c.remote.Load()
 	st.DroppedNoRoute += c.noRoute.Load()
 }
 

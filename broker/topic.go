@@ -200,6 +200,9 @@ func (st *topicPublish) finish(sh *shard) {
 		st.b.patterns.match(st.msg.Destination[len(topicPrefix):], st)
 	}
 	sh.counts.published[KindTopic].Add(1)
+	if st.msg.remote {
+		sh.counts.remote.Add(1)
+	}
 	sh.counts.addDelivered(KindTopic, st.taken())
 	if st.delivered == 0 && st.seq == 0 {
 		sh.counts.noRoute.Add(1)

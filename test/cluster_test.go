@@ -750,7 +750,8 @@ func TestClusterDurableSubscription(t *testing.T) {
 	}
 }
 
-// TestClusterPages: the chat and stock pages in Chromium, two browsers on two nodes of a cluster.
+// TestClusterPages: the chat and stock pages in Chromium, two browsers on two nodes of a cluster; the
+// console of one node listing both.
 func TestClusterPages(t *testing.T) {
 	requireJS(t, true)
 	nats := startNATS(t)
@@ -762,7 +763,7 @@ func TestClusterPages(t *testing.T) {
 		nodes = append(nodes, clusterNode{p: p, ts: p.clients(stompAddr)})
 	}
 	waitReady(t, nodes)
-	for _, scenario := range []string{"clusterchat", "clusterstocks"} {
+	for _, scenario := range []string{"clusterchat", "clusterstocks", "clusterconsole"} {
 		t.Run(scenario, func(t *testing.T) {
 			res := runPages(t, scenario, nodes[0].p.URL()+" "+nodes[1].p.URL(), nil)
 			t.Logf("%s", strings.Join(res.Passed, "; "))
@@ -1029,5 +1030,80 @@ func TestClusterQueuesThroughNATSRestart(t *testing.T) {
 	f := con.expect(frame.MESSAGE)
 	if !strings.HasPrefix(string(f.Body), "after ") {
 		t.Fatalf("after the restart: %s", f)
+	}
+}
+
+// TestClusterManagementAPI: any node's management API shows every node with its figures, and its
+// overview adds them up: connections where they are, a publish counted once, on the node it was
+// published on, deliveries on the nodes that made them. A publish through one node's API reaches
+// subscribers on the others.
+func TestClusterManagementAPI(t *testing.T) {
+	nats := startNATS(t)
+	nodes := startClusterNodes(t, nats.URL(), 3)
+	waitReady(t, nodes)
+	var subs []*rawClient
+	for _, n := range nodes[1:] {
+		rc := n.ts.rawOver(t, "tcp")
+		rc.connect("1.2")
+		rc.send("SUBSCRIBE\nid:1\ndestination:/topic/ops.#\nreceipt:r\n\n\x00")
+		rc.expect(frame.RECEIPT)
+		subs = append(subs, rc)
+	}
+	nodes[2].ts.rawOver(t, "ws").connect("1.2") // a second connection on node 3
+	pub := nodes[0].ts.rawOver(t, "tcp")
+	pub.connect("1.2")
+	const sent = 20
+	for i := range sent {
+		receipt := ""
+		if i == sent-1 {
+			receipt = "receipt:last\n"
+		}
+		pub.send(fmt.Sprintf("SEND\ndestination:/topic/ops.node1\n%s\nm%d\x00", receipt, i))
+	}
+	pub.expect(frame.RECEIPT)
+	for _, rc := range subs {
+		for i := range sent {
+			if m := rc.expect(frame.MESSAGE); string(m.Body) != fmt.Sprintf("m%d", i) {
+				t.Fatalf("message %d: %q", i, m.Body)
+			}
+		}
+	}
+	if code, out := apiCall(t, "POST", nodes[2].p.URL()+"/api/publish", `{"destination":"/topic/ops.api","body":"from node 3"}`); code != 200 {
+		t.Fatalf("publish on node 3: %d %v", code, out)
+	}
+	for i, rc := range subs {
+		if m := rc.expect(frame.MESSAGE); string(m.Body) != "from node 3" {
+			t.Fatalf("subscriber on node %d got %q from the API of node 3", i+2, m.Body)
+		}
+	}
+
+	type figures struct{ connections, published, delivered float64 }
+	want := map[string]figures{"node-1": {1, sent, 0}, "node-2": {1, 0, sent + 1}, "node-3": {2, 1, sent + 1}}
+	var last map[string]any
+	waitFor(t, "every node's figures in node 1's API (they come with the heart-beats)", func() bool {
+		_, last = apiCall(t, "GET", nodes[0].p.URL()+"/api/nodes", "")
+		list := last["nodes"].([]any)
+		if len(list) != 3 {
+			return false
+		}
+		for _, n := range list {
+			n := n.(map[string]any)
+			name := n["name"].(string)
+			got := figures{n["connections"].(float64), n["published"].(float64), n["delivered"].(float64)}
+			if got != want[name] || (n["this"] == true) != (name == "node-1") || n["mode"] != "cluster" {
+				return false
+			}
+		}
+		return true
+	})
+	code, ov := apiCall(t, "GET", nodes[1].p.URL()+"/api/overview", "")
+	cluster, _ := ov["cluster"].(map[string]any)
+	if code != 200 || cluster == nil {
+		t.Fatalf("node 2's overview has no cluster figures: %d %v", code, ov)
+	}
+	totals := cluster["totals"].(map[string]any)
+	if cluster["nodes"] != 3.0 || cluster["connections"] != 4.0 || totals["published"] != float64(sent+1) ||
+		totals["delivered"] != float64(2*(sent+1)) {
+		t.Errorf("cluster figures on node 2: %v (node 1 saw %v)", cluster, last)
 	}
 }

@@ -77,6 +77,7 @@ type Cluster struct {
 	watched map[string]*watchedSubject // NATS subject → its subscription
 	nodes   map[string]nodeSeen        // origin → last heart-beat
 	state   map[string]json.RawMessage // this node's shared state (SetState), sent with its heart-beats
+	figures func() json.RawMessage     // this node's figures (SetFigures), read at each heart-beat
 	onGone  []func(node NodeState)     // OnNodeGone callbacks
 	onState []func()                   // OnStateChange callbacks
 	closed  bool
@@ -110,16 +111,23 @@ type nodeSeen struct {
 	Name    string
 	Started time.Time
 	State   map[string]json.RawMessage
+	Figures json.RawMessage
 	seen    time.Time
 }
 
-// NodeState is what another node shares with the cluster: its name, start time and the state it set
-// (SetState), as its last heart-beat carried them.
+func (n nodeSeen) public(origin string) NodeState {
+	return NodeState{Origin: origin, Name: n.Name, Started: n.Started, State: n.State, Figures: n.Figures, Seen: n.seen}
+}
+
+// NodeState is what another node shares with the cluster: its name, start time, the state it set
+// (SetState) and its figures (SetFigures), as its last heart-beat carried them, and when that was.
 type NodeState struct {
 	Origin  string
 	Name    string
 	Started time.Time
 	State   map[string]json.RawMessage
+	Figures json.RawMessage
+	Seen    time.Time
 }
 
 // heartbeatMessage is a node heart-beat on nodeSubject.
@@ -128,6 +136,7 @@ type heartbeatMessage struct {
 	Name    string                     `json:"name"`
 	Started time.Time                  `json:"started"`
 	State   map[string]json.RawMessage `json:"state,omitempty"`
+	Figures json.RawMessage            `json:"figures,omitempty"`
 }
 
 // clusterCounters are the figures ClusterStats reports.
@@ -577,12 +586,19 @@ func (c *Cluster) heartbeat() {
 	defer tick.Stop()
 	for {
 		c.mu.Lock()
-		beat, _ := json.Marshal(heartbeatMessage{Origin: c.origin, Name: c.cfg.NodeName, Started: started, State: c.state})
+		figures := c.figures
+		c.mu.Unlock()
+		var measured json.RawMessage
+		if figures != nil {
+			measured = figures() // outside c.mu: it reads the broker and the server
+		}
+		c.mu.Lock()
+		beat, _ := json.Marshal(heartbeatMessage{Origin: c.origin, Name: c.cfg.NodeName, Started: started, State: c.state, Figures: measured})
 		var gone []NodeState
 		for origin, n := range c.nodes {
 			if time.Since(n.seen) > nodeTimeout {
 				delete(c.nodes, origin)
-				gone = append(gone, NodeState{Origin: origin, Name: n.Name, Started: n.Started, State: n.State})
+				gone = append(gone, n.public(origin))
 			}
 		}
 		callbacks := c.onGone
@@ -611,8 +627,8 @@ func (c *Cluster) heardNode(msg *nats.Msg) {
 	}
 	c.mu.Lock()
 	prev, known := c.nodes[beat.Origin]
-	c.nodes[beat.Origin] = nodeSeen{Name: beat.Name, Started: beat.Started, State: beat.State, seen: time.Now()}
-	changed := !known || !sameState(prev.State, beat.State)
+	c.nodes[beat.Origin] = nodeSeen{Name: beat.Name, Started: beat.Started, State: beat.State, Figures: beat.Figures, seen: time.Now()}
+	changed := !known || !sameState(prev.State, beat.State) // figures change at every beat: not a state change
 	callbacks := c.onState
 	c.mu.Unlock()
 	if !known {
@@ -659,6 +675,16 @@ func (c *Cluster) SetState(key string, value json.RawMessage) {
 	c.beatSoon()
 }
 
+// SetFigures sets how this node measures what it tells the cluster at each heart-beat (JSON, for
+// operators: connections, rates and the like); f runs on the heart-beat goroutine, every
+// nodeHeartbeat, and must not block. Unlike SetState, figures that change fire no OnStateChange.
+func (c *Cluster) SetFigures(f func() json.RawMessage) {
+	c.mu.Lock()
+	c.figures = f
+	c.mu.Unlock()
+	c.beatSoon()
+}
+
 // Peers returns what the other live nodes share.
 func (c *Cluster) Peers() []NodeState {
 	c.mu.Lock()
@@ -666,7 +692,7 @@ func (c *Cluster) Peers() []NodeState {
 	out := make([]NodeState, 0, len(c.nodes))
 	for origin, n := range c.nodes {
 		if time.Since(n.seen) <= nodeTimeout {
-			out = append(out, NodeState{Origin: origin, Name: n.Name, Started: n.Started, State: n.State})
+			out = append(out, n.public(origin))
 		}
 	}
 	return out

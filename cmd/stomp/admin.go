@@ -219,6 +219,16 @@ func printAdmin(w io.Writer, action string, raw []byte) error {
 				c["remote"], len(c["subscriptions"].([]any)), msgs["in"], msgs["out"])
 		}
 		fmt.Fprintf(tw, "(%v in all)\n", v["total"])
+	case "nodes":
+		fmt.Fprintln(tw, "NODE\tVERSION\tMODE\tCONNECTIONS\tSUBS\tPUBLISHED/S\tDELIVERED/S\tMEMORY HELD\tSTARTED")
+		for _, n := range list(v, "nodes") {
+			name := fmt.Sprint(n["name"])
+			if n["this"] == true {
+				name += " (this)"
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\t%.1f\t%.1f\t%v\t%v\n", name, n["version"], n["mode"], n["connections"],
+				n["subscriptions"], n["published_per_second"], n["delivered_per_second"], n["memory_held_bytes"], n["started"])
+		}
 	case "queues":
 		fmt.Fprintln(tw, "QUEUE\tREADY\tUNACKED\tCONSUMERS\tPUBLISHED\tDELIVERED")
 		for _, q := range list(v, "queues") {

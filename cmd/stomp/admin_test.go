@@ -45,6 +45,11 @@ func TestAdminCommand(t *testing.T) {
 	if r.code != 2 {
 		t.Errorf("an unknown action: exit %d", r.code)
 	}
+	r = runStomp(t, "", env, "admin", "nodes")
+	mustSucceed(t, r, "admin nodes")
+	if !strings.Contains(r.stdout, "n1 (this)") || !strings.Contains(r.stdout, "memory") {
+		t.Errorf("nodes printed %q", r.stdout)
+	}
 	r = runStomp(t, "", env, "admin", "connections")
 	mustSucceed(t, r, "admin connections")
 	if !strings.Contains(r.stdout, "SESSION") {

@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/stompd/stompd/broker/natsengine"
 	"github.com/stompd/stompd/metrics"
+	"github.com/stompd/stompd/stompws/admin"
 )
 
 // clusterSettings are the flags of the cluster mode (-nats).
@@ -181,4 +183,27 @@ func clusterProblem(c *natsengine.Cluster, grace time.Duration) string {
 		return fmt.Sprintf("cluster: NATS connection lost %s ago", d.Round(time.Second))
 	}
 	return ""
+}
+
+// shareFigures sends this node's figures for operators with its cluster heart-beats and shows the
+// other nodes' in the management API (GET /api/nodes, the overview's cluster totals). A node that
+// sends none (its API is off) is listed by name alone.
+func shareFigures(cluster *natsengine.Cluster, api *admin.API) {
+	cluster.SetFigures(func() json.RawMessage {
+		data, _ := json.Marshal(api.Figures())
+		return data
+	})
+	api.SetPeers(func() []admin.NodeFigures {
+		peers := cluster.Peers()
+		out := make([]admin.NodeFigures, 0, len(peers))
+		for _, p := range peers {
+			var f admin.NodeFigures
+			if json.Unmarshal(p.Figures, &f) != nil {
+				f = admin.NodeFigures{Started: p.Started, AsOf: p.Seen}
+			}
+			f.Name, f.This = p.Name, false
+			out = append(out, f)
+		}
+		return out
+	})
 }

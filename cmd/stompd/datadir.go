@@ -95,6 +95,17 @@ func mostRetained(policies []broker.DestinationPolicy) int {
 	return most
 }
 
+// modeName is the mode in one word: memory, durable or cluster.
+func (c *config) modeName() string {
+	switch {
+	case c.Cluster.on():
+		return "cluster"
+	case c.DataDir != "":
+		return "durable"
+	}
+	return "memory"
+}
+
 // storeMode is what -check-config and the start-up line say about where queues, streams, durable
 // subscriptions and retained messages live.
 func (c *config) storeMode() string {

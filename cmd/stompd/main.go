@@ -184,7 +184,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	adminRoutes(adminMux, reg, srv, health{store: storeHealth, notReady: notReady}, cfg.Pprof)
 	if cfg.Admin {
 		api := admin.New(admin.Config{Broker: b, Server: srv, Authenticator: opts.Authenticator, Policy: opts.Policy,
-			Node: cfg.Cluster.nodeName(), Version: ver, Mode: cfg.storeMode(), MemoryLimit: memoryLimit,
+			Node: cfg.Cluster.nodeName(), Version: ver, Mode: cfg.modeName(), ModeDetail: cfg.storeMode(), MemoryLimit: memoryLimit,
 			MemoryHeld: func() int64 {
 				st := b.Stats()
 				return st.QueuedBytes + st.UnackedBytes + st.HeldBytes + st.RetainedBytes + st.StreamBytes + srv.OutboundBytes() + srv.TransactionBytes()
@@ -192,7 +192,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 			MaxBody: int(cfg.MaxFrameSize), Logger: logger})
 		defer api.Close()
 		if cluster != nil {
-			api.SetNodes(cluster.Nodes)
+			shareFigures(cluster, api)
 		}
 		adminMux.Handle("/api/", api)
 		// The console, beside the API it calls, by the same access rules; on a separate admin address

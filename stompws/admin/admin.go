@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,14 +45,16 @@ type Config struct {
 	Authenticator *auth.Authenticator
 	// Policy decides what a publish may do, as for a STOMP SEND of the same user; nil allows it.
 	Policy *auth.Policy
-	// Node, Version and Mode describe this node in the overview.
-	Node, Version, Mode string
+	// Node and Version describe this node in the overview; Mode is memory, durable or cluster, and
+	// ModeDetail says what that means here (where the store is).
+	Node, Version, Mode, ModeDetail string
 	// MemoryLimit is the -max-memory bound in bytes (0: none); MemoryHeld reports the bytes held
 	// for clients now. Either may be zero or nil.
 	MemoryLimit int64
 	MemoryHeld  func() int64
-	// Nodes, in a cluster, lists the nodes this one hears from, itself included; nil on one node.
-	Nodes func() []string
+	// Peers, in a cluster, returns the figures the other live nodes last reported (see Figures);
+	// nil on one node.
+	Peers func() []NodeFigures
 	// MaxBody bounds a publish's body, in bytes (the STOMP frame limit); 0 means 1 MiB.
 	MaxBody int
 	// Logger receives the mutating calls, with who made them. Default: discard.
@@ -80,9 +83,60 @@ func New(cfg Config) *API {
 	return a
 }
 
-// SetNodes sets where GET /api/nodes reads the cluster's nodes from (a cluster's node heart-beats).
-// Call it before serving.
-func (a *API) SetNodes(nodes func() []string) { a.cfg.Nodes = nodes }
+// SetPeers sets where GET /api/nodes and the overview's cluster figures read the other nodes from
+// (a cluster's node heart-beats). Call it before serving.
+func (a *API) SetPeers(peers func() []NodeFigures) { a.cfg.Peers = peers }
+
+// NodeFigures is what one node tells operators of itself; in a cluster each node sends its own with
+// its heart-beats, so that any node's API shows them all (at most a heart-beat old).
+type NodeFigures struct {
+	Name    string    `json:"name"`
+	This    bool      `json:"this,omitempty"` // the node that answered
+	Version string    `json:"version"`
+	Mode    string    `json:"mode"` // memory, durable or cluster
+	Started time.Time `json:"started"`
+	// AsOf is when the figures were measured.
+	AsOf          time.Time `json:"as_of"`
+	Connections   int       `json:"connections"`
+	Subscriptions int       `json:"subscriptions"`
+	// PublishedPerSecond and DeliveredPerSecond are over the last minute; Published and Delivered
+	// are totals since the node started. Published counts what clients (and this API) published on
+	// this node, not what it received from other nodes, so that the nodes' figures add up to the
+	// cluster's.
+	PublishedPerSecond float64 `json:"published_per_second"`
+	DeliveredPerSecond float64 `json:"delivered_per_second"`
+	Published          uint64  `json:"published"`
+	Delivered          uint64  `json:"delivered"`
+	MemoryHeld         int64   `json:"memory_held_bytes"`
+	MemoryLimit        int64   `json:"memory_limit_bytes"`
+}
+
+// Figures measures this node now. It is cheap (counters, no list of connections): a cluster calls it
+// at every heart-beat.
+func (a *API) Figures() NodeFigures {
+	st := a.cfg.Broker.Stats()
+	published, delivered := a.rates.perSecond()
+	f := NodeFigures{Name: a.cfg.Node, Version: a.cfg.Version, Mode: a.cfg.Mode, Started: a.started, AsOf: time.Now(),
+		Connections: a.cfg.Server.SessionCount(), Subscriptions: st.Subscriptions,
+		PublishedPerSecond: published, DeliveredPerSecond: delivered, MemoryLimit: a.cfg.MemoryLimit}
+	f.Published, f.Delivered = totals(st)
+	if a.cfg.MemoryHeld != nil {
+		f.MemoryHeld = a.cfg.MemoryHeld()
+	}
+	return f
+}
+
+// allNodes is this node (marked This) and its peers, by name.
+func (a *API) allNodes() []NodeFigures {
+	self := a.Figures()
+	self.This = true
+	nodes := []NodeFigures{self}
+	if a.cfg.Peers != nil {
+		nodes = append(nodes, a.cfg.Peers()...)
+	}
+	slices.SortFunc(nodes, func(x, y NodeFigures) int { return strings.Compare(x.Name, y.Name) })
+	return nodes
+}
 
 // Close stops the rate sampler.
 func (a *API) Close() { a.rates.stop() }
@@ -208,18 +262,13 @@ func (a *API) overview(w http.ResponseWriter, _ *http.Request) {
 		byTransport[c.Transport]++
 	}
 	published, delivered := a.rates.perSecond()
-	var totalPublished, totalDelivered uint64
-	for k := range broker.KindCount {
-		totalPublished += st.Published[k]
-		totalDelivered += st.Delivered[k]
-	}
+	totalPublished, totalDelivered := totals(st)
 	var held int64
 	if a.cfg.MemoryHeld != nil {
 		held = a.cfg.MemoryHeld()
 	}
-	mode := a.cfg.Mode
-	writeJSON(w, http.StatusOK, map[string]any{
-		"node": a.cfg.Node, "version": a.cfg.Version, "mode": mode,
+	out := map[string]any{
+		"node": a.cfg.Node, "version": a.cfg.Version, "mode": a.cfg.Mode, "mode_detail": a.cfg.ModeDetail,
 		"uptime_seconds": int64(time.Since(a.started).Seconds()),
 		"connections":    map[string]any{"total": len(conns), "by_transport": byTransport},
 		"subscriptions":  st.Subscriptions,
@@ -230,16 +279,51 @@ func (a *API) overview(w http.ResponseWriter, _ *http.Request) {
 		"queues":           map[string]int{"ready": st.QueuedMessages, "unacked": st.UnackedMessages},
 		"memory":           map[string]int64{"held_bytes": held, "limit_bytes": a.cfg.MemoryLimit},
 		"streams":          st.Streams, "durable_subscriptions": st.DurableSubscriptions,
-	})
+	}
+	if a.cfg.Peers != nil {
+		out["cluster"] = clusterTotals(a.allNodes())
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
-// nodes is GET /api/nodes: this node alone, or every node of the cluster it hears from.
-func (a *API) nodes(w http.ResponseWriter, _ *http.Request) {
-	names := []string{a.cfg.Node}
-	if a.cfg.Nodes != nil {
-		names = a.cfg.Nodes()
+// totals are the messages published on this node (by its clients and this API, not those received
+// from other nodes of a cluster) and the deliveries it made, since it started.
+func totals(st broker.Stats) (published, delivered uint64) {
+	for k := range broker.KindCount {
+		published += st.Published[k]
+		delivered += st.Delivered[k]
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": names, "this": a.cfg.Node})
+	return published - st.PublishedRemote, delivered
+}
+
+// clusterTotals sums the nodes' figures for the overview of a cluster node.
+func clusterTotals(nodes []NodeFigures) map[string]any {
+	var conns, subs int
+	var published, delivered float64
+	var totalPublished, totalDelivered uint64
+	var held, limit int64
+	for _, n := range nodes {
+		conns += n.Connections
+		subs += n.Subscriptions
+		published += n.PublishedPerSecond
+		delivered += n.DeliveredPerSecond
+		totalPublished += n.Published
+		totalDelivered += n.Delivered
+		held += n.MemoryHeld
+		limit += n.MemoryLimit
+	}
+	return map[string]any{
+		"nodes": len(nodes), "connections": conns, "subscriptions": subs,
+		"rates_per_second": map[string]float64{"published": published, "delivered": delivered},
+		"totals":           map[string]uint64{"published": totalPublished, "delivered": totalDelivered},
+		"memory":           map[string]int64{"held_bytes": held, "limit_bytes": limit},
+	}
+}
+
+// nodes is GET /api/nodes: this node alone, or every node of the cluster it hears from, by name,
+// each with its figures.
+func (a *API) nodes(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": a.allNodes(), "this": a.cfg.Node})
 }
 
 // connectionJSON is one connection as the API shows it.
@@ -288,15 +372,19 @@ func (a *API) connections(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, remote := q.Get("user"), q.Get("remote")
-	var matched []connectionJSON
+	var matched []stompws.ConnectionInfo
 	for _, c := range a.cfg.Server.Connections() {
 		if (user != "" && c.User != user) || (remote != "" && !strings.Contains(c.Remote, remote)) {
 			continue
 		}
-		matched = append(matched, connectionView(c))
+		matched = append(matched, c)
 	}
-	matched, total := onePage(matched, offset, limit)
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "connections": matched})
+	page, total := onePage(matched, offset, limit)
+	views := make([]connectionJSON, len(page)) // only the page is turned into JSON views
+	for i, c := range page {
+		views[i] = connectionView(c)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "connections": views})
 }
 
 // onePage returns the items from offset, at most limit of them (never nil, so that JSON shows []),
@@ -608,12 +696,7 @@ func newRateSampler(b *broker.Broker) *rateSampler {
 }
 
 func (s *rateSampler) sample() {
-	st := s.b.Stats()
-	var pub, del uint64
-	for k := range broker.KindCount {
-		pub += st.Published[k]
-		del += st.Delivered[k]
-	}
+	pub, del := totals(s.b.Stats())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.samples = append(s.samples, rateSample{time.Now(), pub, del})

@@ -5,7 +5,7 @@
 //   node pages.mjs SCENARIO BASE_URL [BASE_URL_2]
 //
 // SCENARIO: home, stocks, chat, sockjschat, echo, authchat, reconnect, console, or for two nodes of a cluster
-// (BASE_URL_2 the second): clusterchat and clusterstocks.
+// (BASE_URL_2 the second): clusterchat, clusterstocks and clusterconsole (which opens the first only).
 //
 // Every scenario saves a PNG of each page it opened into $STOMPD_SCREENSHOTS (when set), named
 // SCENARIO-PAGE.png. The reconnect scenario needs the broker restarted half way: it prints the line
@@ -303,6 +303,25 @@ const scenarios = {
       return tr && tr.children[1].textContent === '0';
     });
     pass('purging a queue from its row empties it');
+  },
+
+  // clusterconsole opens the console of one node of a two-node cluster: its node table lists both,
+  // this one marked, each with figures.
+  async clusterconsole(browser) {
+    const page = await open(await browser.newContext(), 'console', '/admin');
+    const rows = await waitFor(page, 'both nodes in the node table', () => {
+      const names = [...document.querySelectorAll('#nodes tbody tr')].map((tr) => tr.children[0].textContent);
+      return names.length === 2 && names[0] === 'node-1 (this)' && names[1] === 'node-2' ? names : null;
+    });
+    const mode = await page.evaluate(() => document.querySelector('#nodes tr[data-node="node-2"]').children[1].textContent);
+    if (mode !== 'cluster') throw new Error('node-2 shows mode ' + mode);
+    pass(`the node table lists ${rows.join(', ')}, in cluster mode`);
+    const sub = await waitFor(page, 'the cluster total under the connections tile', () => {
+      const text = document.querySelector('#s-connections').textContent;
+      return /^\d+ in the cluster$/.test(text) ? text : null;
+    });
+    pass(`the connections tile says ${sub}`);
+    await screenshot(page, 'nodes');
   },
 
   // clusterchat is the chat scenario with Alice on one node of a cluster and Bob on another.

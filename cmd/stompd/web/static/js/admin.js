@@ -41,13 +41,19 @@ function setConn(state, label) {
 }
 
 function tiles(ov, nodes) {
-  $('#node-line').textContent = `${ov.node} · ${ov.version} · ${ov.mode}`;
+  $('#node-line').textContent = `${ov.node} · ${ov.version} · ${ov.mode_detail || ov.mode}`;
   $('#t-connections').textContent = fmt(ov.connections.total);
   $('#t-subscriptions').textContent = fmt(ov.subscriptions);
   $('#t-queued').textContent = `${fmt(ov.queues.ready)} / ${fmt(ov.queues.unacked)}`;
   $('#t-memory').textContent = ov.memory.limit_bytes ? `${bytes(ov.memory.held_bytes)} of ${bytes(ov.memory.limit_bytes)}` : bytes(ov.memory.held_bytes);
   $('#t-nodes').textContent = String(nodes.nodes.length);
   $('#t-uptime').textContent = duration(ov.uptime_seconds);
+  // In a cluster the tiles are this node's; the whole cluster's figures go under them.
+  const c = ov.cluster;
+  $('#s-connections').textContent = c ? `${fmt(c.connections)} in the cluster` : '';
+  $('#s-subscriptions').textContent = c ? `${fmt(c.subscriptions)} in the cluster` : '';
+  $('#s-published').textContent = c ? `cluster: ${fmt(c.rates_per_second.published)}/s over a minute` : '';
+  $('#s-delivered').textContent = c ? `cluster: ${fmt(c.rates_per_second.delivered)}/s over a minute` : '';
 }
 
 // sample turns the totals into per-second rates between two polls.
@@ -106,6 +112,29 @@ function button(td, label, onClick) {
   td.appendChild(b);
 }
 
+// nodeTable lists this node and, in a cluster, every node it hears from, with the figures each sent
+// with its last heart-beat.
+function nodeTable(list) {
+  const tbody = $('#nodes tbody');
+  tbody.replaceChildren();
+  const now = Date.now();
+  for (const n of list.nodes) {
+    const tr = document.createElement('tr');
+    tr.dataset.node = n.name;
+    cell(tr, n.this ? `${n.name} (this)` : n.name);
+    cell(tr, n.mode || '–');
+    cell(tr, fmt(n.connections || 0));
+    cell(tr, fmt(n.subscriptions || 0));
+    cell(tr, fmt(n.published_per_second || 0));
+    cell(tr, fmt(n.delivered_per_second || 0));
+    cell(tr, bytes(n.memory_held_bytes || 0));
+    cell(tr, duration(Math.max(0, Math.floor((now - Date.parse(n.started)) / 1000))));
+    cell(tr, n.this ? 'now' : `${Math.max(0, Math.round((now - Date.parse(n.as_of)) / 1000))} s ago`);
+    tbody.appendChild(tr);
+  }
+  $('#nodes-note').textContent = list.nodes.length > 1 ? 'figures come with each node\'s heart-beat, every 2 s' : '';
+}
+
 // Each table is a page of its list in the API, with a filter and Previous / Next: the console shows
 // PAGE rows at a time however many connections, queues or topics the broker has.
 const tables = {
@@ -161,6 +190,11 @@ function fillTable(key, page) {
     t.row(tr, item);
     tbody.appendChild(tr);
   }
+  if (page[key].length === 0) {
+    const td = cell(tbody.appendChild(document.createElement('tr')), t.match ? 'Nothing matches the filter.' : `No ${key}.`);
+    td.colSpan = $(`#${key} thead tr`).children.length;
+    td.className = 'muted';
+  }
   const first = page.total ? page.offset + 1 : 0;
   $(`#${key}-range`).textContent = `${first}–${page.offset + page[key].length} of ${page.total}`;
   $(`#${key}-prev`).disabled = page.offset === 0;
@@ -174,6 +208,7 @@ async function refresh() {
       api('GET', '/api/overview'), api('GET', '/api/nodes'), ...keys.map((k) => api('GET', tableQuery(tables[k]))),
     ]);
     tiles(ov, nodes);
+    nodeTable(nodes);
     sample(ov);
     charts();
     keys.forEach((k, i) => fillTable(k, pages[i]));
