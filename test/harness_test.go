@@ -53,12 +53,46 @@ func startServer(t testing.TB, configure ...func(*serverConfig)) *testServer {
 	cfg := serverConfig{routes: map[string]http.Handler{}, t: t}
 	if os.Getenv("STOMPD_TEST_LOG") != "" {
 		cfg.opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else {
+		// The server's log is shown when the test fails (its last lines: why connections ended).
+		log := &logTail{}
+		cfg.opts.Logger = slog.New(slog.NewTextHandler(log, nil))
+		t.Cleanup(func() { // after the server's own cleanup, which logs the last closes
+			if t.Failed() {
+				t.Logf("server log (last %d KiB at most):\n%s", logTailBytes>>10, log.String())
+			}
+		})
 	}
 	for _, f := range configure {
 		f(&cfg)
 	}
 	s := stompwstest.Start(t, stompwstest.Config{Options: cfg.opts, BrokerOptions: cfg.bopts, Routes: cfg.routes, OnStart: cfg.onStart, HeartBeats: cfg.heartBeats})
 	return &testServer{Broker: s.Broker, Server: s.STOMP, WSURL: s.WSURL, HTTPURL: s.HTTPURL, TCPAddr: s.TCPAddr}
+}
+
+// logTailBytes bounds what logTail keeps.
+const logTailBytes = 32 << 10
+
+// logTail keeps the last logTailBytes written to it, for any goroutine.
+type logTail struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (l *logTail) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf = append(l.buf, p...)
+	if over := len(l.buf) - logTailBytes; over > 0 {
+		l.buf = append(l.buf[:0], l.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return string(l.buf)
 }
 
 // noHeartBeats keeps go-stomp clients from negotiating heart-beats unless a test asks for them.

@@ -27,6 +27,11 @@ const webstomp = require('webstomp-client');
 
 const [client, wsURL, tcpAddr] = process.argv.slice(2);
 const passed = [];
+// events tells what happened to the connections when a check fails: closes, and the clients' own
+// reports of a connection they gave up on.
+const events = [];
+const started = Date.now();
+const note = (what) => events.push(`${Date.now() - started} ms: ${what}`);
 const timeoutMs = 15000;
 const large = 'L'.repeat(200 * 1024) + ' end';
 const text = (i) => 'message ' + i + ' ✓ ünïcödé';
@@ -52,9 +57,12 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 function countingSocket(protocols) {
   const ws = new WebSocket(wsURL, protocols);
   ws.heartBeats = 0;
+  let last = Date.now();
   ws.addEventListener('message', (e) => {
+    last = Date.now();
     if (e.data === '\n' || (e.data instanceof ArrayBuffer && e.data.byteLength === 1)) ws.heartBeats++;
   });
+  ws.addEventListener('close', (e) => note(`socket closed ${e.code} "${e.reason}", ${Date.now() - last} ms after the server's last message`));
   return ws;
 }
 
@@ -64,7 +72,7 @@ async function legacyScenario(name, makeClient, send, wantVersion) {
   async function open() {
     const ws = countingSocket(wantVersion === '1.2' ? ['v12.stomp', 'v11.stomp', 'v10.stomp'] : ['v11.stomp', 'v10.stomp']);
     const c = makeClient(ws);
-    c.debug = () => {};
+    c.debug = (m) => { if (/did not receive|Whoops|ERROR/.test(m)) note(m.slice(0, 200)); };
     c.heartbeat.outgoing = 1000;
     c.heartbeat.incoming = 1000;
     const connected = await withTimeout(new Promise((resolve, reject) => {
@@ -214,6 +222,7 @@ try {
   console.log(JSON.stringify({ ok: true, passed }));
   process.exit(0);
 } catch (e) {
-  console.log(JSON.stringify({ ok: false, error: String((e && e.message) || e), passed }));
+  const error = String((e && e.message) || e) + (events.length ? ' [' + events.join('; ') + ']' : '');
+  console.log(JSON.stringify({ ok: false, error, passed }));
   process.exit(1);
 }
