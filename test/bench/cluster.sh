@@ -16,9 +16,12 @@
 #   3 unconnected     the fanout split over three stompd that know nothing of each other, each with a
 #                     publisher and a third of the subscribers, run at once: what splitting the work
 #                     over three processes costs on this machine, without the cluster
+#   at RATE msg/s     the fanout rows again with the publisher held to RATE messages a second, so that
+#                     the machine is not saturated: CPU per delivery without the cost of five
+#                     processes fighting over two cores
 #
 # Environment: DURATION [10s; 3s with QUICK=1], WARMUP [2s; 1s], SUBSCRIBERS [100] for the fanout
-# rows, KEEP=1 keeps the work directory.
+# rows, RATE [2000] for the fixed-rate rows, KEEP=1 keeps the work directory.
 # Ports on 127.0.0.1: NATS 14222, stompd nodes 18181-18183 (HTTP) and 16711-16713 (STOMP), the
 # stompd alone 18184 and 16714, the three unconnected ones 18185-18187 and 16715-16717. Every process
 # started here is stopped when the script exits.
@@ -34,6 +37,7 @@ else
 	warmup=${WARMUP:-2s}
 fi
 subscribers=${SUBSCRIBERS:-100}
+rate=${RATE:-2000}
 
 work=$(mktemp -d)
 pids=()
@@ -130,24 +134,38 @@ log "fanout 1 → $subscribers, subscribers over three nodes"
 read -r f_spread_rate _ f_spread_cpu f_spread_nats f_spread_lost f_spread_dup < <(bench fanout-spread "${nodepids[@]}" -- fanout -subscribers "$subscribers" -url "$node1" -receiver-urls "$spread")
 log "fanout 1 → $subscribers, stompd alone"
 read -r f_alone_rate _ f_alone_cpu _ f_alone_lost f_alone_dup < <(bench fanout-alone "$alonepid" -- fanout -subscribers "$subscribers" -url tcp://127.0.0.1:16714)
-log "fanout 1 → $((subscribers / 3)) on each of three unconnected stompd, at once"
-split_before=$(cpu "${splitpids[@]}")
-benchpids=()
-for i in 5 6 7; do
-	"$work/stomp" bench fanout -subscribers $((subscribers / 3)) -url "tcp://127.0.0.1:1671$i" -duration "$duration" -warmup "$warmup" -json >"$work/split-$i.json" 2>"$work/split-$i.err" &
-	benchpids+=($!)
-done
-wait "${benchpids[@]}"
-split_after=$(cpu "${splitpids[@]}")
-read -r f_split_rate f_split_cpu < <(python3 - "$work" "$split_before" "$split_after" "${warmup%s}" <<'EOF'
+# split NAME [stomp bench arguments]: the fanout over the three unconnected stompd, a third of the
+# subscribers each, at once; prints "deliveries/s cpu_s_per_million".
+split() {
+	local name=$1
+	shift
+	local before after
+	before=$(cpu "${splitpids[@]}")
+	local benchpids=()
+	for i in 5 6 7; do
+		"$work/stomp" bench fanout -subscribers $((subscribers / 3)) -url "tcp://127.0.0.1:1671$i" "$@" -duration "$duration" -warmup "$warmup" -json >"$work/$name-$i.json" 2>"$work/$name-$i.err" &
+		benchpids+=($!)
+	done
+	wait "${benchpids[@]}"
+	after=$(cpu "${splitpids[@]}")
+	python3 - "$work" "$name" "$before" "$after" "${warmup%s}" <<'EOF'
 import json, sys
-work, before, after, warmup = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
-rs = [json.load(open(f"{work}/split-{i}.json")) for i in (5, 6, 7)]
+work, name, before, after, warmup = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+rs = [json.load(open(f"{work}/{name}-{i}.json")) for i in (5, 6, 7)]
 rate = sum(r["delivered_per_s"] for r in rs)
 deliveries = sum(r["delivered"] + r["delivered_per_s"] * warmup for r in rs)
 print(f"{rate:.0f} {(after - before) / deliveries * 1e6:.3g}")
 EOF
-)
+}
+log "fanout 1 → $((subscribers / 3)) on each of three unconnected stompd, at once"
+read -r f_split_rate f_split_cpu < <(split split)
+
+log "fanout at $rate msg/s: on node 1, spread, alone, three unconnected"
+read -r r_same_rate _ r_same_cpu _ r_same_lost r_same_dup < <(bench rate-same "${nodepids[@]}" -- fanout -rate "$rate" -subscribers "$subscribers" -url "$node1")
+read -r r_spread_rate _ r_spread_cpu _ r_spread_lost r_spread_dup < <(bench rate-spread "${nodepids[@]}" -- fanout -rate "$rate" -subscribers "$subscribers" -url "$node1" -receiver-urls "$spread")
+read -r r_alone_rate _ r_alone_cpu _ r_alone_lost r_alone_dup < <(bench rate-alone "$alonepid" -- fanout -rate "$rate" -subscribers "$subscribers" -url tcp://127.0.0.1:16714)
+read -r r_split_rate r_split_cpu < <(split rate-split -rate "$rate")
+
 log "latency, same node"
 read -r _ l_same_p99 _ _ l_same_lost l_same_dup < <(bench latency-same "${nodepids[@]}" -- latency -url "$node1")
 log "latency, cross node"
@@ -163,8 +181,10 @@ table=$(
 | fanout 1 → $subscribers, deliveries/s | $f_same_rate | $f_spread_rate | $f_alone_rate | $f_split_rate | $(ratio "$f_spread_rate" "$f_alone_rate")× | $(ratio "$f_spread_rate" "$f_split_rate")× |
 | broker CPU s per million deliveries (fanout; stompd processes) | $f_same_cpu | $f_spread_cpu | $f_alone_cpu | $f_split_cpu | $(ratio "$f_spread_cpu" "$f_alone_cpu")× | $(ratio "$f_spread_cpu" "$f_split_cpu")× |
 | NATS server CPU s per million deliveries (fanout) | $f_same_nats | $f_spread_nats | | | | |
+| fanout at $rate msg/s, deliveries/s | $r_same_rate | $r_spread_rate | $r_alone_rate | $r_split_rate | | |
+| broker CPU s per million deliveries at $rate msg/s | $r_same_cpu | $r_spread_cpu | $r_alone_cpu | $r_split_cpu | $(ratio "$r_spread_cpu" "$r_alone_cpu")× | $(ratio "$r_spread_cpu" "$r_split_cpu")× |
 | 100 msg/s → 100 subscribers, p99 latency, ms (same node / cross-node / alone) | $l_same_p99 | $l_cross_p99 | $l_alone_p99 | | $(ratio "$l_cross_p99" "$l_alone_p99")× | |
-| lost / duplicated | $f_same_lost / $f_same_dup, $l_same_lost / $l_same_dup | $f_spread_lost / $f_spread_dup, $l_cross_lost / $l_cross_dup | $f_alone_lost / $f_alone_dup, $l_alone_lost / $l_alone_dup | | | |
+| lost / duplicated (fanout, fixed rate, latency) | $f_same_lost / $f_same_dup, $r_same_lost / $r_same_dup, $l_same_lost / $l_same_dup | $f_spread_lost / $f_spread_dup, $r_spread_lost / $r_spread_dup, $l_cross_lost / $l_cross_dup | $f_alone_lost / $f_alone_dup, $r_alone_lost / $r_alone_dup, $l_alone_lost / $l_alone_dup | | | |
 
 In the latency row the cluster columns are: subscribers on the publisher's node, and all on another
 node (every message crosses NATS). Run: $(date -u '+%Y-%m-%d %H:%M UTC'), stompd $(cd "$root" && git rev-parse --short HEAD), $(nproc) CPUs, NATS $("$work/nats-server" --version | awk '{print $2}').
