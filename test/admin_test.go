@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-stomp/stomp/v3"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // apiCall makes a management API request to the binary and decodes its JSON answer.
@@ -176,6 +177,16 @@ func TestConsoleAccess(t *testing.T) {
 	}
 	if _, _, home := get(p.URL()+"/", "", ""); !strings.Contains(home, `href="/admin"`) {
 		t.Error("the home page does not link the console")
+	}
+
+	// With tokens only, a browser's Basic prompt takes the token as the password.
+	tokens := startStompd(t, "-stocks=false", "-chat=false", "-jwt-secret", string(fx.secret), "-auth-failure-delay", "0")
+	adminToken := fx.token(t, "ops", time.Hour, jwt.MapClaims{"roles": []string{"admin"}})
+	if code, _, _ := get(tokens.URL()+"/admin", "ops", adminToken); code != http.StatusOK {
+		t.Errorf("/admin with an admin token as the Basic password: %d, want 200", code)
+	}
+	if code, _, _ := get(tokens.URL()+"/admin", "ops", fx.token(t, "ops", time.Hour, nil)); code != http.StatusForbidden {
+		t.Errorf("/admin with a token without the admin role: %d, want 403", code)
 	}
 
 	off := startStompd(t, "-stocks=false", "-chat=false", "-admin=false")
