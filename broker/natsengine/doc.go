@@ -36,12 +36,13 @@
 // JoinCluster connects a node to a NATS cluster (Cluster): topic messages cross on core NATS subjects
 // t.W1.W2 (each word escaped as TOKEN above), each node subscribing only to what its own subscribers
 // want, with repeats from overlapping subscriptions dropped by the origin's sequence number; replies
-// cross on _stompd.reply.NODEID; heart-beats on _stompd.node carry each node's name and shared state
-// (chat members). Cluster.OpenStore opens the same streams and buckets on the cluster's JetStream,
-// with Config.Replicas copies, shared by every node: each node fetches for its own consumers from the
-// queue's one durable consumer, renews its hold of what it holds every AckWait/3, and hands it back
-// (NAK) when it closes or has no consumer left; consumers are never replaced at start (the other nodes
-// use them). Stream destinations are numbered by JetStream (AppendNumbered); durable subscriptions are
+// cross on _stompd.reply.NODEID; heart-beats on _stompd.node carry each node's name, shared state
+// (chat members; a change fires OnStateChange) and figures for operators (SetFigures; read at each
+// beat, changing at every one, firing nothing). Cluster.OpenStore opens the same streams and buckets
+// on the cluster's JetStream, with Config.Replicas copies, shared by every node: each node fetches for
+// its own consumers from the queue's one durable consumer, renews its hold of what it holds every
+// AckWait/3, and hands it back (NAK) when it closes or has no consumer left; consumers are never
+// replaced at start (the other nodes use them). Stream destinations are numbered by JetStream (AppendNumbered); durable subscriptions are
 // watched in STOMPD_DURABLE by every node; STOMPD_LEASES elects the node that runs a single job. Nodes
 // starting together look streams up before creating them, with short bounds, as concurrent creates of
 // one stream can go unanswered.
