@@ -282,6 +282,19 @@ const scenarios = {
     await page.click('#connections-prev');
     await waitFor(page, 'back on the first page', () => document.querySelector('#connections-range').textContent.startsWith('1–50 '));
     pass(`connections paged: 50 of ${total}, then the rest`);
+
+    // Close every connection of the second page from its row: once it is empty, the table is back
+    // on the first page, which then holds them all.
+    await page.click('#connections-next');
+    await waitFor(page, 'the second page again', () => document.querySelector('#connections-range').textContent.startsWith('51–'));
+    for (let left = total - 50; left > 0; left--) {
+      await page.click('#connections tbody tr:first-child button');
+      await waitFor(page, `${left - 1} connections left on the second page`, (n) =>
+        n === 0 || document.querySelectorAll('#connections tbody tr[data-session]').length === n, left - 1);
+    }
+    await waitFor(page, 'the first page of 50 once the second is empty', () =>
+      document.querySelector('#connections-range').textContent === '1–50 of 50');
+    pass(`closed the ${total - 50} connections of the second page from their rows; the table went back to the first`);
     await page.fill('#queues-filter', 'nothing-like-this');
     await waitFor(page, 'the queue filter applied', () => document.querySelector('#queues-range').textContent === '0–0 of 0');
     await page.fill('#queues-filter', 'console');

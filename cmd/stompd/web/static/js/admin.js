@@ -183,6 +183,12 @@ function tableQuery(t) {
 
 function fillTable(key, page) {
   const t = tables[key];
+  if (page[key].length === 0 && page.offset > 0) {
+    // The rows of this page went away (connections closed): go back to the last page there is.
+    t.offset = Math.max(0, Math.ceil(page.total / PAGE) - 1) * PAGE;
+    refresh();
+    return;
+  }
   const tbody = $(`#${key} tbody`);
   tbody.replaceChildren();
   for (const item of page[key]) {
@@ -201,12 +207,21 @@ function fillTable(key, page) {
   $(`#${key}-next`).disabled = page.offset + page[key].length >= page.total;
 }
 
+// refresh fetches everything and redraws. Only the answers to the latest call are drawn, so that a
+// slow answer never overwrites a newer one (typing in a filter starts a call per key); the timer skips
+// its turn while a call is under way.
+let latest = 0;
+let inFlight = 0;
+
 async function refresh() {
+  const seq = ++latest;
+  inFlight++;
   try {
     const keys = Object.keys(tables);
     const [ov, nodes, ...pages] = await Promise.all([
       api('GET', '/api/overview'), api('GET', '/api/nodes'), ...keys.map((k) => api('GET', tableQuery(tables[k]))),
     ]);
+    if (seq !== latest) return;
     tiles(ov, nodes);
     nodeTable(nodes);
     sample(ov);
@@ -216,8 +231,11 @@ async function refresh() {
     $('#status').textContent = '';
     document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
   } catch (e) {
+    if (seq !== latest) return;
     setConn('disconnected', 'Unreachable');
     $('#status').textContent = String(e.message || e);
+  } finally {
+    inFlight--;
   }
 }
 
@@ -227,4 +245,4 @@ for (const [key, t] of Object.entries(tables)) {
   $(`#${key}-filter`).addEventListener('input', (e) => { t.match = e.target.value.trim(); t.offset = 0; refresh(); });
 }
 refresh();
-setInterval(refresh, REFRESH_MS);
+setInterval(() => { if (inFlight === 0) refresh(); }, REFRESH_MS);
