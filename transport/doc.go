@@ -61,8 +61,11 @@
 //
 // Data messages bypass the WebSocket library: the writer writes each message as one unfragmented frame,
 // its header built here, in one write call (a batch copied behind the header; a single frame as one
-// writev of header, head and tail, so that a shared tail is never copied). The library writes only the
-// control frames it sends on its own (pong, close), each as one write. A mutex per connection
+// writev of header, head and tail, so that a shared tail is never copied). Consecutive queued frames
+// share a message, except a frame of line breaks alone (a STOMP heart-beat), which is always a message
+// of its own: older clients tell heart-beats by a message that holds nothing else, and parse a leading
+// one as part of the next frame, losing it. The library writes only the control frames it sends on its
+// own (pong, close), each as one write. A mutex per connection
 // serializes the two, and once the library has sent a close frame no data frame follows.
 //
 // # WebSocket close handshake

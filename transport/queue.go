@@ -30,6 +30,18 @@ func (b *frameBatch) push(head, tail []byte, binary bool) {
 
 func (b *frameBatch) head(f *queuedFrame) []byte { return b.arena[f.headStart:f.headEnd:f.headEnd] }
 
+// lineBreaksOnly reports whether f is nothing but "\n" or "\r\n": a STOMP heart-beat.
+func (b *frameBatch) lineBreaksOnly(f *queuedFrame) bool {
+	switch f.size() {
+	case 1, 2:
+		var p [2]byte
+		n := copy(p[:], b.head(f))
+		copy(p[n:], f.tail)
+		return string(p[:f.size()]) == "\n" || string(p[:f.size()]) == "\r\n"
+	}
+	return false
+}
+
 // reset empties b for reuse, dropping its references to tails so written bodies can be collected.
 func (b *frameBatch) reset() {
 	clear(b.frames)

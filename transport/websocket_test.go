@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -340,6 +341,43 @@ func TestWebSocketCoalescing(t *testing.T) {
 				t.Errorf("writeCalls = %d, want one per message (%d)", got, len(msgs))
 			}
 		})
+	}
+}
+
+// TestWebSocketHeartBeatsStandAlone queues heart-beats among frames while the writer is held, so that
+// all go in one batch: every heart-beat must arrive as a message of its own, the frames around it
+// still coalesced.
+func TestWebSocketHeartBeatsStandAlone(t *testing.T) {
+	release := make(chan struct{})
+	var drains atomic.Int32
+	client, server := newWSServer(t, WebSocketOptions{}).dial(t)
+	server.SetOnDrain(func() {
+		if drains.Add(1) == 1 {
+			<-release
+		}
+	})
+	if err := server.Enqueue([]byte("CONNECTED\n\n"), []byte("\x00"), false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "first drain", func() bool { return drains.Load() == 1 })
+	queued := []string{"\n", "RECEIPT\nreceipt-id:a\n\n\x00", "RECEIPT\nreceipt-id:b\n\n\x00", "\r\n", "\n",
+		"MESSAGE\n\nc\x00", "\n"}
+	total := len("CONNECTED\n\n\x00")
+	for _, f := range queued {
+		if err := server.Enqueue(nil, []byte(f), false); err != nil {
+			t.Fatal(err)
+		}
+		total += len(f)
+	}
+	close(release)
+	var got []string
+	for _, m := range readMessages(t, client, total) {
+		got = append(got, string(m.data))
+	}
+	want := []string{"CONNECTED\n\n\x00", "\n", "RECEIPT\nreceipt-id:a\n\n\x00RECEIPT\nreceipt-id:b\n\n\x00", "\r\n", "\n",
+		"MESSAGE\n\nc\x00", "\n"}
+	if !slices.Equal(got, want) {
+		t.Errorf("messages %q, want %q", got, want)
 	}
 }
 

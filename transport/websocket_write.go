@@ -11,16 +11,22 @@ import (
 // control frames it sends on its own; wsWire keeps the two apart.
 
 // writeBatch sends consecutive frames of the same message type as one WebSocket message, up to
-// maxBatch bytes; STOMP peers parse any number of frames per message.
+// maxBatch bytes; STOMP peers parse any number of frames per message. A frame of line breaks alone (a
+// heart-beat) is a message of its own: clients that tell heart-beats by a message holding nothing
+// else, as stompjs 2.x and webstomp-client do, would otherwise take it for the start of the frame
+// behind it and lose that frame.
 func (c *wsConn) writeBatch(b *frameBatch) error {
 	frames := b.frames
 	for i := 0; i < len(frames); {
 		first := &frames[i]
 		total := first.size()
 		j := i + 1
-		for j < len(frames) && frames[j].binary == first.binary && total+frames[j].size() <= c.maxBatch {
-			total += frames[j].size()
-			j++
+		if !b.lineBreaksOnly(first) {
+			for j < len(frames) && frames[j].binary == first.binary && total+frames[j].size() <= c.maxBatch &&
+				!b.lineBreaksOnly(&frames[j]) {
+				total += frames[j].size()
+				j++
+			}
 		}
 		if err := c.writeMessage(b, i, j, total); err != nil {
 			return err
