@@ -19,6 +19,11 @@
 #   at RATE msg/s     the fanout rows again with the publisher held to RATE messages a second, so that
 #                     the machine is not saturated: CPU per delivery without the cost of five
 #                     processes fighting over two cores
+#   on one CPU        the fanout and fixed-rate rows again with every process (NATS, the nodes, the stompd alone
+#                     or the unconnected ones, and the load tool) on CPU 0 (taskset): each message still
+#                     crosses the same processes and sockets, but no process wakes another on the other
+#                     CPU. Set apart from the row above, it tells the cluster's own cost from what
+#                     waking processes across CPUs costs on this machine.
 #
 # Environment: DURATION [10s; 3s with QUICK=1], WARMUP [2s; 1s], SUBSCRIBERS [100] for the fanout
 # rows, RATE [2000] for the fixed-rate rows, KEEP=1 keeps the work directory.
@@ -85,6 +90,13 @@ for i in 5 6 7; do
 done
 for port in 18181 18182 18183 18184 18185 18186 18187; do wait_http "http://127.0.0.1:$port/readyz"; done
 
+# pin_all CPUS: sets the CPUs every thread of every process started here may run on (threads made
+# later inherit it); the load tool is started under $pin.
+pin=
+pin_all() {
+	for p in "${pids[@]}"; do taskset -a -p -c "$1" "$p" >/dev/null; done
+}
+
 cpu() { # pid... → CPU seconds, summed
 	local total=0
 	for p in "$@"; do
@@ -105,7 +117,7 @@ bench() {
 	before=$(cpu "${watched[@]}")
 	local natsbefore
 	natsbefore=$(cpu "$natspid")
-	"$work/stomp" bench "$@" -duration "$duration" -warmup "$warmup" -json >"$work/$name.json" 2>"$work/$name.err" || {
+	$pin "$work/stomp" bench "$@" -duration "$duration" -warmup "$warmup" -json >"$work/$name.json" 2>"$work/$name.err" || {
 		echo "$name failed: $(cat "$work/$name.err")" >&2
 		return 1
 	}
@@ -143,7 +155,7 @@ split() {
 	before=$(cpu "${splitpids[@]}")
 	local benchpids=()
 	for i in 5 6 7; do
-		"$work/stomp" bench fanout -subscribers $((subscribers / 3)) -url "tcp://127.0.0.1:1671$i" "$@" -duration "$duration" -warmup "$warmup" -json >"$work/$name-$i.json" 2>"$work/$name-$i.err" &
+		$pin "$work/stomp" bench fanout -subscribers $((subscribers / 3)) -url "tcp://127.0.0.1:1671$i" "$@" -duration "$duration" -warmup "$warmup" -json >"$work/$name-$i.json" 2>"$work/$name-$i.err" &
 		benchpids+=($!)
 	done
 	wait "${benchpids[@]}"
@@ -166,6 +178,20 @@ read -r r_spread_rate _ r_spread_cpu _ r_spread_lost r_spread_dup < <(bench rate
 read -r r_alone_rate _ r_alone_cpu _ r_alone_lost r_alone_dup < <(bench rate-alone "$alonepid" -- fanout -rate "$rate" -subscribers "$subscribers" -url tcp://127.0.0.1:16714)
 read -r r_split_rate r_split_cpu < <(split rate-split -rate "$rate")
 
+log "fanout, every process on CPU 0: on node 1, spread, alone, three unconnected; flat out, then at $rate msg/s"
+pin_all 0
+pin="taskset -c 0"
+read -r o_same_rate _ o_same_cpu _ o_same_lost o_same_dup < <(bench one-same "${nodepids[@]}" -- fanout -subscribers "$subscribers" -url "$node1")
+read -r o_spread_rate _ o_spread_cpu _ o_spread_lost o_spread_dup < <(bench one-spread "${nodepids[@]}" -- fanout -subscribers "$subscribers" -url "$node1" -receiver-urls "$spread")
+read -r o_alone_rate _ o_alone_cpu _ o_alone_lost o_alone_dup < <(bench one-alone "$alonepid" -- fanout -subscribers "$subscribers" -url tcp://127.0.0.1:16714)
+read -r o_split_rate o_split_cpu < <(split one-split)
+read -r p_same_rate _ p_same_cpu _ p_same_lost p_same_dup < <(bench pinned-same "${nodepids[@]}" -- fanout -rate "$rate" -subscribers "$subscribers" -url "$node1")
+read -r p_spread_rate _ p_spread_cpu _ p_spread_lost p_spread_dup < <(bench pinned-spread "${nodepids[@]}" -- fanout -rate "$rate" -subscribers "$subscribers" -url "$node1" -receiver-urls "$spread")
+read -r p_alone_rate _ p_alone_cpu _ p_alone_lost p_alone_dup < <(bench pinned-alone "$alonepid" -- fanout -rate "$rate" -subscribers "$subscribers" -url tcp://127.0.0.1:16714)
+read -r p_split_rate p_split_cpu < <(split pinned-split -rate "$rate")
+pin_all "0-$(($(nproc) - 1))"
+pin=
+
 log "latency, same node"
 read -r _ l_same_p99 _ _ l_same_lost l_same_dup < <(bench latency-same "${nodepids[@]}" -- latency -url "$node1")
 log "latency, cross node"
@@ -183,8 +209,12 @@ table=$(
 | NATS server CPU s per million deliveries (fanout) | $f_same_nats | $f_spread_nats | | | | |
 | fanout at $rate msg/s, deliveries/s | $r_same_rate | $r_spread_rate | $r_alone_rate | $r_split_rate | | |
 | broker CPU s per million deliveries at $rate msg/s | $r_same_cpu | $r_spread_cpu | $r_alone_cpu | $r_split_cpu | $(ratio "$r_spread_cpu" "$r_alone_cpu")× | $(ratio "$r_spread_cpu" "$r_split_cpu")× |
+| fanout 1 → $subscribers on one CPU, deliveries/s | $o_same_rate | $o_spread_rate | $o_alone_rate | $o_split_rate | | |
+| broker CPU s per million deliveries (fanout), every process on CPU 0 | $o_same_cpu | $o_spread_cpu | $o_alone_cpu | $o_split_cpu | $(ratio "$o_spread_cpu" "$o_alone_cpu")× | $(ratio "$o_spread_cpu" "$o_split_cpu")× |
+| fanout at $rate msg/s on one CPU, deliveries/s | $p_same_rate | $p_spread_rate | $p_alone_rate | $p_split_rate | | |
+| broker CPU s per million deliveries at $rate msg/s, every process on CPU 0 | $p_same_cpu | $p_spread_cpu | $p_alone_cpu | $p_split_cpu | $(ratio "$p_spread_cpu" "$p_alone_cpu")× | $(ratio "$p_spread_cpu" "$p_split_cpu")× |
 | 100 msg/s → 100 subscribers, p99 latency, ms (same node / cross-node / alone) | $l_same_p99 | $l_cross_p99 | $l_alone_p99 | | $(ratio "$l_cross_p99" "$l_alone_p99")× | |
-| lost / duplicated (fanout, fixed rate, latency) | $f_same_lost / $f_same_dup, $r_same_lost / $r_same_dup, $l_same_lost / $l_same_dup | $f_spread_lost / $f_spread_dup, $r_spread_lost / $r_spread_dup, $l_cross_lost / $l_cross_dup | $f_alone_lost / $f_alone_dup, $r_alone_lost / $r_alone_dup, $l_alone_lost / $l_alone_dup | | | |
+| lost / duplicated (fanout, fixed rate, both on one CPU, latency) | $f_same_lost / $f_same_dup, $r_same_lost / $r_same_dup, $o_same_lost / $o_same_dup, $p_same_lost / $p_same_dup, $l_same_lost / $l_same_dup | $f_spread_lost / $f_spread_dup, $r_spread_lost / $r_spread_dup, $o_spread_lost / $o_spread_dup, $p_spread_lost / $p_spread_dup, $l_cross_lost / $l_cross_dup | $f_alone_lost / $f_alone_dup, $r_alone_lost / $r_alone_dup, $o_alone_lost / $o_alone_dup, $p_alone_lost / $p_alone_dup, $l_alone_lost / $l_alone_dup | | | |
 
 In the latency row the cluster columns are: subscribers on the publisher's node, and all on another
 node (every message crosses NATS). Run: $(date -u '+%Y-%m-%d %H:%M UTC'), stompd $(cd "$root" && git rev-parse --short HEAD), $(nproc) CPUs, NATS $("$work/nats-server" --version | awk '{print $2}').
