@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -492,6 +493,18 @@ func (rc *rawClient) expectClosed() {
 }
 
 // connect sends CONNECT for version (e.g. "1.2") and returns CONNECTED.
+// subscribe subscribes with id 1 to dest, with the extra headers ("name:value" each), and waits for
+// the RECEIPT.
+func (rc *rawClient) subscribe(dest string, headers ...string) {
+	var b strings.Builder
+	b.WriteString("SUBSCRIBE\nid:1\ndestination:" + dest + "\n")
+	for _, h := range headers {
+		b.WriteString(h + "\n")
+	}
+	rc.send(b.String() + "receipt:subscribed\n\n\x00")
+	rc.expect(frame.RECEIPT)
+}
+
 func (rc *rawClient) connect(version string, extraHeaders ...string) *rawFrame {
 	rc.t.Helper()
 	hdr := "accept-version:" + version + "\nhost:/\n"

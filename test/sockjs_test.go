@@ -265,8 +265,7 @@ func TestSockJSRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc.connect("1.2")
-	rc.send("SUBSCRIBE\nid:1\ndestination:/topic/sockjs.auth\nreceipt:r\n\n\x00")
-	rc.expect(frame.RECEIPT)
+	rc.subscribe("/topic/sockjs.auth")
 	rc.send("SEND\ndestination:/topic/sockjs.auth\n\nhello from sockjs\x00")
 	if f := rc.expect(frame.MESSAGE); string(f.Body) != "hello from sockjs" || f.Get("user-id") != "alice" {
 		t.Errorf("message %s, want the body with user-id alice", f)
