@@ -3,7 +3,7 @@
 # STOMP over TCP, Debian's rabbitmq-server) and go-stomp's own server (TCP only) on this machine, and
 # prints one markdown table with the ratios and the machine's facts.
 #
-#   test/bench/compare.sh                  # 10 s per scenario, about 11 minutes in all
+#   test/bench/compare.sh                  # 10 s per scenario, about 12 minutes in all
 #   QUICK=1 test/bench/compare.sh          # 2 s per scenario, about 5 minutes
 #   OUT=bench.md test/bench/compare.sh     # also write the table to bench.md
 #
@@ -14,6 +14,7 @@
 #                                     thousand, the Go runtime's 4 MB minimum heap goal is a large
 #                                     part of a Go broker's figure per connection
 #   LATENCY_RUNS [3]                  latency runs per broker; the table shows the one with the median p99
+#   DURABLE_RATE [1000]               msg/s of the fixed-rate durable queue run
 #   BROKERS  [all]                    a subset of: stompd-ws stompd-tcp rabbitmq-ws rabbitmq-tcp gostomp-tcp
 #   OUT                               a file that also receives the table
 #   KEEP=1                            keep the work directory (binaries, logs, JSON results)
@@ -25,7 +26,9 @@
 # runs LATENCY_RUNS times: a p99 over a few thousand deliveries moves by a third from run to run on a
 # shared machine, so the table keeps the run with the median p99 (the others stay in the results); last
 # the durable queue runs: 4 producers and 4 acknowledging consumers on one queue, every SEND
-# persistent:true, each producer waiting for a RECEIPT on every SEND or every 100th, with stompd keeping
+# persistent:true, each producer waiting for a RECEIPT on every SEND or every 100th, and once more with
+# a RECEIPT per SEND at DURABLE_RATE messages a second in all, so that the brokers' latencies compare
+# at the same load rather than each at its own saturation, with stompd keeping
 # its queues in a data directory (-data-dir) and RabbitMQ storing persistent messages (go-stomp's server
 # stores nothing, so it sits these out). Every
 # process this script starts is stopped when it exits, even on failure or Ctrl-C. It exits 1 when a
@@ -47,9 +50,10 @@ else
 fi
 idle_connections=${IDLE_CONNECTIONS:-10000}
 latency_runs=${LATENCY_RUNS:-3}
+durable_rate=${DURABLE_RATE:-1000}
 all_brokers=(stompd-ws stompd-tcp rabbitmq-ws rabbitmq-tcp gostomp-tcp)
 read -r -a brokers <<<"${BROKERS:-${all_brokers[*]}}"
-scenarios=(idle fanout pairs fanin latency durable1 durable100)
+scenarios=(idle fanout pairs fanin latency durable1 durable100 durablerate)
 
 stompd_http=127.0.0.1:${BENCH_STOMPD_HTTP_PORT:-18080}
 stompd_stomp=127.0.0.1:${BENCH_STOMPD_STOMP_PORT:-16613}
@@ -223,6 +227,7 @@ scenario_flags() {
 	latency) echo "-rate 100 -subscribers 100" ;;
 	durable1) echo "-producers 4 -consumers 4 -persistent -receipt-every 1" ;;
 	durable100) echo "-producers 4 -consumers 4 -persistent -receipt-every 100" ;;
+	durablerate) echo "-producers 4 -consumers 4 -persistent -receipt-every 1 -rate $durable_rate" ;;
 	esac
 }
 
@@ -349,6 +354,8 @@ rows=(
 	"durable queue 4 → 4, persistent, RECEIPT per SEND, msg/s|durable1|.delivered_per_s|$fmt_int"
 	"durable queue 4 → 4, persistent, RECEIPT per 100 SENDs, msg/s|durable100|.delivered_per_s|$fmt_int"
 	"durable queue, RECEIPT per SEND, p99 latency, ms|durable1|.latency_us.p99 / 1000|$fmt_real"
+	"durable queue at $durable_rate msg/s, RECEIPT per SEND, p50 latency, ms|durablerate|.latency_us.p50 / 1000|$fmt_real"
+	"durable queue at $durable_rate msg/s, RECEIPT per SEND, p99 latency, ms|durablerate|.latency_us.p99 / 1000|$fmt_real"
 	"broker CPU s per million messages (durable, RECEIPT per 100)|durable100|.broker_cpu_s_per_million_deliveries|$fmt_real"
 )
 
