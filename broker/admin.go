@@ -141,13 +141,11 @@ func (b *Broker) RemoveQueue(dest string) error {
 		return b.DeleteQueue(dest)
 	}
 	q, err := b.dropQueue(dest, kind)
-	if err != nil {
+	if q == nil {
 		return err
 	}
-	if q.store != nil {
-		if err := q.store.Delete(); err != nil {
-			b.log.Warn("the stored messages of a removed queue were not all removed", "queue", dest, "error", err)
-		}
+	if err != nil {
+		b.log.Warn("the stored messages of a removed queue were not all removed", "queue", dest, "error", err)
 	}
 	return nil
 }

@@ -514,22 +514,29 @@ func (b *Broker) DeleteQueue(dest string) error {
 }
 
 // dropQueue takes queue dest out of the broker and ends its subscriptions (observers are told), and
-// returns it, or ErrNoRoute if there is none.
-func (b *Broker) dropQueue(dest string, kind Kind) (*queue, error) {
+// returns it, or ErrNoRoute if there is none. A stored queue's messages are deleted from the store
+// under the shard lock, as the store queue was opened: a SEND or SUBSCRIBE that makes the queue again
+// waits for that, so that the new queue neither counts nor loses what the old one held. storeErr is
+// the store's answer.
+func (b *Broker) dropQueue(dest string, kind Kind) (q *queue, storeErr error) {
 	sh := b.shardFor(dest)
 	sh.mu.Lock()
-	q := sh.queues[dest]
-	delete(sh.queues, dest)
-	sh.mu.Unlock()
+	q = sh.queues[dest]
 	if q == nil {
+		sh.mu.Unlock()
 		return nil, errNoRoute(dest)
 	}
+	delete(sh.queues, dest)
+	ended := q.remove()
+	if q.store != nil {
+		storeErr = q.store.Delete()
+	}
+	sh.mu.Unlock()
 	b.queueCount.Add(-1)
 	b.releaseDestination()
-	ended := q.remove()
 	b.subCounts[kind].Add(int64(-len(ended)))
 	for _, s := range ended {
 		b.notify(s, false)
 	}
-	return q, nil
+	return q, storeErr
 }

@@ -99,14 +99,16 @@ func (c *messageCounts) addDelivered(k Kind, n int) {
 	}
 }
 
-// addTo adds the shard's counters to st.
+// addTo adds the shard's counters to st. remote is read before published: a publish from another
+// node counts in published first, so that read in this order PublishedRemote never exceeds the
+// publishes it is part of.
 func (c *messageCounts) addTo(st *Stats) {
+	st.PublishedRemote += c.remote.Load()
 	for k := range KindCount {
 		st.Published[k] += c.published[k].Load()
 		st.Delivered[k] += c.delivered[k].Load()
 	}
 	st.Redelivered += c.redelivered.Load()
-	st.PublishedRemote += c.remote.Load()
 	st.DroppedNoRoute += c.noRoute.Load()
 }
 

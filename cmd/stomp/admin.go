@@ -151,14 +151,15 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, action string, args 
 	return printAdmin(w, action, raw)
 }
 
-// queuePath escapes a queue name for the API's path, keeping its slashes.
+// queuePath escapes a queue name (with or without /queue/) into one segment of the API's path: its
+// slashes too (%2F), so that no part of a name is read as the /contents suffix, and a name that is
+// all dots, which URL handling would resolve away, as %2E.
 func queuePath(name string) string {
 	name = strings.TrimPrefix(name, "/queue/")
-	parts := strings.Split(name, "/")
-	for i, p := range parts {
-		parts[i] = url.PathEscape(p)
+	if strings.Trim(name, ".") == "" {
+		return strings.Repeat("%2E", len(name))
 	}
-	return strings.Join(parts, "/")
+	return url.PathEscape(name)
 }
 
 // call makes one request and returns the JSON answer, or the API's error as an error.

@@ -37,6 +37,19 @@ func TestAdminCommand(t *testing.T) {
 	if !strings.Contains(r.stdout, "purged:") {
 		t.Errorf("purge printed %q", r.stdout)
 	}
+	// Names that would read as other paths: each reaches its own queue only.
+	for _, dest := range []string{"/queue/jobs", "/queue/jobs/contents", "/queue/.."} {
+		mustSucceed(t, runStomp(t, "", env, "admin", "publish", dest, "m"), "admin publish to "+dest)
+	}
+	for _, name := range []string{"jobs/contents", "/queue/.."} {
+		r = runStomp(t, "", env, "admin", "purge", name)
+		mustSucceed(t, r, "admin purge "+name)
+	}
+	for dest, want := range map[string]int{"/queue/jobs": 1, "/queue/jobs/contents": 0, "/queue/..": 0} {
+		if q, ok := s.Broker.QueueInfo(dest); !ok || q.Ready != want {
+			t.Errorf("%s after the purges: %+v, want %d ready", dest, q, want)
+		}
+	}
 	r = runStomp(t, "", env, "admin", "close", "no-such-session")
 	if r.code != 1 || !strings.Contains(r.stderr, "404") {
 		t.Errorf("closing an unknown session: exit %d, %q", r.code, r.stderr)

@@ -34,6 +34,7 @@ import (
 	"github.com/stompd/stompd/metrics"
 	"github.com/stompd/stompd/stompws"
 	"github.com/stompd/stompd/stompws/admin"
+	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/transport"
 )
 
@@ -189,7 +190,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 				st := b.Stats()
 				return st.QueuedBytes + st.UnackedBytes + st.HeldBytes + st.RetainedBytes + st.StreamBytes + srv.OutboundBytes() + srv.TransactionBytes()
 			},
-			MaxBody: int(cfg.MaxFrameSize), Logger: logger})
+			Limits: frame.Limits{MaxFrameBytes: int(cfg.MaxFrameSize), MaxHeaders: cfg.MaxHeaders, MaxHeaderBytes: int(cfg.MaxHeaderLength)},
+			Logger: logger})
 		defer api.Close()
 		if cluster != nil {
 			shareFigures(cluster, api)

@@ -4,8 +4,10 @@
 //
 // Access: with authentication on, a request needs a user with the admin role, by HTTP Basic (users
 // file) or Bearer (token); without credentials it gets 401 with WWW-Authenticate, without the role 403.
-// With authentication off, only clients on the loopback interface may use it (403 otherwise). A
-// mutating call (POST, DELETE) from a browser of another origin is refused (403: its Origin header
+// With authentication off, only clients on the loopback interface that address it by a loopback name
+// (localhost, 127.0.0.1, [::1]; in the Host header, and in Origin when a browser sends one) may use
+// it, 403 otherwise: a web page whose own host name a DNS rebinding pointed at 127.0.0.1 does not get
+// in. A mutating call (POST, DELETE) from a browser of another origin is refused (403: its Origin header
 // must name the request's own host), and POST takes application/json only, which a cross-site form
 // cannot send; every mutating call is logged with who made it.
 //
@@ -14,11 +16,11 @@
 package admin
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +34,7 @@ import (
 	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/stompws"
 	"github.com/stompd/stompd/stompws/auth"
+	"github.com/stompd/stompd/stompws/frame"
 )
 
 // AdminRole is the role a user needs for the management API.
@@ -55,8 +58,10 @@ type Config struct {
 	// Peers, in a cluster, returns the figures the other live nodes last reported (see Figures);
 	// nil on one node.
 	Peers func() []NodeFigures
-	// MaxBody bounds a publish's body, in bytes (the STOMP frame limit); 0 means 1 MiB.
-	MaxBody int
+	// Limits bound a publish as they bound a SEND frame: the body and headers together within
+	// MaxFrameBytes, at most MaxHeaders headers, each name:value within MaxHeaderBytes. Zero fields
+	// take frame's defaults.
+	Limits frame.Limits
 	// Logger receives the mutating calls, with who made them. Default: discard.
 	Logger *slog.Logger
 }
@@ -75,9 +80,7 @@ func New(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
-	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	a := &API{cfg: cfg, log: cfg.Logger, started: time.Now(), mux: http.NewServeMux(), rates: newRateSampler(cfg.Broker)}
 	a.routes()
 	return a
@@ -143,9 +146,13 @@ func (a *API) Close() { a.rates.stop() }
 
 // ServeHTTP implements http.Handler: access rules first, then the endpoint.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	who, ok := a.admit(w, r)
+	caller, ok := a.admit(w, r)
 	if !ok {
 		return
+	}
+	who := caller.User
+	if !a.cfg.Authenticator.Enabled() {
+		who = "loopback"
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		if !sameOrigin(r) {
@@ -155,7 +162,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.log.Info("management API call", "method", r.Method, "path", r.URL.Path, "by", who, "remote", r.RemoteAddr)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	a.mux.ServeHTTP(w, r)
+	a.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))
+}
+
+// callerKey is the request context key of the admitted caller (an auth.Principal; empty with
+// authentication off), so that endpoints act as the user admit checked rather than checking again.
+type callerKey struct{}
+
+// callerOf returns the caller ServeHTTP admitted.
+func callerOf(r *http.Request) auth.Principal {
+	p, _ := r.Context().Value(callerKey{}).(auth.Principal)
+	return p
 }
 
 // Gate serves h, the console page, to those the API serves, by the same rules: a browser without
@@ -168,36 +185,39 @@ func (a *API) Gate(h http.Handler) http.Handler {
 	})
 }
 
-// admit applies the access rules and returns who is calling, or answers and returns false.
-func (a *API) admit(w http.ResponseWriter, r *http.Request) (string, bool) {
+// admit applies the access rules and returns who is calling (the zero Principal with authentication
+// off), or answers and returns false.
+func (a *API) admit(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
 	if !a.cfg.Authenticator.Enabled() {
 		if !loopback(r.RemoteAddr) {
 			writeError(w, http.StatusForbidden, "with authentication off, the management API answers clients on the loopback interface only")
-			return "", false
+			return auth.Principal{}, false
 		}
-		return "loopback", true
+		if !loopbackHost(r.Host) || !loopbackOrigin(r) {
+			writeError(w, http.StatusForbidden, "with authentication off, the management API answers requests addressed to localhost or a loopback address only")
+			return auth.Principal{}, false
+		}
+		return auth.Principal{}, true
 	}
 	creds, ok := credentials(r)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Basic realm="stompd", charset="UTF-8"`)
 		w.Header().Add("WWW-Authenticate", `Bearer realm="stompd"`)
 		writeError(w, http.StatusUnauthorized, "authentication required: HTTP Basic or a Bearer token of a user with the admin role")
-		return "", false
+		return auth.Principal{}, false
 	}
 	p, err := a.cfg.Authenticator.Authenticate(creds)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", `Basic realm="stompd", charset="UTF-8"`)
 		w.Header().Add("WWW-Authenticate", `Bearer realm="stompd", error="invalid_token"`)
 		writeError(w, http.StatusUnauthorized, "authentication failed")
-		return "", false
+		return auth.Principal{}, false
 	}
-	for _, role := range p.Roles {
-		if role == AdminRole {
-			return p.User, true
-		}
+	if slices.Contains(p.Roles, AdminRole) {
+		return p, true
 	}
 	writeError(w, http.StatusForbidden, fmt.Sprintf("user %q lacks the %s role", p.User, AdminRole))
-	return "", false
+	return auth.Principal{}, false
 }
 
 // credentials reads an Authorization header: Bearer or Basic.
@@ -225,6 +245,31 @@ func loopback(remote string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// loopbackHost reports whether a Host header (host, host:port, [v6]:port) names the loopback
+// interface: localhost or a loopback address.
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// loopbackOrigin reports whether a request carries no Origin header or one of a loopback host.
+func loopbackOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && loopbackHost(u.Host)
+}
+
 // sameOrigin reports whether a mutating request may be served: no Origin header (not a browser's
 // cross-site request), or one naming the request's own host.
 func sameOrigin(r *http.Request) bool {
@@ -244,13 +289,30 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/connections/{session}", a.connection)
 	m.HandleFunc("DELETE /api/connections/{session}", a.closeConnection)
 	m.HandleFunc("GET /api/queues", a.queues)
-	m.HandleFunc("GET /api/queues/{name...}", a.queue)
-	m.HandleFunc("DELETE /api/queues/{name...}", a.deleteQueue)
+	m.HandleFunc("GET /api/queues/", a.queue)
+	m.HandleFunc("DELETE /api/queues/", a.deleteQueue)
 	m.HandleFunc("GET /api/topics", a.topics)
 	m.HandleFunc("POST /api/publish", a.publish)
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
+	m.HandleFunc("/api/", a.noEndpoint)
+}
+
+// noEndpoint answers what no endpoint serves: 405 with Allow when the path takes other methods, 404
+// otherwise; JSON, as every answer of the API.
+func (a *API) noEndpoint(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = method
+		if _, pattern := a.mux.Handler(probe); pattern != "/api/" {
+			allowed = append(allowed, method)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeError(w, http.StatusMethodNotAllowed, r.Method+" is not served at "+r.URL.Path+"; it takes "+strings.Join(allowed, ", "))
+		return
+	}
+	writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 }
 
 // overview is GET /api/overview.
@@ -293,7 +355,7 @@ func totals(st broker.Stats) (published, delivered uint64) {
 		published += st.Published[k]
 		delivered += st.Delivered[k]
 	}
-	return published - st.PublishedRemote, delivered
+	return published - min(published, st.PublishedRemote), delivered
 }
 
 // clusterTotals sums the nodes' figures for the overview of a cluster node.
@@ -391,7 +453,8 @@ func (a *API) connections(w http.ResponseWriter, r *http.Request) {
 // and how many there are in all.
 func onePage[T any](items []T, offset, limit int) (page []T, total int) {
 	total = len(items)
-	page = items[min(offset, total):min(offset+limit, total)]
+	start := min(offset, total)
+	page = items[start : start+min(limit, total-start)]
 	if page == nil {
 		page = []T{}
 	}
@@ -474,9 +537,32 @@ func (a *API) queues(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"total": total, "offset": offset, "limit": limit, "queues": out})
 }
 
+// queueName reads the queue a request under /api/queues/ names: the part of its destination after
+// /queue/, from the path as sent and then unescaped, so that a slash inside a name sent escaped (%2F,
+// as the CLI and the console send every one) is part of the name and never taken for the /contents
+// suffix, which is the unescaped last segment of the path. A name sent with raw slashes still reads
+// as one name, suffix apart.
+func queueName(r *http.Request) (name string, contents bool, err error) {
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/api/queues/")
+	rest, contents = strings.CutSuffix(rest, "/contents")
+	name, err = url.PathUnescape(rest)
+	if err == nil && name == "" {
+		err = errors.New("no queue named")
+	}
+	return name, contents, err
+}
+
 // queue is GET /api/queues/{name}; {name} is the part after /queue/.
 func (a *API) queue(w http.ResponseWriter, r *http.Request) {
-	dest := "/queue/" + r.PathValue("name")
+	name, contents, err := queueName(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "queue name: "+err.Error())
+		return
+	}
+	if contents {
+		name += "/contents" // only DELETE has the suffix
+	}
+	dest := "/queue/" + name
 	q, ok := a.cfg.Broker.QueueInfo(dest)
 	if !ok {
 		writeError(w, http.StatusNotFound, "no queue "+strconv.Quote(dest))
@@ -487,9 +573,13 @@ func (a *API) queue(w http.ResponseWriter, r *http.Request) {
 
 // deleteQueue is DELETE /api/queues/{name}/contents (purge) and DELETE /api/queues/{name}.
 func (a *API) deleteQueue(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	if rest, ok := strings.CutSuffix(name, "/contents"); ok {
-		dest := "/queue/" + rest
+	name, contents, err := queueName(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "queue name: "+err.Error())
+		return
+	}
+	if contents {
+		dest := "/queue/" + name
 		n, err := a.cfg.Broker.PurgeQueue(dest)
 		if err != nil {
 			writeBrokerError(w, dest, err)
@@ -545,15 +635,19 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnsupportedMediaType, "send the message as application/json: {\"destination\", \"body\" or \"body_base64\", \"headers\"}")
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(2*a.cfg.MaxBody+64<<10)))
-	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, "request too large")
+	// Room for a body of the frame limit in base64 or JSON-escaped, and its headers.
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, int64(2*a.cfg.Limits.MaxFrameBytes+64<<10)))
+	dec.DisallowUnknownFields()
+	var req publishRequest
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("more after the JSON object")
+	}
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request larger than %d bytes", tooLarge.Limit))
 		return
 	}
-	var req publishRequest
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	if err != nil {
 		writeError(w, http.StatusBadRequest, "bad JSON: "+err.Error())
 		return
 	}
@@ -570,30 +664,31 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	case req.Body != nil:
 		body = []byte(*req.Body)
 	}
-	if len(body) > a.cfg.MaxBody {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body of %d bytes, the limit is %d", len(body), a.cfg.MaxBody))
-		return
-	}
 	if _, err := broker.ParseDestination(req.Destination); err != nil {
 		writeBrokerError(w, req.Destination, err)
 		return
 	}
-	user := ""
-	if p, ok := a.principal(r); ok {
-		user = p.User
-		if a.cfg.Policy != nil && !a.cfg.Policy.CanPublish(p, req.Destination) {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("user %q may not publish to %s", p.User, req.Destination))
-			return
-		}
+	caller := callerOf(r)
+	if a.cfg.Authenticator.Enabled() && a.cfg.Policy != nil && !a.cfg.Policy.CanPublish(caller, req.Destination) {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("user %q may not publish to %s", caller.User, req.Destination))
+		return
 	}
 	m := &broker.Message{Destination: req.Destination, Body: body,
-		Sender: broker.Identity{Session: "management-api", Name: "management API", User: user}}
+		Sender: broker.Identity{Session: "management-api", Name: "management API", User: caller.User}}
 	for name, value := range req.Headers {
+		if name == "" || strings.ContainsRune(name, 0) || strings.ContainsRune(value, 0) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("header %q: a name may not be empty, and neither name nor value may hold a NUL", name))
+			return
+		}
 		if reservedHeader(name) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("header %q is set by the server", name))
 			return
 		}
 		m.Header = append(m.Header, broker.Header{Name: name, Value: value})
+	}
+	if status, problem := a.checkLimits(m); problem != "" {
+		writeError(w, status, problem)
+		return
 	}
 	report, err := a.cfg.Broker.PublishReported(m)
 	if err != nil {
@@ -604,17 +699,26 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		"kept": report.Kept, "queued": report.Queued})
 }
 
-// principal returns the authenticated caller, when authentication is on.
-func (a *API) principal(r *http.Request) (auth.Principal, bool) {
-	if !a.cfg.Authenticator.Enabled() {
-		return auth.Principal{}, false
+// checkLimits applies the SEND frame limits to a message to publish: the number of headers and the
+// length of each (name:value), as 400, and the size of the whole frame (command, destination,
+// headers, body), as 413; it returns the status and the problem, or "" when m is within them.
+func (a *API) checkLimits(m *broker.Message) (int, string) {
+	l := a.cfg.Limits
+	if len(m.Header) > l.MaxHeaders {
+		return http.StatusBadRequest, fmt.Sprintf("%d headers, the limit is %d", len(m.Header), l.MaxHeaders)
 	}
-	creds, ok := credentials(r)
-	if !ok {
-		return auth.Principal{}, false
+	size := len("SEND\ndestination:\n\n") + len(m.Destination) + len(m.Body)
+	for _, h := range m.Header {
+		line := len(h.Name) + 1 + len(h.Value)
+		if line > l.MaxHeaderBytes {
+			return http.StatusBadRequest, fmt.Sprintf("header %q of %d bytes, the limit is %d", h.Name, line, l.MaxHeaderBytes)
+		}
+		size += line + 1
 	}
-	p, err := a.cfg.Authenticator.Authenticate(creds)
-	return p, err == nil
+	if size > l.MaxFrameBytes {
+		return http.StatusRequestEntityTooLarge, fmt.Sprintf("message of %d bytes as a frame, the limit is %d", size, l.MaxFrameBytes)
+	}
+	return 0, ""
 }
 
 // reservedHeader reports a header the server sets on messages itself.

@@ -3,9 +3,11 @@ package admin
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/stompd/stompd/stompws/auth"
+	"github.com/stompd/stompd/stompws/frame"
 	"github.com/stompd/stompd/stompws/stompwstest"
 )
 
@@ -31,15 +34,21 @@ type fixture struct {
 func newFixture(t *testing.T, authn *auth.Authenticator) *fixture {
 	t.Helper()
 	srv := stompwstest.Start(t, stompwstest.Config{})
-	api := New(Config{Broker: srv.Broker, Server: srv.STOMP, Authenticator: authn, Node: "n1", Version: "test", Mode: "memory"})
+	api := New(Config{Broker: srv.Broker, Server: srv.STOMP, Authenticator: authn, Node: "n1", Version: "test", Mode: "memory",
+		Limits: frame.Limits{MaxFrameBytes: 1 << 20, MaxHeaders: 10, MaxHeaderBytes: 1024}})
 	t.Cleanup(api.Close)
 	return &fixture{t: t, srv: srv, api: api}
 }
 
-// call makes a request from remote (127.0.0.1 unless given) and decodes the JSON answer.
+// call makes a request from remote (127.0.0.1 unless given), addressed to 127.0.0.1:8080 (or the
+// header's Host), and decodes the JSON answer.
 func (f *fixture) call(method, path, body string, header http.Header, remote string) (int, map[string]any, http.Header) {
 	f.t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	req.Host = "127.0.0.1:8080"
+	if h := header.Get("Host"); h != "" {
+		req.Host = h
+	}
 	req.RemoteAddr = "127.0.0.1:40000"
 	if remote != "" {
 		req.RemoteAddr = remote
@@ -152,16 +161,78 @@ func TestQueuesTopicsAndPublish(t *testing.T) {
 		t.Errorf("topics %d", code)
 	}
 	for body, want := range map[string]int{
-		`{"destination":`:                                                         400, // bad JSON
-		`{"destination":"/nowhere/x","body":"x"}`:                                 400,
-		`{"destination":"/topic/x","body":"x","body_base64":"eA=="}`:              400,
-		`{"destination":"/topic/x","body":"x","headers":{"message-id":"forged"}}`: 400,
-		`{"destination":"/topic/x","body":"` + strings.Repeat("x", 2<<20) + `"}`:  413,
-		`{"destination":"/topic/x","extra":1}`:                                    400,
+		`{"destination":`:                                                                           400, // bad JSON
+		`{"destination":"/nowhere/x","body":"x"}`:                                                   400,
+		`{"destination":"/topic/x","body":"x","body_base64":"eA=="}`:                                400,
+		`{"destination":"/topic/x","body":"x","headers":{"message-id":"forged"}}`:                   400,
+		`{"destination":"/topic/x","body":"` + strings.Repeat("x", 2<<20) + `"}`:                    413,
+		`{"destination":"/topic/x","extra":1}`:                                                      400,
+		`{"destination":"/topic/x","body":"x"} and more`:                                            400,
+		`{"destination":"/topic/x","body":"x","headers":{"":"v"}}`:                                  400,
+		`{"destination":"/topic/x","body":"x","headers":{"a":"b\u0000c"}}`:                          400,
+		`{"destination":"/topic/x","body":"x","headers":{"a":"` + strings.Repeat("v", 1030) + `"}}`: 400,
+		`{"destination":"/topic/x","body":"x","headers":{` + manyHeaders(11) + `}}`:                 400,
+		// Within the body limit alone, over the frame limit with its header.
+		`{"destination":"/topic/x","body":"` + strings.Repeat("x", 1<<20-40) + `","headers":{"h":"` + strings.Repeat("v", 100) + `"}}`: 413,
+		`{"destination":"/topic/x","body":"` + strings.Repeat("x", 3<<20) + `"}`:                                                       413, // past what is read at all
 	} {
 		if code, out, _ := f.call("POST", "/api/publish", body, nil, ""); code != want || out["error"] == "" {
 			t.Errorf("publish %.60s: %d %v, want %d", body, code, out, want)
 		}
+	}
+}
+
+// manyHeaders returns n JSON members "hI":"v".
+func manyHeaders(n int) string {
+	members := make([]string, n)
+	for i := range members {
+		members[i] = fmt.Sprintf(`"h%d":"v"`, i)
+	}
+	return strings.Join(members, ",")
+}
+
+// TestQueueNamesInPaths: a queue's name is one path segment with its slashes escaped, so that no
+// name is taken for another queue's /contents, and raw slashes still name one queue.
+func TestQueueNamesInPaths(t *testing.T) {
+	f := newFixture(t, nil)
+	for _, dest := range []string{"/queue/jobs", "/queue/jobs/contents", "/queue/x/..", "/queue/a/b"} {
+		if code, out, _ := f.call("POST", "/api/publish", `{"destination":"`+dest+`","body":"m"}`, nil, ""); code != 200 {
+			t.Fatalf("publish to %s: %d %v", dest, code, out)
+		}
+	}
+	ready := func(name string) float64 {
+		t.Helper()
+		code, q, _ := f.call("GET", "/api/queues/"+url.PathEscape(name), "", nil, "")
+		if code != 200 {
+			return -1
+		}
+		return q["ready"].(float64)
+	}
+	if code, out, _ := f.call("DELETE", "/api/queues/jobs%2Fcontents/contents", "", nil, ""); code != 200 || out["queue"] != "/queue/jobs/contents" {
+		t.Errorf("purge of jobs/contents: %d %v", code, out)
+	}
+	if ready("jobs") != 1 || ready("jobs/contents") != 0 {
+		t.Errorf("after purging jobs/contents: jobs %v, jobs/contents %v", ready("jobs"), ready("jobs/contents"))
+	}
+	if code, out, _ := f.call("DELETE", "/api/queues/x%2F..", "", nil, ""); code != 200 || out["deleted"] != "/queue/x/.." {
+		t.Errorf("delete of x/..: %d %v", code, out)
+	}
+	if ready("jobs") != 1 {
+		t.Errorf("deleting x/.. touched jobs: %v", ready("jobs"))
+	}
+	if ready("a/b") != 1 {
+		t.Error("a name with raw slashes no longer names its queue")
+	}
+	// Paging past any end, and methods an endpoint does not take.
+	if code, out, _ := f.call("GET", "/api/queues?offset=9223372036854775807", "", nil, ""); code != 200 || len(out["queues"].([]any)) != 0 {
+		t.Errorf("the furthest offset: %d %v", code, out)
+	}
+	code, out, h := f.call("DELETE", "/api/overview", "", nil, "")
+	if code != 405 || h.Get("Allow") != "GET" || out["error"] == "" {
+		t.Errorf("DELETE /api/overview: %d %v %v", code, h, out)
+	}
+	if code, _, _ := f.call("GET", "/api/nothing", "", nil, ""); code != 404 {
+		t.Errorf("no such endpoint: %d", code)
 	}
 }
 
@@ -175,10 +246,24 @@ func TestAccess(t *testing.T) {
 	if code, _, _ := f.call("DELETE", "/api/queues/x", "", evil, ""); code != 403 {
 		t.Errorf("a cross-origin DELETE: %d", code)
 	}
-	if code, _, _ := f.call("GET", "/api/overview", "", evil, ""); code != 200 {
-		t.Errorf("a cross-origin GET: %d", code)
+	if code, _, _ := f.call("GET", "/api/overview", "", evil, ""); code != 403 {
+		t.Errorf("a cross-origin GET with authentication off: %d", code)
+	}
+	// A DNS rebinding: a page of evil.example, its name now pointing at 127.0.0.1, calls with its
+	// own Host and Origin.
+	rebound := http.Header{"Host": {"evil.example:8080"}, "Origin": {"http://evil.example:8080"}}
+	for _, method := range []string{"GET", "DELETE"} {
+		if code, _, _ := f.call(method, "/api/queues/x", "", rebound, ""); code != 403 {
+			t.Errorf("%s through a rebound host name: %d", method, code)
+		}
+	}
+	for _, host := range []string{"localhost:8080", "127.0.0.1", "[::1]:8080", "LOCALHOST"} {
+		if code, _, _ := f.call("GET", "/api/overview", "", http.Header{"Host": {host}, "Origin": {"http://" + host}}, ""); code != 200 {
+			t.Errorf("addressed as %s: %d", host, code)
+		}
 	}
 	req := httptest.NewRequest("POST", "/api/publish", strings.NewReader(`destination=/topic/x`))
+	req.Host = "localhost:8080"
 	req.RemoteAddr = "127.0.0.1:1"
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	w := httptest.NewRecorder()

@@ -10,7 +10,10 @@ const $ = (sel) => document.querySelector(sel);
 const state = { samples: [], last: null };
 
 async function api(method, path) {
-  const res = await fetch(path, { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+  // A call that hangs would stop the refreshes (the timer waits for the one under way): give up on it.
+  const res = await fetch(path, {
+    method, headers: { Accept: 'application/json' }, credentials: 'same-origin', signal: AbortSignal.timeout(3 * REFRESH_MS),
+  });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${body.error || ''}`);
   return body;
@@ -56,9 +59,12 @@ function tiles(ov, nodes) {
   $('#s-delivered').textContent = c ? `cluster: ${fmt(c.rates_per_second.delivered)}/s over a minute` : '';
 }
 
-// sample turns the totals into per-second rates between two polls.
+// sample turns the totals into per-second rates between two polls. A refresh between the timer's
+// (a click, a filter) is not sampled: its rates would be over a moment, and the charts take one
+// sample per period.
 function sample(ov) {
   const now = performance.now();
+  if (state.last && now - state.last.at < 0.75 * REFRESH_MS) return;
   const t = ov.totals;
   let published = 0, delivered = 0;
   if (state.last) {
@@ -165,7 +171,11 @@ function queueRow(tr, q) {
   cell(tr, fmt(q.published));
   cell(tr, fmt(q.delivered));
   const td = cell(tr, '');
-  if (q.kind === 'queue') button(td, 'Purge', () => api('DELETE', '/api/queues/' + q.name.split('/').map(encodeURIComponent).join('/') + '/contents'));
+  // The name is one path segment, its slashes escaped too; a name of dots alone cannot be one (the
+  // browser resolves it as . or ..): `stomp admin purge` reaches those.
+  if (q.kind === 'queue' && !/^\.+$/.test(q.name)) {
+    button(td, 'Purge', () => api('DELETE', '/api/queues/' + encodeURIComponent(q.name) + '/contents'));
+  }
 }
 
 function topicRow(tr, t) {
