@@ -103,11 +103,14 @@
 //     offset is the store's position: a refused append makes the next
 //     publish read the store's bounds again and number from there, so a
 //     live subscriber may have seen the refused message under the offset
-//     the next one gets. A stream subscription is a cursor, not a member of the
-//     fan-out: it reads by offset from the stream's log (or store), so it
-//     sees every kept message once, in order, from its starting point on,
-//     whatever races with publishers, and only as fast as its subscriber has
-//     room: a refusal waits for Resume, a full client-ack window for an Ack.
+//     the next one gets. A stream subscription never does: it is a cursor, not
+//     a member of the fan-out, and reads by offset from the stream's log (or
+//     store), with a StreamStore only below the offset the store has
+//     confirmed, so it sees every kept message once, in order, from its
+//     starting point on, whatever races with publishers or refusals, and only
+//     as fast as its subscriber has room: a refusal, or a full UnackedLimit
+//     shared with other subscriptions, waits for Resume, a full client-ack
+//     window for an Ack.
 //
 // # Lock order
 //
@@ -139,10 +142,11 @@
 // AppendNumbered runs under the stream publish lock and waits for the store,
 // which serializes a node's publishes to one stream.
 //
-// A stream's cursors are pumped after its publish lock is released, each
-// under its subscription's lock; StoredStream.Append is called under the
-// publish lock and must not block, and Read, Seek and Bounds with no broker
-// lock held.
+// A stream's cursors are pumped after its publish lock is released (with a
+// StreamStore, from Append's done callback, which a store calls with none of
+// its locks held), each under its subscription's lock; StoredStream.Append is
+// called under the publish lock and must not block, and Read, Seek and Bounds
+// with no broker lock held.
 //
 // A store calls QueueFeed.Stored with none of its locks held, and the broker
 // calls Append, AppendAll, a waiting Ack, Sync and OpenQueue's work with no

@@ -103,7 +103,7 @@ func (b *Broker) durableFor(spec DurableSubscription, creator Identity, keep boo
 	d, err := b.makeDurable(spec, !keep)
 	if err == nil && keep && b.opts.Durables != nil {
 		if err = b.opts.Durables.KeepDurable(spec); err != nil {
-			b.unbind(d.binding)
+			b.discardDurable(d)
 			err = fmt.Errorf("%w: durable subscription %q: %w", ErrStoreUnavailable, spec.Name, err)
 		}
 	}
@@ -137,6 +137,24 @@ func (b *Broker) makeDurable(spec DurableSubscription, restoring bool) (*durable
 	d.binding = b.bind(spec.Destination, &durableBinding{b: b, d: d})
 	d.restoring.Store(false)
 	return d, nil
+}
+
+// discardDurable undoes makeDurable for a durable subscription that was not made after all: its
+// binding ends, and its queue, which has no consumer yet, is removed, from the Store too when the
+// store holds nothing for it, so that nothing is left there under its name. A store queue with
+// messages is left alone: in a cluster it may be the same durable subscription recorded by another
+// node, and its messages are not this failure's to drop. The caller holds b.durables.mu.
+func (b *Broker) discardDurable(d *durable) {
+	b.unbind(d.binding)
+	d.queue.remove()
+	if st := d.queue.store; st != nil {
+		if n, _ := st.Stored(); n > 0 {
+			return
+		}
+		if err := st.Delete(); err != nil {
+			b.log.Warn("the stored queue of a durable subscription not made was not removed", "subscription", d.Name, "error", err)
+		}
+	}
 }
 
 // bind subscribes s to topic or pattern dest in auto-ack mode for the broker's own use: the

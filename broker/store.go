@@ -11,7 +11,8 @@ package broker
 // consumer leaving, requeues it in memory as without a Store, and it stays in the store meanwhile.
 type Store interface {
 	// OpenQueue opens the stored messages of queue dest, which feed receives. The broker calls it
-	// once per queue, when the queue is first used, without broker locks held.
+	// once per queue, when the queue is first used, holding the queue's shard lock or the durable
+	// subscriptions' registry lock and no other broker lock.
 	OpenQueue(dest string, feed QueueFeed) (StoredQueue, error)
 	// AppendAll stores msgs[i] at the end of queues[i] (queues this Store opened), all of them or
 	// none: a crash in the middle leaves none stored. It returns once they are stored. The broker calls
@@ -56,8 +57,10 @@ type StoredQueue interface {
 	// does not block on broker locks; the broker calls it without broker locks held.
 	Purge() error
 	// Delete removes the queue and its messages from the store for good (a durable subscription
-	// deleted): nothing is fed after it returns. The broker calls it without broker locks held but
-	// the durable subscriptions' registry lock.
+	// deleted, a queue removed by an operator): nothing is fed after it returns. The broker calls it
+	// holding no broker lock but the durable subscriptions' registry lock, or, for a removed queue,
+	// its shard's lock (so that the queue is not made again meanwhile), as it calls OpenQueue; it
+	// must not call back into the broker.
 	Delete() error
 }
 

@@ -46,9 +46,10 @@ type StoredStream interface {
 	// is held, and last is the newest offset ever appended even then.
 	Bounds() (first, last uint64, err error)
 	// Append stores m, whose Offset is one more than the last offset appended. done is called, from
-	// another goroutine, once m is stored (nil) or refused; after a refusal, appends fail until the
-	// broker has read Bounds again. The broker calls it with the destination's publish lock held, so
-	// it must not block.
+	// another goroutine with none of the store's locks held (on success it lets the stream's readers
+	// read m), once m is stored (nil) or refused, in the order of the appends; after a refusal,
+	// appends fail until the broker has read Bounds again. The broker calls it with the
+	// destination's publish lock held, so it must not block.
 	Append(m *Message, done func(error))
 	// Read returns up to max messages held, oldest first, from offset from on, each with Offset set:
 	// fewer, or none, at the end of the stream. Messages removed by the limits are skipped, so the
@@ -105,9 +106,13 @@ func (s StreamStart) String() string {
 	return "next"
 }
 
+// maxStreamTimestamp is the largest timestamp= ParseStreamStart takes: 9999-12-31T23:59:59Z. Later
+// times overflow time.Time's comparisons or cannot be written as RFC 3339 (a store's Seek may need to).
+const maxStreamTimestamp = 253402300799
+
 // ParseStreamStart reads a starting point in the syntax of the x-stream-offset header: first, last,
-// next, offset=N (N ≥ 0; offsets start at 1, so 0 is the oldest kept) or timestamp=UNIX-SECONDS.
-// Anything else gives ErrInvalidStreamOffset with what was wrong.
+// next, offset=N (N ≥ 0; offsets start at 1, so 0 is the oldest kept) or timestamp=UNIX-SECONDS
+// (up to the end of year 9999). Anything else gives ErrInvalidStreamOffset with what was wrong.
 func ParseStreamStart(text string) (StreamStart, error) {
 	switch text {
 	case "first":
@@ -127,8 +132,8 @@ func ParseStreamStart(text string) (StreamStart, error) {
 		return StreamStart{Kind: StartOffset, Offset: n}, nil
 	case ok && name == "timestamp":
 		n, err := strconv.ParseInt(value, 10, 64)
-		if err != nil || n < 0 {
-			return StreamStart{}, fmt.Errorf("%w %q: timestamp= takes Unix seconds", ErrInvalidStreamOffset, text)
+		if err != nil || n < 0 || n > maxStreamTimestamp {
+			return StreamStart{}, fmt.Errorf("%w %q: timestamp= takes Unix seconds, from 0 to %d", ErrInvalidStreamOffset, text, maxStreamTimestamp)
 		}
 		return StreamStart{Kind: StartTimestamp, Time: time.Unix(n, 0)}, nil
 	}
@@ -168,6 +173,10 @@ type stream struct {
 	cursors []*Subscription
 	// nextOffset mirrors next for readers that do not hold appendMu.
 	nextOffset atomic.Uint64
+	// confirmed, in stored mode, is the offset past the newest message the store holds: cursors
+	// read only below it (see readEnd), so that none reads a message the store may still refuse,
+	// whose offset the next message would get. It only rises, but for resync; memory mode leaves it.
+	confirmed atomic.Uint64
 }
 
 // streamFor returns stream dest, opening it in the StreamStore on first use; a new stream counts as
@@ -199,6 +208,7 @@ func (b *Broker) streamFor(dest string, policy *resolvedPolicy, creator Identity
 			return nil, fmt.Errorf("%w: stream %q: %v", ErrStoreUnavailable, dest, err)
 		}
 		st.store, st.next = stored, last+1
+		st.confirmed.Store(st.next)
 	}
 	st.logFirst = st.next
 	st.nextOffset.Store(st.next)
@@ -210,7 +220,8 @@ func (b *Broker) streamFor(dest string, policy *resolvedPolicy, creator Identity
 }
 
 // publishStream numbers m, keeps it, hands it to the store and delivers it live, then lets the
-// stream's cursors read it. Without failed it returns once the store holds m.
+// stream's cursors read it: at once in memory mode, once the store has confirmed it in stored mode
+// (from the store's done callback). Without failed it returns once the store holds m.
 func (b *Broker) publishStream(m *Message, policy *resolvedPolicy, failed func(error)) error {
 	if err := policy.checkWritable(m); err != nil {
 		return err
@@ -248,6 +259,9 @@ func (b *Broker) publishStream(m *Message, policy *resolvedPolicy, failed func(e
 				if failed != nil {
 					failed(st.refusal(err))
 				}
+			} else {
+				st.confirm(m.Offset)
+				b.pumpCursors(st)
 			}
 			if stored != nil {
 				stored <- err
@@ -258,7 +272,9 @@ func (b *Broker) publishStream(m *Message, policy *resolvedPolicy, failed func(e
 	st.nextOffset.Store(st.next)
 	_, err = b.publishTopic(m, nil, true) // the live delivery
 	st.appendMu.Unlock()
-	b.pumpCursors(st)
+	if st.store == nil {
+		b.pumpCursors(st)
+	}
 	if err != nil {
 		return err
 	}
@@ -306,6 +322,7 @@ func (st *stream) noteOffset(b *Broker, m *Message) {
 		st.next = m.Offset + 1
 		st.nextOffset.Store(st.next)
 	}
+	st.confirm(m.Offset) // stored before it came here
 	st.logMu.Lock()
 	expected := st.logFirst + uint64(st.log.len())
 	if m.Offset > expected {
@@ -354,7 +371,28 @@ func (st *stream) resync() error {
 	st.logMu.Unlock()
 	st.next = last + 1
 	st.nextOffset.Store(st.next)
+	st.confirmed.Store(st.next) // appends are confirmed in order, so those before the refusal were
 	return nil
+}
+
+// confirm records that the store holds the message of offset, and so every one before it. Called
+// from the store's done callback, or under appendMu for a message the store numbered.
+func (st *stream) confirm(offset uint64) {
+	for {
+		c := st.confirmed.Load()
+		if c > offset || st.confirmed.CompareAndSwap(c, offset+1) {
+			return
+		}
+	}
+}
+
+// readEnd returns the offset past the newest message cursors may read: every message numbered in
+// memory mode, every one the store has confirmed in stored mode.
+func (st *stream) readEnd() uint64 {
+	if st.store == nil {
+		return st.nextOffset.Load()
+	}
+	return st.confirmed.Load()
 }
 
 // keep adds m, numbered, to the stream's log, dropping the oldest messages past the limits (the
@@ -412,10 +450,10 @@ func (st *stream) dropOldest(b *Broker) {
 	st.logFirst++
 }
 
-// readLog appends to dst the log's messages from offset from on, at most cap(dst)-len(dst) of
-// them, under one read lock; below reports that the log starts after from (nothing is appended then).
-// Messages past MaxAge count as gone.
-func (st *stream) readLog(from uint64, dst []*Message) (_ []*Message, below bool) {
+// readLog appends to dst the log's messages from offset from on and below end, at most
+// cap(dst)-len(dst) of them, under one read lock; below reports that the log starts after from
+// (nothing is appended then). Messages past MaxAge count as gone.
+func (st *stream) readLog(from, end uint64, dst []*Message) (_ []*Message, below bool) {
 	st.logMu.RLock()
 	defer st.logMu.RUnlock()
 	if from < st.logFirst {
@@ -425,7 +463,7 @@ func (st *stream) readLog(from uint64, dst []*Message) (_ []*Message, below bool
 	if st.limits.MaxAge > 0 {
 		cutoff = time.Now().Add(-st.limits.MaxAge)
 	}
-	for i := from - st.logFirst; i < uint64(st.log.len()) && len(dst) < cap(dst); i++ {
+	for i := from - st.logFirst; i < uint64(st.log.len()) && st.logFirst+i < end && len(dst) < cap(dst); i++ {
 		m := *st.log.at(int(i))
 		if !cutoff.IsZero() && m.Published.Before(cutoff) {
 			if len(dst) == 0 {
@@ -445,7 +483,7 @@ func (st *stream) first() (uint64, error) {
 		if err != nil {
 			return 0, fmt.Errorf("%w: stream %q: %v", ErrStoreUnavailable, st.dest, err)
 		}
-		return min(first, st.nextOffset.Load()), nil
+		return min(first, st.readEnd()), nil
 	}
 	st.logMu.RLock()
 	defer st.logMu.RUnlock()
@@ -480,14 +518,16 @@ func (st *stream) seek(t time.Time) (uint64, error) {
 	return offset, nil
 }
 
-// start returns the offset a subscription starting at from reads first.
+// start returns the offset a subscription starting at from reads first. In stored mode, that is
+// never past what the store has confirmed: a message it has not, and may refuse, is not skipped.
 func (st *stream) start(from StreamStart) (uint64, error) {
-	next := st.nextOffset.Load()
+	next := st.readEnd()
 	switch from.Kind {
 	case StartNext:
 		return next, nil
 	case StartTimestamp:
-		return st.seek(from.Time)
+		offset, err := st.seek(from.Time)
+		return min(offset, next), err
 	}
 	first, err := st.first()
 	if err != nil {

@@ -36,12 +36,13 @@ func seq(from, to uint64) []uint64 {
 
 func TestParseStreamStart(t *testing.T) {
 	good := map[string]StreamStart{
-		"first":                StreamStart{Kind: StartFirst},
-		"last":                 StreamStart{Kind: StartLast},
-		"next":                 StreamStart{Kind: StartNext},
-		"offset=0":             StreamStart{Kind: StartOffset},
-		"offset=42":            StreamStart{Kind: StartOffset, Offset: 42},
-		"timestamp=1700000000": StreamStart{Kind: StartTimestamp, Time: time.Unix(1700000000, 0)},
+		"first":                  StreamStart{Kind: StartFirst},
+		"last":                   StreamStart{Kind: StartLast},
+		"next":                   StreamStart{Kind: StartNext},
+		"offset=0":               StreamStart{Kind: StartOffset},
+		"offset=42":              StreamStart{Kind: StartOffset, Offset: 42},
+		"timestamp=1700000000":   StreamStart{Kind: StartTimestamp, Time: time.Unix(1700000000, 0)},
+		"timestamp=253402300799": StreamStart{Kind: StartTimestamp, Time: time.Unix(253402300799, 0)}, // 9999-12-31T23:59:59Z
 	}
 	for text, want := range good {
 		got, err := ParseStreamStart(text)
@@ -52,7 +53,8 @@ func TestParseStreamStart(t *testing.T) {
 			t.Errorf("%q: String() = %q", text, got.String())
 		}
 	}
-	for _, text := range []string{"", "First", "offset=", "offset=-1", "offset=x", "timestamp=-5", "timestamp=1.5", "offset", "42", "next=1"} {
+	for _, text := range []string{"", "First", "offset=", "offset=-1", "offset=x", "timestamp=-5", "timestamp=1.5",
+		"timestamp=253402300800", "timestamp=9223372036854775807", "timestamp=99999999999999999999", "offset", "42", "next=1"} {
 		if _, err := ParseStreamStart(text); !errors.Is(err, ErrInvalidStreamOffset) {
 			t.Errorf("ParseStreamStart(%q) = %v, want ErrInvalidStreamOffset", text, err)
 		}

@@ -18,6 +18,8 @@ type streamCursor struct {
 	fetched []*Message
 	pos     int
 	reading bool // a store read for this cursor is running; guarded by mu
+	// failures counts the store reads in a row that failed, for the backoff; guarded by mu.
+	failures int
 }
 
 // logBatch is how many messages a cursor takes from the stream's log under one lock.
@@ -26,9 +28,22 @@ const logBatch = 32
 // streamReadBatch is how many messages a cursor behind the in-memory log reads from the store at once.
 const streamReadBatch = 256
 
-// streamReadRetry is how long a cursor waits before reading the store again after a failed read, or
-// after finding that the messages it wants are not stored yet.
+// streamReadRetry is how long a cursor waits before reading the store again after finding that the
+// messages it wants are not stored yet, or after a first failed read.
 const streamReadRetry = 50 * time.Millisecond
+
+// streamReadRetryMax bounds the wait between reads of a store that keeps failing.
+const streamReadRetryMax = 2 * time.Second
+
+// streamReadBackoff is how long a cursor waits before reading the store again after failures
+// failed reads in a row (1 or more): streamReadRetry, doubled for each further failure, at most
+// streamReadRetryMax.
+func streamReadBackoff(failures int) time.Duration {
+	if failures > 6 {
+		return streamReadRetryMax
+	}
+	return min(streamReadRetry<<(max(failures, 1)-1), streamReadRetryMax)
+}
 
 // subscribeStream makes s a reader of the stream dest from the starting point from, and lets it read
 // what it has room for.
@@ -58,26 +73,32 @@ func (b *Broker) subscribeStream(s *Subscription, from StreamStart) error {
 }
 
 // pumpStream offers the stream subscription s the messages from its cursor on, until it has read
-// everything published, the subscriber refuses one (a Resume reads on), its client-ack window is
-// full (an Ack reads on) or the next messages must first be read from the store (the read reads
-// on). It returns how many messages the subscriber took. The caller holds s.mu.
+// everything published, the subscriber refuses one or its owner's shared UnackedLimit is full (a
+// Resume reads on), its client-ack window is full (an Ack reads on) or the next messages must first
+// be read from the store (the read reads on). It returns how many messages the subscriber took. The
+// caller holds s.mu.
 //
-// As for lagging topic subscriptions (see catchUp), draining is set while it delivers so that a
-// Resume from inside Deliver returns at once; after a refusal, cursorWaiting is set before draining
-// is cleared and the resumes count is checked after, so a Resume is either seen here or pumps itself.
+// Any pump reads on, so it first clears cursorWaiting: a mark left by an earlier stop is stale once
+// another pump (an Ack's, a publisher's, a store read's) runs, and publishers would pass s over. As
+// for lagging topic subscriptions (see catchUp), draining is set while it delivers so that a Resume
+// from inside Deliver returns at once; see waitForResume for the stop.
 func (s *Subscription) pumpStream(b *Broker) (taken int) {
 	c := s.cursor
+	s.cursorWaiting.Store(false)
 	s.draining.Store(true)
 	defer s.draining.Store(false)
 	for !s.removed && !s.evicted.Load() {
+		before := s.resumes.Load()
 		if s.ackMode != AckAuto && !s.topicHasRoom() {
-			return taken
+			if s.unacked.live >= s.window || s.waitForResume(before) {
+				return taken // its own window is full (its Ack pumps), or a Resume will pump
+			}
+			continue // the shared limit is full, but a Resume came meanwhile
 		}
 		m := c.peek(b, s)
 		if m == nil {
 			return taken
 		}
-		before := s.resumes.Load()
 		switch s.offerTopic(m, originLive) {
 		case Delivered:
 			c.advance(m)
@@ -85,16 +106,30 @@ func (s *Subscription) pumpStream(b *Broker) (taken int) {
 		case Closed:
 			return taken
 		case Full:
-			s.cursorWaiting.Store(true)
-			s.draining.Store(false)
-			if s.resumes.Load() == before {
+			if s.waitForResume(before) {
 				return taken
 			}
-			s.cursorWaiting.Store(false)
-			s.draining.Store(true)
 		}
 	}
 	return taken
+}
+
+// waitForResume marks s as waiting for a Resume, after its subscriber refused a message or its
+// owner's shared UnackedLimit had no room (refuses marked the limit starved, so the owner resumes
+// every subscription once room is freed). It reports false, unmarking s, when a Resume came since
+// before, the resumes count read before the room was found missing: s is to read on at once. The
+// mark is set before draining is cleared and the count read after, so a Resume either is seen here
+// or finds s marked and not draining, and pumps it itself. The caller holds s.mu and has set
+// draining.
+func (s *Subscription) waitForResume(before uint64) bool {
+	s.cursorWaiting.Store(true)
+	s.draining.Store(false)
+	if s.resumes.Load() == before {
+		return true
+	}
+	s.cursorWaiting.Store(false)
+	s.draining.Store(true)
+	return false
 }
 
 // peek returns the message at the cursor, or nil when there is none to offer now. When the
@@ -111,13 +146,14 @@ func (c *streamCursor) peek(b *Broker, s *Subscription) *Message {
 			c.fetched[c.pos] = nil
 			c.pos++
 		}
-		if c.next >= c.st.nextOffset.Load() {
-			return nil // read everything published
+		end := c.st.readEnd()
+		if c.next >= end {
+			return nil // read everything published (and, in stored mode, confirmed)
 		}
 		if cap(c.fetched) < logBatch {
 			c.fetched = make([]*Message, 0, logBatch)
 		}
-		msgs, below := c.st.readLog(c.next, c.fetched[:0])
+		msgs, below := c.st.readLog(c.next, end, c.fetched[:0])
 		c.fetched, c.pos = msgs, 0
 		if len(msgs) > 0 {
 			continue
@@ -150,38 +186,53 @@ func (c *streamCursor) advance(m *Message) {
 }
 
 // read fetches messages from the store for s, from offset from on, and pumps them. It runs on its
-// own goroutine, one at a time per cursor (reading), so the store is never read with locks held.
+// own goroutine, one at a time per cursor (reading), so the store is never called with locks held.
+// After a failure it reads again later, less often while the store keeps failing (see
+// streamReadBackoff), and logs only the first failure of a run and the recovery.
 func (c *streamCursor) read(b *Broker, s *Subscription, from uint64) {
 	msgs, err := c.st.store.Read(from, streamReadBatch)
-	retry := err != nil
-	if err != nil {
-		b.log.Warn("a stream could not be read from the store; trying again", "destination", c.st.dest, "offset", from, "error", err)
-	}
-	s.mu.Lock()
-	c.reading = false
-	switch {
-	case err != nil:
-	case len(msgs) > 0:
-		c.fetched, c.pos = msgs, 0
-	default:
+	var first uint64
+	if err == nil && len(msgs) == 0 {
 		// Nothing held from there on: either the limits removed it, and reading goes on at the
 		// oldest message kept, or it is not stored yet (appends are confirmed in order) and is read
 		// again shortly.
-		first, _, err := c.st.store.Bounds()
-		if err == nil && first > c.next {
-			c.next = first
-		} else {
-			retry = true
-		}
+		first, _, err = c.st.store.Bounds()
+	}
+	s.mu.Lock()
+	c.reading = false
+	failures, recovered := 0, false
+	if err != nil {
+		c.failures++
+		failures = c.failures
+	} else if c.failures > 0 {
+		c.failures, recovered = 0, true
+	}
+	var retry time.Duration
+	switch {
+	case err != nil:
+		retry = streamReadBackoff(failures)
+	case len(msgs) > 0:
+		c.fetched, c.pos = msgs, 0
+	case first > c.next:
+		c.next = first
+	default:
+		retry = streamReadRetry
 	}
 	var taken int
-	if !retry {
+	if retry == 0 {
 		taken = s.pumpStream(b)
 	}
 	s.mu.Unlock()
 	b.countTopicDeliveries(s, taken)
-	if retry {
-		time.AfterFunc(streamReadRetry, func() { b.pumpCursor(s) })
+	switch {
+	case failures == 1:
+		b.log.Warn("a stream could not be read from the store; trying again, less often while it fails",
+			"destination", c.st.dest, "offset", from, "error", err)
+	case recovered:
+		b.log.Info("a stream is read from the store again", "destination", c.st.dest, "offset", from)
+	}
+	if retry > 0 {
+		time.AfterFunc(retry, func() { b.pumpCursor(s) })
 	}
 }
 
@@ -193,8 +244,8 @@ func (b *Broker) pumpCursor(s *Subscription) {
 	b.countTopicDeliveries(s, taken)
 }
 
-// resumeStream reads on for a stream subscription whose subscriber refused a message, and returns
-// how many messages it took. It returns at once when s is not waiting, or when a pump of s is
+// resumeStream reads on for a stream subscription waiting for a Resume (see waitForResume), and
+// returns how many messages it took. It returns at once when s is not waiting, or when a pump of s is
 // running (possibly the caller's own Deliver's): that pump sees the changed resumes count.
 func (s *Subscription) resumeStream(b *Broker) int {
 	s.resumes.Add(1)
@@ -203,7 +254,6 @@ func (s *Subscription) resumeStream(b *Broker) int {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cursorWaiting.Store(false)
 	if b.log.Enabled(context.Background(), slog.LevelDebug) {
 		b.log.Debug("stream subscription resumes", "subscription", s.id, "destination", s.dest, "offset", s.cursor.next)
 	}

@@ -71,8 +71,9 @@ type Subscription struct {
 
 	// cursor is set, before the subscription becomes visible, on a stream
 	// subscription (SubscribeOptions.From); nil otherwise. cursorWaiting
-	// is set when its subscriber refused a message: publishers skip it and
-	// the next Resume reads on (see pumpStream).
+	// is set when its subscriber refused a message or its owner's shared
+	// UnackedLimit was full: publishers skip it and the next Resume reads
+	// on (see pumpStream and waitForResume).
 	cursor        *streamCursor
 	cursorWaiting atomic.Bool
 }
