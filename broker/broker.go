@@ -44,6 +44,9 @@ type Broker struct {
 	// streamFor; streamsMu is taken with no other broker lock held.
 	streamsMu sync.RWMutex
 	streams   map[string]*stream
+	// streamsOpening holds the streams being opened in the StreamStore, outside streamsMu, so that
+	// a slow store holds up only the callers of that destination; guarded by streamsMu.
+	streamsOpening map[string]*streamOpening
 
 	durables durables
 }

@@ -180,7 +180,8 @@ type stream struct {
 }
 
 // streamFor returns stream dest, opening it in the StreamStore on first use; a new stream counts as
-// one of creator's destinations (see reserveDestination).
+// one of creator's destinations (see reserveDestination). The store is called without streamsMu
+// held: other callers for dest wait for that opening, callers for other streams do not.
 func (b *Broker) streamFor(dest string, policy *resolvedPolicy, creator Identity) (*stream, error) {
 	b.streamsMu.RLock()
 	st := b.streams[dest]
@@ -189,14 +190,53 @@ func (b *Broker) streamFor(dest string, policy *resolvedPolicy, creator Identity
 		return st, nil
 	}
 	b.streamsMu.Lock()
-	defer b.streamsMu.Unlock()
 	if st = b.streams[dest]; st != nil {
+		b.streamsMu.Unlock()
 		return st, nil
 	}
+	if op := b.streamsOpening[dest]; op != nil {
+		b.streamsMu.Unlock()
+		<-op.done
+		return op.st, op.err
+	}
 	if err := b.reserveDestination(creator); err != nil {
+		b.streamsMu.Unlock()
 		return nil, err
 	}
-	st = &stream{dest: strings.Clone(dest), limits: policy.stream, next: 1}
+	op := &streamOpening{done: make(chan struct{})}
+	if b.streamsOpening == nil {
+		b.streamsOpening = make(map[string]*streamOpening)
+	}
+	b.streamsOpening[dest] = op
+	b.streamsMu.Unlock()
+
+	op.st, op.err = b.openStream(dest, policy)
+	b.streamsMu.Lock()
+	delete(b.streamsOpening, dest)
+	if op.err == nil {
+		if b.streams == nil {
+			b.streams = make(map[string]*stream)
+		}
+		b.streams[op.st.dest] = op.st
+	} else {
+		b.releaseDestination()
+	}
+	b.streamsMu.Unlock()
+	close(op.done)
+	return op.st, op.err
+}
+
+// streamOpening is a stream being opened by streamFor: done is closed once st or err is set.
+type streamOpening struct {
+	done chan struct{}
+	st   *stream
+	err  error
+}
+
+// openStream makes stream dest, from the StreamStore's messages when there is one. No broker lock is
+// held.
+func (b *Broker) openStream(dest string, policy *resolvedPolicy) (*stream, error) {
+	st := &stream{dest: strings.Clone(dest), limits: policy.stream, next: 1}
 	if ss := b.opts.Streams; ss != nil {
 		stored, err := ss.OpenStream(st.dest, st.limits)
 		var last uint64
@@ -204,7 +244,6 @@ func (b *Broker) streamFor(dest string, policy *resolvedPolicy, creator Identity
 			_, last, err = stored.Bounds()
 		}
 		if err != nil {
-			b.releaseDestination()
 			return nil, fmt.Errorf("%w: stream %q: %v", ErrStoreUnavailable, dest, err)
 		}
 		st.store, st.next = stored, last+1
@@ -212,10 +251,6 @@ func (b *Broker) streamFor(dest string, policy *resolvedPolicy, creator Identity
 	}
 	st.logFirst = st.next
 	st.nextOffset.Store(st.next)
-	if b.streams == nil {
-		b.streams = make(map[string]*stream)
-	}
-	b.streams[st.dest] = st
 	return st, nil
 }
 

@@ -279,9 +279,18 @@ type fakeStream struct {
 type fakeStreams struct {
 	mu      sync.Mutex
 	streams map[string]*fakeStream
+	// gate, when set, holds OpenStream of gated until it is closed; entered hears of each such
+	// OpenStream as it starts waiting.
+	gate    chan struct{}
+	gated   string
+	entered chan struct{}
 }
 
 func (f *fakeStreams) OpenStream(dest string, _ StreamLimits) (StoredStream, error) {
+	if f.gate != nil && dest == f.gated {
+		f.entered <- struct{}{}
+		<-f.gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.streams == nil {
@@ -344,6 +353,39 @@ func (s *fakeStream) Seek(t time.Time) (uint64, error) {
 		}
 	}
 	return s.first + uint64(len(s.msgs)), nil
+}
+
+// TestStreamOpeningHoldsUpOnlyItsDestination: while the store takes its time opening one stream,
+// publishes to streams already open go on, and a second publish to the stream being opened waits
+// for that opening rather than opening it again.
+func TestStreamOpeningHoldsUpOnlyItsDestination(t *testing.T) {
+	store := &fakeStreams{gate: make(chan struct{}), gated: "/topic/log.slow", entered: make(chan struct{}, 2)}
+	b := streamBroker(StreamLimits{}, func(o *Options) { o.Streams = store })
+	publish(t, b, "/topic/log.a", "warm")
+	slowDone := make(chan error, 2)
+	for range 2 {
+		go func() { slowDone <- b.Publish(&Message{Destination: "/topic/log.slow", Body: []byte("s")}) }()
+	}
+	<-store.entered // the store is opening the slow stream
+	otherDone := make(chan error, 1)
+	go func() { otherDone <- b.Publish(&Message{Destination: "/topic/log.a", Body: []byte("x")}) }()
+	select {
+	case err := <-otherDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a publish to an open stream waited for another stream's opening")
+	}
+	close(store.gate)
+	for range 2 {
+		if err := <-slowDone; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if first, last, _ := store.streams["/topic/log.slow"].Bounds(); first != 1 || last != 2 {
+		t.Errorf("the slow stream holds offsets %d..%d, want 1..2 (opened once)", first, last)
+	}
 }
 
 func TestStoredStreamReadsBeyondTheCache(t *testing.T) {
