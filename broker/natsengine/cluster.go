@@ -96,6 +96,15 @@ type Cluster struct {
 	// lostAt is when the connection was last lost (Unix nanoseconds), 0 while connected or before
 	// the first connection.
 	lostAt atomic.Int64
+	// closedBy is why NATS closed the connection for good (nats.go does not reconnect after some
+	// server errors), nil while it is open or when Close closed it; see ConnectionClosed.
+	closedBy atomic.Pointer[error]
+	// outStopped is set, under outMu, once the sender has taken its last batches (Close): what send
+	// gets afterwards is counted as failed.
+	outStopped bool
+	// batchLimit is maxBatchBytes, or less when the server's max_payload leaves less room for a
+	// batch's messages; set at each connection.
+	batchLimit atomic.Int64
 }
 
 // watchedSubject is one NATS subscription of the node and how many watches need it.
@@ -148,8 +157,9 @@ type clusterCounters struct {
 type ClusterStats struct {
 	Connected  bool
 	MessagesIn uint64 // topic messages from other nodes delivered here
-	// MessagesOut counts topic messages handed to NATS; FailedOut those NATS refused (not
-	// connected and its reconnect buffer full, or a subject too long): they reached this node only.
+	// MessagesOut counts topic messages handed to NATS; FailedOut those not forwarded (NATS not
+	// connected and its reconnect buffer full, a subject past maxSubjectBytes, a message past the
+	// server's max_payload, or forwarded after Close): they reached this node only.
 	MessagesOut, FailedOut uint64
 	// Dropped counts messages NATS dropped because this node read them too slowly; Duplicates the
 	// repeats of one message that overlapping subscriptions brought.
@@ -185,6 +195,7 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		nodes:   make(map[string]nodeSeen),
 		state:   make(map[string]json.RawMessage),
 	}
+	c.batchLimit.Store(maxBatchBytes)
 	opts := []nats.Option{
 		nats.Name("stompd " + cfg.NodeName),
 		// The node delivers its own messages itself: NATS need not send them back to it.
@@ -196,6 +207,7 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(2),
 		nats.ConnectHandler(func(nc *nats.Conn) {
+			c.setBatchLimit(nc.MaxPayload())
 			c.beatSoon()
 			c.log.Info("cluster: connected to NATS", "server", nc.ConnectedUrlRedacted())
 		}),
@@ -204,9 +216,24 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 			c.log.Warn("cluster: disconnected from NATS; local traffic goes on", "error", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
+			c.setBatchLimit(nc.MaxPayload())
 			c.lostAt.Store(0)
 			c.stats.reconnects.Add(1)
 			c.log.Info("cluster: reconnected to NATS", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			c.mu.Lock()
+			leaving := c.closed
+			c.mu.Unlock()
+			if leaving {
+				return
+			}
+			err := nc.LastError()
+			if err == nil {
+				err = errors.New("closed by the NATS client")
+			}
+			c.closedBy.Store(&err)
+			c.log.Error("cluster: the NATS connection is closed for good; this node serves only its own clients until it restarts", "error", err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			if errors.Is(err, nats.ErrSlowConsumer) {
@@ -225,6 +252,7 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		return nil, fmt.Errorf("cluster: NATS %s: %w", redactURLs(cfg.URLs), err)
 	}
 	c.nc = nc
+	c.setBatchLimit(nc.MaxPayload())
 	if _, err := nc.Subscribe(nodeSubject, c.heardNode); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -257,6 +285,17 @@ func (c *Cluster) Origin() string { return c.origin }
 // Connected reports whether the node has a NATS connection now.
 func (c *Cluster) Connected() bool { return c.nc.IsConnected() }
 
+// ConnectionClosed returns why the NATS connection is closed for good, nil while it is open or
+// reconnecting, and after Close. nats.go gives up on a connection after some server errors (a
+// protocol line past the server's max_control_line): a node whose connection is closed never
+// reaches the cluster again until it restarts.
+func (c *Cluster) ConnectionClosed() error {
+	if p := c.closedBy.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // DisconnectedSince is when the NATS connection was lost, zero while it is up and before the first
 // connection.
 func (c *Cluster) DisconnectedSince() time.Time {
@@ -266,7 +305,8 @@ func (c *Cluster) DisconnectedSince() time.Time {
 	return time.Time{}
 }
 
-// Forward implements broker.Backplane: the message goes in the batch of the destination's subject.
+// Forward implements broker.Backplane: the message goes in the batch of the destination's subject. A
+// destination whose subject passes maxSubjectBytes is not forwarded (counted in FailedOut).
 func (c *Cluster) Forward(m *broker.Message) { c.send(c.subjectOf(m.Destination), m) }
 
 // ForwardReply implements broker.Backplane: the message goes in the batch of the node's replies.
@@ -278,13 +318,14 @@ func (c *Cluster) ForwardReply(node string, m *broker.Message) {
 // of new destinations are computed on every publish.
 const subjectCacheLimit = 4096
 
-// subjectOf returns topicSubject(dest), remembered for the first subjectCacheLimit destinations.
+// subjectOf returns topicSubject(dest), remembered for the first subjectCacheLimit destinations
+// whose subjects fit maxSubjectBytes.
 func (c *Cluster) subjectOf(dest string) string {
 	if s, ok := c.subjects.Load(dest); ok {
 		return s.(string)
 	}
 	s := topicSubject(dest)
-	if c.subjectCount.Load() < subjectCacheLimit {
+	if len(s) <= maxSubjectBytes && c.subjectCount.Load() < subjectCacheLimit { // send refuses longer
 		if _, loaded := c.subjects.LoadOrStore(strings.Clone(dest), s); !loaded {
 			c.subjectCount.Add(1)
 		}
@@ -297,8 +338,13 @@ func (c *Cluster) subjectOf(dest string) string {
 // order. While NATS keeps up a batch holds one message; under load, the messages to one destination
 // published while the sender was busy go together, so that a node pays one NATS publish, one hand-off
 // and one wake-up per batch rather than per message, and so does each receiving node.
+//
+// A message joins a batch only if the batch stays within maxBatchBytes with it (a message larger than
+// that goes in a batch of its own), so that a large message cannot take others over NATS's payload
+// limit with it; a batch whose NATS message would pass the server's max_payload (1 MiB by default;
+// a STOMP frame may take 4 MiB) is not published and its messages are counted as failed.
 const (
-	// maxBatchBytes bounds one batch, below NATS's default 1 MB payload limit.
+	// maxBatchBytes bounds one batch of several messages, below NATS's default 1 MiB payload limit.
 	maxBatchBytes = 512 << 10
 	// maxPendingBytes bounds what waits for the sender (NATS slow or away, its own buffer full);
 	// past it messages are not forwarded and are counted as failed.
@@ -314,8 +360,13 @@ type batch struct {
 
 // send adds m to the batch of subject and wakes the sender.
 func (c *Cluster) send(subject string, m *broker.Message) {
+	if len(subject) > maxSubjectBytes {
+		c.stats.failedOut.Add(1) // NATS would close the connection (see maxSubjectBytes)
+		return
+	}
+	size := encodedBound(m)
 	c.outMu.Lock()
-	if c.pendingBytes >= maxPendingBytes {
+	if c.pendingBytes >= maxPendingBytes || c.outStopped {
 		c.outMu.Unlock()
 		c.stats.failedOut.Add(1)
 		return
@@ -323,7 +374,7 @@ func (c *Cluster) send(subject string, m *broker.Message) {
 	// Only consecutive messages to one subject share a batch, so that batches cross in the order
 	// their messages were published, whatever their destinations.
 	var b *batch
-	if n := len(c.order); n > 0 && c.order[n-1].subject == subject && len(c.order[n-1].buf) < maxBatchBytes {
+	if n := len(c.order); n > 0 && c.order[n-1].subject == subject && int64(len(c.order[n-1].buf)+size) <= c.batchLimit.Load() {
 		b = c.order[n-1]
 	} else {
 		b = &batch{subject: subject, buf: c.takeBuffer()}
@@ -341,6 +392,24 @@ func (c *Cluster) send(subject string, m *broker.Message) {
 	}
 }
 
+// setBatchLimit bounds batches by the server's max_payload (0: not known yet), leaving room for a
+// batch's header.
+func (c *Cluster) setBatchLimit(maxPayload int64) {
+	if maxPayload > 0 {
+		c.batchLimit.Store(max(min(maxBatchBytes, maxPayload-int64(len(c.origin))-32), 0))
+	}
+}
+
+// encodedBound is at least the bytes send appends to a batch for m (its offset, its length and
+// appendMessage's encoding), computed without encoding it.
+func encodedBound(m *broker.Message) int {
+	n := 8*binary.MaxVarintLen64 + len(m.ID) + len(m.Destination) + len(m.Sender.User) + len(m.Body)
+	for _, h := range m.Header {
+		n += 2*binary.MaxVarintLen64 + len(h.Name) + len(h.Value)
+	}
+	return n
+}
+
 // takeBuffer returns an empty buffer, a recycled one if there is one. The caller holds outMu.
 func (c *Cluster) takeBuffer() []byte {
 	if n := len(c.spare); n > 0 {
@@ -351,26 +420,36 @@ func (c *Cluster) takeBuffer() []byte {
 	return make([]byte, 0, 4096)
 }
 
-// sender publishes the pending batches, oldest first, until Close.
+// sender publishes the pending batches, oldest first, until Close, and then once more what is
+// pending then, for Close to flush.
 func (c *Cluster) sender() {
 	defer c.done.Done()
 	var header []byte
 	for {
+		stopping := false
 		select {
 		case <-c.stop:
-			return
+			stopping = true
 		case <-c.outKick:
 		}
 		c.outMu.Lock()
 		batches := c.order
 		c.order = nil
 		c.pendingBytes = 0
+		c.outStopped = stopping
 		c.outMu.Unlock()
+		maxPayload := c.nc.MaxPayload() // the server's max_payload; 0 before the first connection
 		for _, b := range batches {
 			header = append(header[:0], backplaneWire)
 			header = appendString(header, c.origin)
 			header = binary.AppendUvarint(header, c.seq.Add(1))
 			header = binary.AppendUvarint(header, uint64(b.n))
+			if maxPayload > 0 && int64(len(header)+len(b.buf)) > maxPayload {
+				// Refused by NATS whole: a message too large for the cluster (alone in its batch).
+				c.stats.failedOut.Add(uint64(b.n))
+				c.recycle(b)
+				continue
+			}
 			payload := append(header, b.buf...)
 			if err := c.nc.Publish(b.subject, payload); err != nil {
 				c.stats.failedOut.Add(uint64(b.n))
@@ -378,13 +457,21 @@ func (c *Cluster) sender() {
 				c.stats.out.Add(uint64(b.n))
 			}
 			header = payload[:0] // nats.go copied it
-			c.outMu.Lock()
-			if cap(b.buf) <= 64<<10 && len(c.spare) < 64 {
-				c.spare = append(c.spare, b.buf)
-			}
-			c.outMu.Unlock()
+			c.recycle(b)
+		}
+		if stopping {
+			return
 		}
 	}
+}
+
+// recycle keeps b's buffer for a later batch, if it is not large.
+func (c *Cluster) recycle(b *batch) {
+	c.outMu.Lock()
+	if cap(b.buf) <= 64<<10 && len(c.spare) < 64 {
+		c.spare = append(c.spare, b.buf)
+	}
+	c.outMu.Unlock()
 }
 
 // ListenReplies receives the replies other nodes publish to this node's reply queues: those named
@@ -395,10 +482,18 @@ func (c *Cluster) ListenReplies(node string) error {
 	return err
 }
 
-// Watch implements broker.Backplane.
+// Watch implements broker.Backplane. A destination whose subjects pass maxSubjectBytes is refused
+// (an error wrapping ErrNameTooLong) and watched for nothing: its subscribers get this node's
+// messages only. Unwatch is called for it all the same, and finds nothing to undo.
 func (c *Cluster) Watch(dest string) error {
+	subjects := watchSubjects(dest)
+	for _, subject := range subjects {
+		if err := checkSubject(subject); err != nil {
+			return fmt.Errorf("cluster: other nodes' messages are never delivered here for it: %w", err)
+		}
+	}
 	var firstErr error
-	for _, subject := range watchSubjects(dest) {
+	for _, subject := range subjects {
 		if err := c.watchSubject(subject); err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -439,9 +534,12 @@ func (c *Cluster) watchSubject(subject string) error {
 		}
 	}
 	if sub == nil {
-		// Could not even be registered with the client: forget it, so the next Watch tries again.
+		// Could not even be registered with the client: forget it, so the next Watch tries again;
+		// unless an Unwatch and a new Watch replaced it meanwhile.
 		c.mu.Lock()
-		delete(c.watched, subject)
+		if c.watched[subject] == w {
+			delete(c.watched, subject)
+		}
 		c.mu.Unlock()
 	}
 	w.err = err
@@ -474,17 +572,30 @@ func (c *Cluster) Unwatch(dest string) {
 	}
 }
 
+// seenIdle is how long an origin's repeat window is kept after its last batch: repeats from
+// overlapping subscriptions arrive next to the original, and an origin that sends nothing for this
+// long has likely gone (a restarted node is a new origin). Windows are pruned every seenIdle, between
+// batches, so one lives between seenIdle and twice that after its last batch.
+const seenIdle = time.Minute
+
 // receive delivers the messages of other nodes, one at a time in the order NATS hands them over, so
 // that each publisher's order holds; it drops this node's own and repeats.
 func (c *Cluster) receive() {
 	defer c.done.Done()
 	seen := make(map[string]*seenWindow)
+	prune := time.NewTicker(seenIdle)
+	defer prune.Stop()
+	var round uint64 // pruning rounds so far; a window records the round of its last batch
 	var received uint64
 	for {
 		var msg *nats.Msg
 		select {
 		case <-c.stop:
 			return
+		case <-prune.C:
+			forgetIdle(seen, round)
+			round++
+			continue
 		case msg = <-c.in:
 		}
 		p := msg.Data
@@ -502,6 +613,7 @@ func (c *Cluster) receive() {
 			w = &seenWindow{}
 			seen[string(origin)] = w
 		}
+		w.round = round
 		count := d.uvarint()
 		if !w.first(seq) {
 			c.stats.duplicates.Add(count)
@@ -528,19 +640,16 @@ func (c *Cluster) receive() {
 					c.stats.in.Add(1)
 				}
 			}
-			if received%4096 == 0 {
-				c.forgetOrigins(seen)
-			}
 		}
 	}
 }
 
-// forgetOrigins drops the repeat windows of nodes no longer heard from.
-func (c *Cluster) forgetOrigins(seen map[string]*seenWindow) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for origin := range seen {
-		if _, alive := c.nodes[origin]; !alive {
+// forgetIdle drops the repeat windows that had no batch since the pruning round before round: idle
+// for a whole round, seenIdle, or more. Whether the origin still beats does not matter: a node's
+// batches can arrive before its first heart-beat, or after it was last heard from.
+func forgetIdle(seen map[string]*seenWindow, round uint64) {
+	for origin, w := range seen {
+		if w.round < round {
 			delete(seen, origin)
 		}
 	}
@@ -548,8 +657,9 @@ func (c *Cluster) forgetOrigins(seen map[string]*seenWindow) {
 
 // seenWindow remembers which of the last 4,096 sequence numbers of one origin have arrived.
 type seenWindow struct {
-	top  uint64
-	bits [64]uint64
+	top   uint64
+	bits  [64]uint64
+	round uint64 // the receive loop's pruning round of the origin's last batch
 }
 
 // first reports whether seq arrives for the first time, and records it. A number more than 4,096

@@ -36,7 +36,7 @@ func (c *Cluster) OpenStore(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.js = js
+	e.js = guardedJS{js}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	if _, err := js.AccountInfo(ctx); err != nil {
@@ -82,8 +82,14 @@ func (e *Engine) keepAlive() {
 const clusterCallTimeout = 3 * time.Second
 
 // ensureStream makes sure stream cfg exists: on one node, created or updated to cfg; in a cluster,
-// looked up first, created when missing and updated only when its settings differ.
+// looked up first, created when missing and updated only when its settings differ. A subject past
+// maxSubjectBytes is refused (ErrNameTooLong), as nothing could be published on it.
 func (e *Engine) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) error {
+	for _, subject := range cfg.Subjects {
+		if err := checkSubject(subject); err != nil {
+			return err
+		}
+	}
 	if !e.shared {
 		_, err := e.js.CreateOrUpdateStream(ctx, cfg)
 		return err

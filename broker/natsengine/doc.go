@@ -47,6 +47,17 @@
 // starting together look streams up before creating them, with short bounds, as concurrent creates of
 // one stream can go unanswered.
 //
+// # Limits
+//
+// NATS bounds what crosses it, and a connection that breaks its protocol limits is closed for good
+// (Cluster.ConnectionClosed). A destination whose escaped subject passes maxSubjectBytes (1 KiB,
+// well below the servers' 4 KiB max_control_line) is refused: a queue or stream cannot be opened
+// (ErrNameTooLong, which the broker reports as the store being unavailable for it), a topic
+// subscription works on its node only, and its messages, and retained messages, are not sent. A
+// topic message whose batch would pass the servers' max_payload (1 MiB by default; a STOMP frame
+// may take 4 MiB) reaches the subscribers of its own node only and is counted in
+// ClusterStats.FailedOut; batches of several messages stay within maxBatchBytes.
+//
 // # Concurrency
 //
 // An Engine and the queues it opens are safe for concurrent use. A queue fetches on a goroutine of its

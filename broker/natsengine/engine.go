@@ -237,7 +237,7 @@ func (e *Engine) startServer() error {
 		srv.Shutdown()
 		return err
 	}
-	e.srv, e.nc, e.js = srv, nc, js
+	e.srv, e.nc, e.js = srv, nc, guardedJS{js}
 	return nil
 }
 
@@ -385,11 +385,15 @@ type storeFailure struct {
 // healthWindow is how long a failed operation keeps Health reporting it.
 const healthWindow = time.Minute
 
-// Health says what is wrong with the store, or "" when nothing is: an operation failed within the
-// last minute, or the stored messages take 95% or more of Config.MaxStoreBytes.
+// Health says what is wrong with the store, or "" when nothing is: its NATS connection is closed
+// for good, an operation failed within the last minute, or the stored messages take 95% or more of Config.MaxStoreBytes.
 func (e *Engine) Health() string {
 	if e.isClosed() {
 		return "store closed"
+	}
+	if e.nc.IsClosed() {
+		// nats.go gave up on the connection (a server error): nothing reaches the store any more.
+		return fmt.Sprintf("store: the NATS connection is closed for good (%v); restart stompd", e.nc.LastError())
 	}
 	if f := e.failure.Load(); f != nil && time.Since(f.at) < healthWindow {
 		return fmt.Sprintf("store: %s failed %s ago: %v", f.op, time.Since(f.at).Round(time.Second), f.err)
@@ -509,7 +513,10 @@ func (e *Engine) Close() error {
 	}
 	e.closed = true
 	e.mu.Unlock()
+	e.cancel()
+	e.fetchers.Wait()
 	if e.shared {
+		// Once no fetch is under way, so that none feeds a message after its queue was released.
 		e.mu.Lock()
 		queues := e.queues
 		e.mu.Unlock()
@@ -517,8 +524,6 @@ func (e *Engine) Close() error {
 			q.releaseAll() // to the other nodes at once, rather than after AckWait
 		}
 	}
-	e.cancel()
-	e.fetchers.Wait()
 	if e.confirmations != nil {
 		e.sends.Lock()
 		e.sendsClosed = true
@@ -588,3 +593,37 @@ func (l *serverLog) Debugf(format string, v ...any) {
 	l.log.Debug("nats: " + fmt.Sprintf(format, v...))
 }
 func (l *serverLog) Tracef(format string, v ...any) {}
+
+// guardedJS refuses, before they reach the connection, the JetStream publishes whose subject passes
+// maxSubjectBytes (which would make the server close it): the queues and streams refuse such names
+// when opened, and this keeps any other (a retained message of a long topic) from the connection.
+// The check costs a length comparison per publish.
+type guardedJS struct{ jetstream.JetStream }
+
+func (g guardedJS) Publish(ctx context.Context, subject string, payload []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	return g.JetStream.Publish(ctx, subject, payload, opts...)
+}
+
+func (g guardedJS) PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if err := checkSubject(msg.Subject); err != nil {
+		return nil, err
+	}
+	return g.JetStream.PublishMsg(ctx, msg, opts...)
+}
+
+func (g guardedJS) PublishAsync(subject string, payload []byte, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if err := checkSubject(subject); err != nil {
+		return nil, err
+	}
+	return g.JetStream.PublishAsync(subject, payload, opts...)
+}
+
+func (g guardedJS) PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if err := checkSubject(msg.Subject); err != nil {
+		return nil, err
+	}
+	return g.JetStream.PublishMsgAsync(msg, opts...)
+}

@@ -64,14 +64,17 @@ func (e *Engine) lead(ctx context.Context, name, holder string, onLead, onLose f
 		}
 		if kv != nil {
 			c, cancel := context.WithTimeout(ctx, leaseRenew)
+			var next uint64
 			var err error
+			// rev changes only when the write succeeds: after a failed renewal (unanswered in time),
+			// the next must still name the revision the server holds, or it is refused too and the
+			// lease is given up for nothing.
 			if leading {
-				rev, err = kv.Update(c, name, []byte(holder), rev)
-				if err == nil {
-					renewed = time.Now()
+				if next, err = kv.Update(c, name, []byte(holder), rev); err == nil {
+					rev, renewed = next, time.Now()
 				}
-			} else if rev, err = kv.Create(c, name, []byte(holder)); err == nil {
-				renewed = time.Now()
+			} else if next, err = kv.Create(c, name, []byte(holder)); err == nil {
+				rev, renewed = next, time.Now()
 				leading = true
 				e.log.Info("cluster: this node runs "+name, "holder", holder)
 				onLead()

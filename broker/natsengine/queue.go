@@ -69,15 +69,20 @@ type queue struct {
 	deleted     bool                  // Delete was called: nothing more is fetched
 }
 
-// OpenQueue implements broker.Store.
+// OpenQueue implements broker.Store. A destination whose subject passes maxSubjectBytes is refused
+// with an error wrapping ErrNameTooLong, which does not repeat the name.
 func (e *Engine) OpenQueue(dest string, feed broker.QueueFeed) (broker.StoredQueue, error) {
 	if e.isClosed() {
 		return nil, errClosed
 	}
+	subject := queueSubject(dest)
+	if err := checkSubject(subject); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	name := queueConsumer(dest)
-	q := &queue{e: e, dest: dest, subject: queueSubject(dest), name: name, feed: feed, outstanding: make(map[uint64]*storedRef)}
+	q := &queue{e: e, dest: dest, subject: subject, name: name, feed: feed, outstanding: make(map[uint64]*storedRef)}
 	e.mu.Lock()
 	q.redeliveredUpTo = e.recovered[name]
 	e.mu.Unlock()

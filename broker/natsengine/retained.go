@@ -109,7 +109,9 @@ func (e *Engine) retainedPublishFailed(err error) {
 		return
 	}
 	e.log.Warn("store: a retained message was not kept", "error", err)
-	e.observeFailure("append", err)
+	if !errors.Is(err, ErrNameTooLong) { // the client's name, not the store, is at fault
+		e.observeFailure("append", err)
+	}
 }
 
 var _ broker.RetainedStore = (*Engine)(nil)

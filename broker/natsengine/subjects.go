@@ -1,8 +1,35 @@
 package natsengine
 
 import (
+	"fmt"
 	"strings"
+
+	"github.com/stompd/stompd/broker"
 )
+
+// maxSubjectBytes bounds, in bytes, the NATS subjects the engine publishes on and subscribes to. A
+// NATS server answers a protocol line (PUB, SUB) longer than its max_control_line (4 KiB by default)
+// by closing the connection, and nats.go then closes it for good rather than reconnect; a destination
+// name can be far longer (a STOMP header line may take 100 KiB) and escaping (escapeToken) can triple
+// its bytes. A destination whose subject would pass the bound is refused (Cluster.Watch,
+// OpenQueue, OpenStream, with an error wrapping ErrNameTooLong) or not forwarded (Cluster.Forward
+// counts it in ClusterStats.FailedOut: it reached this node's subscribers only); the rest of the line
+// (reply inbox, sizes) fits in what the bound leaves.
+const maxSubjectBytes = 1024
+
+// ErrNameTooLong means a destination's name, escaped as a NATS subject, would take more than
+// maxSubjectBytes: the cluster and the store refuse it. It is a broker.ErrInvalidDestination, so a
+// client gets ERROR invalid destination (not a store failure to retry).
+var ErrNameTooLong = fmt.Errorf("%w: name too long for NATS", broker.ErrInvalidDestination)
+
+// checkSubject returns nil if subject fits maxSubjectBytes, else an error wrapping ErrNameTooLong
+// that says by how much (not the name itself, which may be huge).
+func checkSubject(subject string) error {
+	if len(subject) <= maxSubjectBytes {
+		return nil
+	}
+	return fmt.Errorf("%w: escaped, it takes %d bytes, more than the %d allowed", ErrNameTooLong, len(subject), maxSubjectBytes)
+}
 
 // Topic messages cross the cluster on core NATS subjects: /topic/W1.W2... is published on
 // t.E(W1).E(W2)..., each word escaped by escapeToken, so that any destination the broker accepts is

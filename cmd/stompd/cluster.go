@@ -169,11 +169,14 @@ func redactURL(u string) string {
 	return u[:scheme+3] + "***" + u[at:]
 }
 
-// clusterProblem says why the node is not ready for its cluster, or "": not connected to NATS yet, or
-// the connection lost for longer than grace.
+// clusterProblem says why the node is not ready for its cluster, or "": not connected to NATS yet,
+// the connection lost for longer than grace, or closed for good (at once: it does not come back).
 func clusterProblem(c *natsengine.Cluster, grace time.Duration) string {
 	if c.Connected() {
 		return ""
+	}
+	if err := c.ConnectionClosed(); err != nil {
+		return fmt.Sprintf("cluster: NATS connection closed for good (%v); restart the node", err)
 	}
 	lost := c.DisconnectedSince()
 	if lost.IsZero() {

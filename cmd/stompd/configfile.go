@@ -655,11 +655,15 @@ func printEffectiveConfig(w io.Writer, fs *flag.FlagSet, sources map[string]stri
 }
 
 // formatSettingValue writes f's current value as YAML: booleans and numbers
-// bare, everything else as a string, quoted only where YAML needs it.
+// bare, everything else as a string, quoted only where YAML needs it. The
+// -nats URLs show without their passwords (user:password@ becomes ***@).
 func formatSettingValue(f *flag.Flag) string {
 	text := f.Value.String()
 	if isSecretSetting(f.Name) && text != "" {
 		return "<redacted>"
+	}
+	if f.Name == "nats" {
+		text = redactURLs(splitList(text)) // the URLs' passwords, as the log shows them
 	}
 	if g, ok := f.Value.(flag.Getter); ok {
 		switch g.Get().(type) {
