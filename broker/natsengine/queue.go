@@ -440,6 +440,11 @@ func (q *queue) Purge() error {
 	q.count, q.bytes, q.credits = 0, 0, 0
 	clear(q.outstanding)
 	q.mu.Unlock()
+	// Appends confirmed while the purge was under way are counted again from the server, not lost
+	// to the depth bound.
+	if err := q.measure(ctx); err != nil {
+		q.e.log.Warn("store: counting a purged queue again", "queue", q.dest, "error", err)
+	}
 	return nil
 }
 
