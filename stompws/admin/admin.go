@@ -318,11 +318,7 @@ func (a *API) noEndpoint(w http.ResponseWriter, r *http.Request) {
 // overview is GET /api/overview.
 func (a *API) overview(w http.ResponseWriter, _ *http.Request) {
 	st := a.cfg.Broker.Stats()
-	conns := a.cfg.Server.Connections()
-	byTransport := map[string]int{}
-	for _, c := range conns {
-		byTransport[c.Transport]++
-	}
+	total, byTransport := a.cfg.Server.ConnectionsByTransport()
 	published, delivered := a.rates.perSecond()
 	totalPublished, totalDelivered := totals(st)
 	var held int64
@@ -332,7 +328,7 @@ func (a *API) overview(w http.ResponseWriter, _ *http.Request) {
 	out := map[string]any{
 		"node": a.cfg.Node, "version": a.cfg.Version, "mode": a.cfg.Mode, "mode_detail": a.cfg.ModeDetail,
 		"uptime_seconds": int64(time.Since(a.started).Seconds()),
-		"connections":    map[string]any{"total": len(conns), "by_transport": byTransport},
+		"connections":    map[string]any{"total": total, "by_transport": byTransport},
 		"subscriptions":  st.Subscriptions,
 		"destinations": map[string]int{"topics": st.Destinations[broker.KindTopic], "queues": st.Destinations[broker.KindQueue],
 			"reply_queues": st.Destinations[broker.KindReplyQueue]},
