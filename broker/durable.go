@@ -24,9 +24,11 @@ type DurableStore interface {
 	// LoadDurables returns the durable subscriptions kept. The broker calls it once, in New, and
 	// makes them again, so that messages published before their subscribers come back are kept.
 	LoadDurables() ([]DurableSubscription, error)
-	// KeepDurable records d, returning once it is recorded. DropDurable forgets the one of user and
-	// name. The broker calls them without broker locks held.
-	KeepDurable(d DurableSubscription) error
+	// KeepDurable records d, returning once it is recorded, with the record's revision: a number
+	// that rises with every change to the store's durable subscriptions (0 if the store numbers
+	// none), which EnsureDurable and ForgetDurable compare with theirs. DropDurable forgets the one
+	// of user and name. The broker calls them with only the durable subscriptions registry locked.
+	KeepDurable(d DurableSubscription) (revision uint64, err error)
 	DropDurable(user, name string) error
 }
 
@@ -57,6 +59,10 @@ type durable struct {
 	// restoring is set while a durable made again in New is bound: the retained messages its binding
 	// is given then were kept before the restart, and are not kept twice.
 	restoring atomic.Bool
+	// revision is the store's revision (see DurableStore.KeepDurable) of the record at which this
+	// node last made or learned it, 0 if none; ForgetDurable ignores a deletion no newer than it.
+	// Guarded by durables.mu.
+	revision uint64
 }
 
 // durableKey identifies a durable subscription by its user and name.
@@ -75,7 +81,7 @@ type durables struct {
 // subscribeDurable attaches sub, a topic subscription named opts.Durable, to its durable
 // subscription as a consumer, making the durable subscription if it is new.
 func (b *Broker) subscribeDurable(sub *Subscription, name string) error {
-	d, err := b.durableFor(DurableSubscription{User: sub.owner.User, Name: name, Destination: sub.dest}, sub.owner, true)
+	d, err := b.durableFor(DurableSubscription{User: sub.owner.User, Name: name, Destination: sub.dest}, sub.owner, true, 0)
 	if err != nil {
 		return err
 	}
@@ -84,8 +90,10 @@ func (b *Broker) subscribeDurable(sub *Subscription, name string) error {
 }
 
 // durableFor returns the durable subscription of spec's user and name, making it if it is new (when
-// keep is set, recording it in Options.Durables). One with another destination is ErrDurableMismatch.
-func (b *Broker) durableFor(spec DurableSubscription, creator Identity, keep bool) (*durable, error) {
+// keep is set, recording it in Options.Durables, whose revision it takes). One with another
+// destination is ErrDurableMismatch. revision, when above the one the durable subscription has, is
+// its new one: the store's revision of a record this node learned of.
+func (b *Broker) durableFor(spec DurableSubscription, creator Identity, keep bool, revision uint64) (*durable, error) {
 	r := &b.durables
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -95,14 +103,18 @@ func (b *Broker) durableFor(spec DurableSubscription, creator Identity, keep boo
 			return nil, fmt.Errorf("%w: %q is bound to %q, not %q; UNSUBSCRIBE it with durable:true first",
 				ErrDurableMismatch, spec.Name, d.Destination, spec.Destination)
 		}
+		d.revision = max(d.revision, revision)
 		return d, nil
 	}
 	if err := b.reserveDestination(creator); err != nil {
 		return nil, err
 	}
 	d, err := b.makeDurable(spec, !keep)
+	if err == nil {
+		d.revision = revision
+	}
 	if err == nil && keep && b.opts.Durables != nil {
-		if err = b.opts.Durables.KeepDurable(spec); err != nil {
+		if d.revision, err = b.opts.Durables.KeepDurable(spec); err != nil {
 			b.discardDurable(d)
 			err = fmt.Errorf("%w: durable subscription %q: %w", ErrStoreUnavailable, spec.Name, err)
 		}
@@ -259,22 +271,28 @@ func (b *Broker) unregisterDurable(key string, d *durable) {
 }
 
 // EnsureDurable makes the durable subscription spec on this broker if it has none of that user and
-// name, without recording it in Options.Durables: in a cluster, another node made it and recorded it,
-// and this node binds it too, so that the messages published here are kept for it.
-func (b *Broker) EnsureDurable(spec DurableSubscription) error {
-	_, err := b.durableFor(spec, Identity{}, false)
+// name, without recording it in Options.Durables: in a cluster, a node (this one or another) made it
+// and recorded it at revision, the store's revision of the record (see DurableStore.KeepDurable), and
+// this node binds it too, so that the messages published here are kept for it. A durable
+// subscription this broker has already takes revision if it is newer than its own.
+func (b *Broker) EnsureDurable(spec DurableSubscription, revision uint64) error {
+	_, err := b.durableFor(spec, Identity{}, false, revision)
 	return err
 }
 
 // ForgetDurable removes the durable subscription of user and name from this broker only (its
 // binding, and the subscriptions consuming it here, which end), leaving the store alone: in a
-// cluster, another node deleted it, and deleted what it kept.
-func (b *Broker) ForgetDurable(user, name string) {
+// cluster, a node deleted its record at revision (the store's revision of the deletion), and deleted
+// what it kept. Removals are versioned: one this broker made or learned of at revision or later
+// (from KeepDurable or EnsureDurable) is kept, as it was made again after that deletion, whose
+// notice came late (a node that deletes and at once makes again a durable subscription sees its
+// own deletion's notice after it). math.MaxUint64 removes it whatever its revision.
+func (b *Broker) ForgetDurable(user, name string, revision uint64) {
 	r := &b.durables
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := durableKey(user, name)
-	if d := r.byKey[key]; d != nil {
+	if d := r.byKey[key]; d != nil && d.revision < revision {
 		b.unregisterDurable(key, d)
 	}
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -48,8 +49,10 @@ func (q *memStoredQueue) Delete() error {
 type refusingDurables struct{}
 
 func (refusingDurables) LoadDurables() ([]DurableSubscription, error) { return nil, nil }
-func (refusingDurables) KeepDurable(DurableSubscription) error        { return errors.New("disk full") }
-func (refusingDurables) DropDurable(string, string) error             { return nil }
+func (refusingDurables) KeepDurable(DurableSubscription) (uint64, error) {
+	return 0, errors.New("disk full")
+}
+func (refusingDurables) DropDurable(string, string) error { return nil }
 
 // A durable subscription that cannot be recorded is not made, and the queue opened for it in the
 // Store is deleted again rather than left behind.
@@ -70,4 +73,66 @@ func TestDurableStoreQueueDeletedWhenNotRecorded(t *testing.T) {
 		t.Errorf("%d durable subscriptions and %d subscriptions left", st.DurableSubscriptions, st.Subscriptions)
 	}
 	publish(t, b, "/topic/news", "after") // no binding left to keep it
+}
+
+// numberingDurables is a DurableStore that numbers its changes as a key-value bucket does: every
+// record and every deletion takes the next revision.
+type numberingDurables struct {
+	mu  sync.Mutex
+	rev uint64
+}
+
+func (s *numberingDurables) LoadDurables() ([]DurableSubscription, error) { return nil, nil }
+func (s *numberingDurables) KeepDurable(DurableSubscription) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rev++
+	return s.rev, nil
+}
+func (s *numberingDurables) DropDurable(string, string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rev++
+	return nil
+}
+
+// A deletion whose notice comes after the durable subscription was made again (a client's
+// UNSUBSCRIBE durable:true then SUBSCRIBE with the same id, and the cluster's watch telling the
+// deletion late) leaves the new one and its subscribers alone; a newer deletion removes it.
+func TestForgetDurableIgnoresOlderDeletion(t *testing.T) {
+	b := New(Options{Durables: &numberingDurables{}})
+	subscribe(t, b, "/topic/news", &recorder{}, durableOpts("d1", "alice")) // revision 1
+	if err := b.DeleteDurable("alice", "d1"); err != nil {                  // revision 2
+		t.Fatal(err)
+	}
+	r := &recorder{}
+	subscribe(t, b, "/topic/news", r, durableOpts("d1", "alice")) // revision 3
+	// The watch tells what happened, late: the first record, its deletion, the new record.
+	spec := DurableSubscription{User: "alice", Name: "d1", Destination: "/topic/news"}
+	if err := b.EnsureDurable(spec, 1); err != nil {
+		t.Fatal(err)
+	}
+	b.ForgetDurable("alice", "d1", 2)
+	if err := b.EnsureDurable(spec, 3); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "/topic/news", "kept")
+	if got := r.bodies(); !slices.Equal(got, []string{"kept"}) {
+		t.Errorf("after a late deletion notice the new durable subscription got %v, want [kept]", got)
+	}
+	if st := b.Stats(); st.DurableSubscriptions != 1 || st.Subscriptions != 1 {
+		t.Errorf("%d durable subscriptions, %d subscriptions; want 1 and 1", st.DurableSubscriptions, st.Subscriptions)
+	}
+	// A revision learned from the watch counts too, and a deletion after it removes it.
+	if err := b.EnsureDurable(spec, 7); err != nil {
+		t.Fatal(err)
+	}
+	b.ForgetDurable("alice", "d1", 6)
+	if st := b.Stats(); st.DurableSubscriptions != 1 {
+		t.Errorf("a deletion older than the revision learned removed the durable subscription")
+	}
+	b.ForgetDurable("alice", "d1", 8)
+	if st := b.Stats(); st.DurableSubscriptions != 0 || st.Subscriptions != 0 {
+		t.Errorf("after a newer deletion: %d durable subscriptions, %d subscriptions; want 0 and 0", st.DurableSubscriptions, st.Subscriptions)
+	}
 }

@@ -43,7 +43,9 @@
 // its own consumers from the queue's one durable consumer, renews its hold of what it holds every
 // AckWait/3, and hands it back (NAK) when it closes or has no consumer left; consumers are never
 // replaced at start (the other nodes use them). Stream destinations are numbered by JetStream (AppendNumbered); durable subscriptions are
-// watched in STOMPD_DURABLE by every node; STOMPD_LEASES elects the node that runs a single job. Nodes
+// watched in STOMPD_DURABLE by every node, each notice with the bucket's revision of its change, so that
+// a deletion's notice, which may come after the node made the subscription again, removes it only
+// if it is newer than the record the node made or learned (broker.ForgetDurable); STOMPD_LEASES elects the node that runs a single job. Nodes
 // starting together look streams up before creating them, with short bounds, as concurrent creates of
 // one stream can go unanswered.
 //

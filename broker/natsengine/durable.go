@@ -76,16 +76,16 @@ func (e *Engine) LoadDurables() ([]broker.DurableSubscription, error) {
 	return out, nil
 }
 
-// KeepDurable implements broker.DurableStore.
-func (e *Engine) KeepDurable(d broker.DurableSubscription) error {
+// KeepDurable implements broker.DurableStore. The revision is the bucket's: the stream sequence of
+// the record, which WatchDurables reports with its notices.
+func (e *Engine) KeepDurable(d broker.DurableSubscription) (uint64, error) {
 	value, err := json.Marshal(durableRecord{User: d.User, Name: d.Name, Destination: d.Destination})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	_, err = e.durables.Put(ctx, durableKey(d.User, d.Name), value)
-	return err
+	return e.durables.Put(ctx, durableKey(d.User, d.Name), value)
 }
 
 // DropDurable implements broker.DurableStore.
@@ -101,8 +101,11 @@ func (e *Engine) DropDurable(user, name string) error {
 
 // WatchDurables calls add for every durable subscription recorded now and made later by any node of
 // the cluster, and remove for every one deleted, until the Engine closes; on its own goroutine, in
-// the order they happened. It returns once the ones recorded now have been added.
-func (e *Engine) WatchDurables(add func(broker.DurableSubscription), remove func(user, name string)) error {
+// the order they happened, each with the bucket's revision of the change (the one KeepDurable
+// returns for a record). The calls come after the fact, for this node's own changes too: a deletion
+// may be told after the node made the subscription again, which its later revision tells
+// (broker.ForgetDurable). It returns once the ones recorded now have been added.
+func (e *Engine) WatchDurables(add func(d broker.DurableSubscription, revision uint64), remove func(user, name string, revision uint64)) error {
 	w, err := e.durables.WatchAll(e.stop)
 	if err != nil {
 		return err
@@ -116,11 +119,11 @@ func (e *Engine) WatchDurables(add func(broker.DurableSubscription), remove func
 				return
 			}
 			known[entry.Key()] = r
-			add(broker.DurableSubscription{User: r.User, Name: r.Name, Destination: r.Destination})
+			add(broker.DurableSubscription{User: r.User, Name: r.Name, Destination: r.Destination}, entry.Revision())
 		default: // deleted or purged
 			if r, ok := known[entry.Key()]; ok {
 				delete(known, entry.Key())
-				remove(r.User, r.Name)
+				remove(r.User, r.Name, entry.Revision())
 			}
 		}
 	}

@@ -113,7 +113,7 @@ func (s *storedStream) Append(m *broker.Message, done func(error)) {
 		return
 	}
 	begin := time.Now()
-	fut, err := s.e.js.PublishAsync(s.subject, encodeMessage(m), jetstream.WithExpectLastSequence(m.Offset-1))
+	fut, err := s.e.js.PublishAsync(s.subject, encodeStreamMessage(m), jetstream.WithExpectLastSequence(m.Offset-1))
 	if err != nil {
 		s.e.failure.Store(&storeFailure{at: time.Now(), op: "append", err: err})
 		done(err)
@@ -131,7 +131,7 @@ func (s *storedStream) AppendNumbered(m *broker.Message) (uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	begin := time.Now()
-	ack, err := s.e.js.Publish(ctx, s.subject, encodeMessage(m))
+	ack, err := s.e.js.Publish(ctx, s.subject, encodeStreamMessage(m))
 	if s.e.cfg.ObserveWrite != nil {
 		s.e.cfg.ObserveWrite(time.Since(begin), err)
 	}

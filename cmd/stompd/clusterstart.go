@@ -67,10 +67,10 @@ func (r *clusterShared) OpenStream(dest string, limits broker.StreamLimits) (bro
 func (r *clusterShared) LoadDurables() ([]broker.DurableSubscription, error) { return nil, nil }
 
 // KeepDurable implements broker.DurableStore.
-func (r *clusterShared) KeepDurable(d broker.DurableSubscription) error {
+func (r *clusterShared) KeepDurable(d broker.DurableSubscription) (uint64, error) {
 	e := r.store.Load()
 	if e == nil {
-		return errClusterStoreNotReady
+		return 0, errClusterStoreNotReady
 	}
 	return e.KeepDurable(d)
 }
@@ -148,10 +148,12 @@ func (s *clusterStartup) run(ctx context.Context) {
 	s.b.RestoreRetained(msgs)
 	s.shared.store.Store(store)
 	// Every durable subscription of the cluster is bound on every node, which keeps for it what is
-	// published here.
+	// published here. The watch's notices come after the fact, this node's own too: each carries the
+	// revision of its change, and a deletion older than the durable subscription a node has (made
+	// again here since, or learned of since) leaves it alone (broker.ForgetDurable).
 	for {
-		err := store.WatchDurables(func(d broker.DurableSubscription) {
-			if err := s.b.EnsureDurable(d); err != nil {
+		err := store.WatchDurables(func(d broker.DurableSubscription, revision uint64) {
+			if err := s.b.EnsureDurable(d, revision); err != nil {
 				s.log.Warn("cluster: a durable subscription is not bound on this node", "subscription", d.Name, "error", err)
 			}
 		}, s.b.ForgetDurable)
