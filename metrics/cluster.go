@@ -16,7 +16,8 @@ type ClusterStats struct {
 	// MessagesIn and MessagesOut are topic messages received from and sent to other nodes
 	// (stompd_backplane_messages_total{direction}); Failed those that could not be sent (NATS
 	// unreachable and its reconnect buffer full), which reached this node's subscribers only; Dropped
-	// those NATS dropped because this node read them too slowly (stompd_backplane_dropped_total).
+	// the batches from other nodes (NATS messages, each of one or more topic messages) not delivered
+	// because this node received them too slowly (stompd_backplane_dropped_total).
 	MessagesIn, MessagesOut uint64
 	Failed, Dropped         uint64
 }
@@ -42,7 +43,7 @@ func newClusterCollector() *clusterCollector {
 		failed: prometheus.NewDesc(namespace+"_backplane_failed_total",
 			"Topic messages that could not be sent to other nodes (NATS unreachable, its buffer full); they reached this node's subscribers only.", nil, nil),
 		dropped: prometheus.NewDesc(namespace+"_backplane_dropped_total",
-			"Topic messages from other nodes that NATS dropped because this node read them too slowly.", nil, nil),
+			"Batches of topic messages from other nodes dropped because this node received them too slowly.", nil, nil),
 	}
 }
 

@@ -45,9 +45,25 @@ const (
 	unwatchLinger = time.Second
 	// watchTimeout bounds how long Watch waits for the NATS server to confirm a new subscription.
 	watchTimeout = 5 * time.Second
-	// inboundBuffer is how many messages from other nodes may wait for the receiving goroutine; past
-	// it NATS drops them and reports a slow consumer.
+	// inboundBuffer and inboundBytes bound the batches from other nodes (NATS messages: topic
+	// batches and reply batches) that wait for the receiving goroutine, by count and by payload
+	// bytes, the batch being delivered included; past either, admit drops a batch and counts it in
+	// ClusterStats.Dropped. A batch is admitted whatever its size when none waits, so that one as
+	// large as the server's max_payload always gets through. 32 MiB holds what two senders may
+	// have pending (maxPendingBytes), or 64 full batches (maxBatchBytes); the count bounds the
+	// nats.Msg overhead, outside the byte figure, of batches of one small message (some 200 bytes
+	// each: 13 MiB at most).
 	inboundBuffer = 1 << 16
+	inboundBytes  = 32 << 20
+	// natsChanLen is the channel nats.go delivers every watched subject and the replies into
+	// (ChanSubscribe), in arrival order. nats.go applies no byte limit to a channel subscription:
+	// a full channel is its only bound, past which it drops what arrives and counts it per
+	// subscription (Subscription.Dropped, read into ClusterStats.Dropped). admit takes from it at
+	// once and does nothing else, so it holds only what NATS's reader parses while admit waits to be
+	// scheduled: one read (32 KiB, nats.go's buffer) holds at most some 300 of the smallest batches,
+	// and 512 covers that with room to spare even on one CPU, while large batches arrive one per
+	// several reads and cannot pile up in it.
+	natsChanLen = 512
 	// latencySampling is how many received messages make one latency observation.
 	latencySampling = 64
 )
@@ -68,10 +84,15 @@ type Cluster struct {
 	seq    atomic.Uint64
 
 	receiver atomic.Pointer[func(*broker.Message) error]
-	in       chan *nats.Msg
-	beatNow  chan struct{} // a node joined: announce this one at once rather than at the next tick
-	stop     chan struct{}
-	done     sync.WaitGroup
+	// in is what NATS hands over (natsChanLen), taken by admit; inbound what admit let through for
+	// receive (inboundBuffer), and inboundHeld the payload bytes in inbound and in the batch receive
+	// is on (inboundBytes), added by admit and taken off by receive once it has delivered a batch.
+	in          chan *nats.Msg
+	inbound     chan *nats.Msg
+	inboundHeld atomic.Int64
+	beatNow     chan struct{} // a node joined: announce this one at once rather than at the next tick
+	stop        chan struct{}
+	done        sync.WaitGroup
 
 	mu      sync.Mutex
 	watched map[string]*watchedSubject // NATS subject → its subscription
@@ -81,6 +102,11 @@ type Cluster struct {
 	onGone  []func(node NodeState)     // OnNodeGone callbacks
 	onState []func()                   // OnStateChange callbacks
 	closed  bool
+	replies []*nats.Subscription // ListenReplies' subscriptions
+	// dropSeen is, per subscription into in (watched subjects and replies), the running total of
+	// what NATS dropped for it when last read (noteDroppedLocked); the entry goes with the
+	// subscription, once its last total is counted.
+	dropSeen map[*nats.Subscription]uint64
 
 	stats clusterCounters
 	// outMu guards the batches waiting for the sender goroutine, oldest first, their bytes, and
@@ -114,6 +140,16 @@ type watchedSubject struct {
 	ready  chan struct{} // closed once the server confirmed the subscription, or that it could not
 	err    error         // why not; read after ready is closed
 	linger *time.Timer   // pending unsubscribe after the last Unwatch
+}
+
+// made reports whether ready is closed: sub and err may be read.
+func (w *watchedSubject) made() bool {
+	select {
+	case <-w.ready:
+		return true
+	default:
+		return false
+	}
 }
 
 type nodeSeen struct {
@@ -161,8 +197,12 @@ type ClusterStats struct {
 	// connected and its reconnect buffer full, a subject past maxSubjectBytes, a message past the
 	// server's max_payload, or forwarded after Close): they reached this node only.
 	MessagesOut, FailedOut uint64
-	// Dropped counts messages NATS dropped because this node read them too slowly; Duplicates the
-	// repeats of one message that overlapping subscriptions brought.
+	// Dropped counts the batches from other nodes (NATS messages, each of one or more topic
+	// messages or replies) not delivered because this node received them too slowly: dropped by
+	// NATS (more than natsChanLen waiting for the node to take them) or by the node (more than
+	// inboundBuffer batches or inboundBytes bytes waiting for delivery), summed over the node's
+	// subscriptions, past ones included. Duplicates counts the repeats of one message that
+	// overlapping subscriptions brought.
 	Dropped, Duplicates uint64
 	Reconnects          uint64
 	Nodes               int // nodes heard from within the heart-beat timeout, this one included
@@ -187,7 +227,8 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 	c := &Cluster{
 		cfg: cfg, log: cfg.Logger,
 		origin:  cfg.NodeName + "/" + hex.EncodeToString(id[:]),
-		in:      make(chan *nats.Msg, inboundBuffer),
+		in:      make(chan *nats.Msg, natsChanLen),
+		inbound: make(chan *nats.Msg, inboundBuffer),
 		beatNow: make(chan struct{}, 1),
 		outKick: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -236,12 +277,13 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 			c.log.Error("cluster: the NATS connection is closed for good; this node serves only its own clients until it restarts", "error", err)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
-			if errors.Is(err, nats.ErrSlowConsumer) {
-				if sub != nil {
-					if n, err := sub.Dropped(); err == nil {
-						c.noteDropped(uint64(n))
-					}
-				}
+			if errors.Is(err, nats.ErrSlowConsumer) && sub != nil {
+				// nats.go reports a subscription's first drop after it last kept up, not every
+				// drop: Stats reads the totals (noteDroppedLocked).
+				c.mu.Lock()
+				c.noteDroppedLocked(sub)
+				c.mu.Unlock()
+				c.log.Warn("cluster: NATS dropped messages for this node: it receives too slowly", "subject", sub.Subject)
 				return
 			}
 			c.log.Warn("cluster: NATS error", "error", err)
@@ -257,22 +299,56 @@ func JoinCluster(cfg ClusterConfig) (*Cluster, error) {
 		nc.Close()
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	c.done.Add(3)
+	c.done.Add(4)
+	go c.admit()
 	go c.receive()
 	go c.heartbeat()
 	go c.sender()
 	return c, nil
 }
 
-// dropped counts what NATS dropped for a slow subscription; Dropped reports a running total per
-// subscription, so the highest seen is kept.
-func (c *Cluster) noteDropped(total uint64) {
-	for {
-		cur := c.stats.dropped.Load()
-		if total <= cur || c.stats.dropped.CompareAndSwap(cur, total) {
-			return
+// noteDroppedLocked adds to ClusterStats.Dropped what NATS dropped for sub since it was last read:
+// nats.go keeps a running total per subscription, so the node keeps the last total it read of each
+// of its subscriptions into in (dropSeen) and adds the difference; a total lower than the last
+// read (a concurrent reader got the later one first) adds nothing. Subscriptions that are not the
+// node's channel subscriptions, and ended ones, are ignored. The caller holds c.mu.
+func (c *Cluster) noteDroppedLocked(sub *nats.Subscription) {
+	if !c.feedsIn(sub) {
+		return
+	}
+	total, err := sub.Dropped()
+	if err != nil || total <= 0 {
+		return
+	}
+	if c.dropSeen == nil {
+		c.dropSeen = make(map[*nats.Subscription]uint64)
+	}
+	if last := c.dropSeen[sub]; uint64(total) > last {
+		c.stats.dropped.Add(uint64(total) - last)
+		c.dropSeen[sub] = uint64(total)
+	}
+}
+
+// feedsIn reports whether sub is one of the node's current subscriptions into in: a watched
+// subject's or a reply subscription. The caller holds c.mu.
+func (c *Cluster) feedsIn(sub *nats.Subscription) bool {
+	if w := c.watched[sub.Subject]; w != nil && w.made() && w.sub == sub {
+		return true
+	}
+	for _, r := range c.replies {
+		if r == sub {
+			return true
 		}
 	}
+	return false
+}
+
+// forgetDroppedLocked counts what NATS dropped for sub, a subscription about to end, and forgets
+// it. What NATS drops for it between this and its Unsubscribe is not counted. The caller holds
+// c.mu.
+func (c *Cluster) forgetDroppedLocked(sub *nats.Subscription) {
+	c.noteDroppedLocked(sub)
+	delete(c.dropSeen, sub)
 }
 
 // SetReceiver sets where messages from other nodes go: the broker's PublishRemote. Until it is set
@@ -478,8 +554,14 @@ func (c *Cluster) recycle(b *batch) {
 // with node, the broker's NodeID (broker.Broker.NewReplyQueueName). They reach the receiver as topic
 // messages do.
 func (c *Cluster) ListenReplies(node string) error {
-	_, err := c.nc.ChanSubscribe(replySubjectPrefix+escapeToken(node), c.in)
-	return err
+	sub, err := c.nc.ChanSubscribe(replySubjectPrefix+escapeToken(node), c.in)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.replies = append(c.replies, sub)
+	c.mu.Unlock()
+	return nil
 }
 
 // Watch implements broker.Backplane. A destination whose subjects pass maxSubjectBytes is refused
@@ -563,10 +645,11 @@ func (c *Cluster) Unwatch(dest string) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			if w.refs == 0 && c.watched[subject] == w && !c.closed {
-				delete(c.watched, subject)
 				if w.sub != nil {
+					c.forgetDroppedLocked(w.sub) // while it is still in watched
 					_ = w.sub.Unsubscribe()
 				}
+				delete(c.watched, subject)
 			}
 		})
 	}
@@ -578,67 +661,115 @@ func (c *Cluster) Unwatch(dest string) {
 // batches, so one lives between seenIdle and twice that after its last batch.
 const seenIdle = time.Minute
 
+// admit moves the batches NATS hands over (in) to the receiving goroutine (inbound), in order,
+// until Close. A batch past inboundBuffer batches or inboundBytes bytes waiting is dropped and
+// counted in ClusterStats.Dropped: batches are lost, never reordered. It neither blocks nor
+// decodes, so that in stays nearly empty however slowly receive delivers.
+func (c *Cluster) admit() {
+	defer c.done.Done()
+	for {
+		var msg *nats.Msg
+		select {
+		case <-c.stop:
+			return
+		case msg = <-c.in:
+		}
+		size := int64(len(msg.Data))
+		if held := c.inboundHeld.Load(); held > 0 && held+size > inboundBytes {
+			c.stats.dropped.Add(1)
+			continue
+		}
+		c.inboundHeld.Add(size) // before receive can take it off
+		select {
+		case c.inbound <- msg:
+		default:
+			c.inboundHeld.Add(-size)
+			c.stats.dropped.Add(1)
+		}
+	}
+}
+
 // receive delivers the messages of other nodes, one at a time in the order NATS hands them over, so
 // that each publisher's order holds; it drops this node's own and repeats.
 func (c *Cluster) receive() {
 	defer c.done.Done()
-	seen := make(map[string]*seenWindow)
+	r := receiving{seen: make(map[string]*seenWindow)}
 	prune := time.NewTicker(seenIdle)
 	defer prune.Stop()
-	var round uint64 // pruning rounds so far; a window records the round of its last batch
-	var received uint64
 	for {
 		var msg *nats.Msg
 		select {
 		case <-c.stop:
 			return
 		case <-prune.C:
-			forgetIdle(seen, round)
-			round++
+			forgetIdle(r.seen, r.round)
+			r.round++
 			continue
-		case msg = <-c.in:
+		case msg = <-c.inbound:
 		}
-		p := msg.Data
-		if len(p) == 0 || p[0] != backplaneWire {
+		c.receiveBatch(&r, msg.Data)
+		c.inboundHeld.Add(-int64(len(msg.Data)))
+	}
+}
+
+// receiving is the receive loop's state: each origin's repeat window, the pruning rounds so far (a
+// window records the round of its last batch), and the messages received, for latency sampling.
+type receiving struct {
+	seen     map[string]*seenWindow
+	round    uint64
+	received uint64
+}
+
+// receiveBatch delivers the messages of the batch p, unless it is this node's own or a repeat. The
+// messages of a batch of several get bodies of their own, so that none keeps the whole payload
+// alive (up to maxBatchBytes, which the broker's memory accounting would not see) while it is
+// retained or held; a batch of one keeps its payload, which is that message's size.
+func (c *Cluster) receiveBatch(r *receiving, p []byte) {
+	if len(p) == 0 || p[0] != backplaneWire {
+		return
+	}
+	d := decoder{p: p[1:]}
+	origin := d.bytes() // compared and looked up without making a string of it
+	seq := d.uvarint()
+	if d.err != nil || string(origin) == c.origin {
+		return
+	}
+	w := r.seen[string(origin)]
+	if w == nil {
+		w = &seenWindow{}
+		r.seen[string(origin)] = w
+	}
+	w.round = r.round
+	count := d.uvarint()
+	if !w.first(seq) {
+		c.stats.duplicates.Add(count)
+		return
+	}
+	deliver := c.receiver.Load()
+	for range count {
+		offset := d.uvarint()
+		encoded := d.bytes()
+		if d.err != nil {
+			break
+		}
+		m, err := decodeMessage(encoded)
+		if err != nil {
 			continue
 		}
-		d := decoder{p: p[1:]}
-		origin := d.bytes() // compared and looked up without making a string of it
-		seq := d.uvarint()
-		if d.err != nil || string(origin) == c.origin {
-			continue
+		if count > 1 && len(m.Body) > 0 {
+			// The body is the only part of m decodeMessage leaves in p (its strings are copies).
+			body := make([]byte, len(m.Body)) // with the copy, one allocation and no clearing
+			copy(body, m.Body)
+			m.Body = body
 		}
-		w := seen[string(origin)]
-		if w == nil {
-			w = &seenWindow{}
-			seen[string(origin)] = w
+		m.Offset = offset
+		r.received++
+		if f := c.cfg.ObserveLatency; f != nil && r.received%latencySampling == 0 {
+			f(time.Since(m.Published))
 		}
-		w.round = round
-		count := d.uvarint()
-		if !w.first(seq) {
-			c.stats.duplicates.Add(count)
-			continue
-		}
-		deliver := c.receiver.Load()
-		for range count {
-			offset := d.uvarint()
-			encoded := d.bytes()
-			if d.err != nil {
-				break
-			}
-			m, err := decodeMessage(encoded)
-			if err != nil {
-				continue
-			}
-			m.Offset = offset
-			received++
-			if f := c.cfg.ObserveLatency; f != nil && received%latencySampling == 0 {
-				f(time.Since(m.Published))
-			}
-			if deliver != nil {
-				if err := (*deliver)(m); err == nil {
-					c.stats.in.Add(1)
-				}
+		if deliver != nil {
+			if err := (*deliver)(m); err == nil {
+				c.stats.in.Add(1)
 			}
 		}
 	}
@@ -844,14 +975,23 @@ func (c *Cluster) Stats() ClusterStats {
 		MessagesIn:  c.stats.in.Load(),
 		MessagesOut: c.stats.out.Load(),
 		FailedOut:   c.stats.failedOut.Load(),
-		Dropped:     c.stats.dropped.Load(),
 		Duplicates:  c.stats.duplicates.Load(),
 		Reconnects:  c.stats.reconnects.Load(),
 		Nodes:       len(c.Nodes()),
 	}
 	c.mu.Lock()
 	st.Subjects = len(c.watched)
+	// nats.go counts its drops per subscription, and reports only the first of a run.
+	for _, w := range c.watched {
+		if w.made() && w.sub != nil {
+			c.noteDroppedLocked(w.sub)
+		}
+	}
+	for _, sub := range c.replies {
+		c.noteDroppedLocked(sub)
+	}
 	c.mu.Unlock()
+	st.Dropped = c.stats.dropped.Load()
 	return st
 }
 

@@ -60,6 +60,13 @@
 // may take 4 MiB) reaches the subscribers of its own node only and is counted in
 // ClusterStats.FailedOut; batches of several messages stay within maxBatchBytes.
 //
+// What other nodes send waits for delivery on one goroutine, in arrival order, bounded by count
+// (inboundBuffer batches) and by bytes (inboundBytes, 32 MiB); past either, and past the
+// natsChanLen batches NATS may hand over before the node takes them, batches are dropped, never
+// reordered, and counted in ClusterStats.Dropped (summed over subscriptions, ended ones
+// included). A message from a batch of several gets a body of its own, so that a retained or held
+// one does not keep the whole batch alive.
+//
 // # Concurrency
 //
 // An Engine and the queues it opens are safe for concurrent use. A queue fetches on a goroutine of its
