@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,6 +275,7 @@ type fakeStream struct {
 	first uint64
 	fail  error
 	reads int
+	asked []int // what each Read asked for
 }
 
 type fakeStreams struct {
@@ -328,6 +330,7 @@ func (s *fakeStream) Read(from uint64, max int) ([]*Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reads++
+	s.asked = append(s.asked, max)
 	if from < s.first {
 		from = s.first
 	}
@@ -385,6 +388,43 @@ func TestStreamOpeningHoldsUpOnlyItsDestination(t *testing.T) {
 	}
 	if first, last, _ := store.streams["/topic/log.slow"].Bounds(); first != 1 || last != 2 {
 		t.Errorf("the slow stream holds offsets %d..%d, want 1..2 (opened once)", first, last)
+	}
+}
+
+// TestStoredStreamReadAheadBoundedByBytes: a cursor replaying large stored messages reads a few at a
+// time (about streamReadBytes), not streamReadBatch of them; small messages are read in full batches.
+func TestStoredStreamReadAheadBoundedByBytes(t *testing.T) {
+	if n := readSize([]*Message{{Body: make([]byte, 100)}}); n != streamReadBatch {
+		t.Errorf("after small messages, read %d, want %d", n, streamReadBatch)
+	}
+	store := &fakeStreams{}
+	b := streamBroker(StreamLimits{}, func(o *Options) { o.Streams = store })
+	big := strings.Repeat("x", 256<<10)
+	const total = 120 // more than the cache keeps of 256 KiB messages
+	for range total {
+		publish(t, b, "/topic/log.big", big)
+	}
+	r := &recorder{}
+	subscribe(t, b, "/topic/log.big", r, SubscribeOptions{From: &StreamStart{Kind: StartFirst}})
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.deliveries()) < total && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := len(r.deliveries()); got != total {
+		t.Fatalf("replayed %d of %d", got, total)
+	}
+	st := store.streams["/topic/log.big"]
+	st.mu.Lock()
+	asked := slices.Clone(st.asked)
+	st.mu.Unlock()
+	if len(asked) < 2 || asked[0] != streamReadFirst {
+		t.Fatalf("reads asked for %v, want %d first", asked, streamReadFirst)
+	}
+	for _, n := range asked[1:] {
+		if n > streamReadBytes/(256<<10) {
+			t.Errorf("reads asked for %v: more than %d of 256 KiB messages at once", asked, streamReadBytes/(256<<10))
+			break
+		}
 	}
 }
 

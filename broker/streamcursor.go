@@ -20,13 +20,37 @@ type streamCursor struct {
 	reading bool // a store read for this cursor is running; guarded by mu
 	// failures counts the store reads in a row that failed, for the backoff; guarded by mu.
 	failures int
+	// readMost is how many messages the next store read asks for (see readSize); guarded by mu.
+	readMost int
 }
 
 // logBatch is how many messages a cursor takes from the stream's log under one lock.
 const logBatch = 32
 
-// streamReadBatch is how many messages a cursor behind the in-memory log reads from the store at once.
-const streamReadBatch = 256
+// streamReadBatch is the most messages a cursor behind the in-memory log reads from the store at
+// once, and streamReadBytes about the most bytes: a cursor holds at most one read ahead, so that a
+// thousand cursors replaying a stream of large messages hold a thousand reads of about
+// streamReadBytes, not of streamReadBatch large messages. The first read asks for
+// streamReadFirst messages; each later one for what streamReadBytes holds at the size of the
+// messages read last.
+const (
+	streamReadBatch = 256
+	streamReadBytes = 1 << 20
+	streamReadFirst = 16
+)
+
+// readSize returns how many messages to read after msgs, by their average size (see
+// streamReadBytes).
+func readSize(msgs []*Message) int {
+	var bytes int
+	for _, m := range msgs {
+		bytes += m.Size()
+	}
+	if bytes == 0 {
+		return streamReadBatch
+	}
+	return max(1, min(streamReadBatch, streamReadBytes*len(msgs)/bytes))
+}
 
 // streamReadRetry is how long a cursor waits before reading the store again after finding that the
 // messages it wants are not stored yet, or after a first failed read.
@@ -164,7 +188,10 @@ func (c *streamCursor) peek(b *Broker, s *Subscription) *Message {
 		if c.st.store != nil {
 			if !c.reading {
 				c.reading = true
-				go c.read(b, s, c.next)
+				if c.readMost == 0 {
+					c.readMost = streamReadFirst
+				}
+				go c.read(b, s, c.next, c.readMost)
 			}
 			return nil
 		}
@@ -189,8 +216,8 @@ func (c *streamCursor) advance(m *Message) {
 // own goroutine, one at a time per cursor (reading), so the store is never called with locks held.
 // After a failure it reads again later, less often while the store keeps failing (see
 // streamReadBackoff), and logs only the first failure of a run and the recovery.
-func (c *streamCursor) read(b *Broker, s *Subscription, from uint64) {
-	msgs, err := c.st.store.Read(from, streamReadBatch)
+func (c *streamCursor) read(b *Broker, s *Subscription, from uint64, most int) {
+	msgs, err := c.st.store.Read(from, most)
 	var first uint64
 	if err == nil && len(msgs) == 0 {
 		// Nothing held from there on: either the limits removed it, and reading goes on at the
@@ -212,7 +239,10 @@ func (c *streamCursor) read(b *Broker, s *Subscription, from uint64) {
 	case err != nil:
 		retry = streamReadBackoff(failures)
 	case len(msgs) > 0:
-		c.fetched, c.pos = msgs, 0
+		c.readMost = readSize(msgs)
+		if !s.removed { // a subscription gone meanwhile holds nothing more
+			c.fetched, c.pos = msgs, 0
+		}
 	case first > c.next:
 		c.next = first
 	default:
