@@ -60,10 +60,10 @@ const (
 	// a full channel is its only bound, past which it drops what arrives and counts it per
 	// subscription (Subscription.Dropped, read into ClusterStats.Dropped). admit takes from it at
 	// once and does nothing else, so it holds only what NATS's reader parses while admit waits to be
-	// scheduled: one read (32 KiB, nats.go's buffer) holds at most some 300 of the smallest batches,
-	// and 512 covers that with room to spare even on one CPU, while large batches arrive one per
-	// several reads and cannot pile up in it.
-	natsChanLen = 512
+	// scheduled; that wait can be long on a busy machine (a garbage collection, a starved CPU) while
+	// a burst of small batches arrives, hundreds per 32 KiB read, so the channel is as long as
+	// inboundBuffer: a burst that inbound could take is not lost in front of it.
+	natsChanLen = inboundBuffer
 	// latencySampling is how many received messages make one latency observation.
 	latencySampling = 64
 )
