@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -103,21 +104,21 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, action string, args 
 		method = http.MethodGet
 		path   string
 		body   any
+		list   url.Values // the query of a paged list, read whole
 	)
 	switch action {
 	case "overview", "nodes":
 		path = "/api/" + action
 	case "queues", "topics":
-		path = "/api/" + action + "?limit=1000"
+		path, list = "/api/"+action, url.Values{}
 	case "connections":
-		q := url.Values{"limit": {"1000"}}
+		path, list = "/api/connections", url.Values{}
 		if c.o.user != "" {
-			q.Set("user", c.o.user)
+			list.Set("user", c.o.user)
 		}
 		if c.o.remote != "" {
-			q.Set("remote", c.o.remote)
+			list.Set("remote", c.o.remote)
 		}
-		path = "/api/connections?" + q.Encode()
 	case "close":
 		method, path = http.MethodDelete, "/api/connections/"+url.PathEscape(args[0])
 	case "purge":
@@ -140,7 +141,13 @@ func (c *adminClient) run(ctx context.Context, w io.Writer, action string, args 
 		}
 		method, path, body = http.MethodPost, "/api/publish", req
 	}
-	raw, err := c.call(ctx, method, path, body)
+	var raw []byte
+	var err error
+	if list != nil {
+		raw, err = c.listAll(ctx, path, list, action)
+	} else {
+		raw, err = c.call(ctx, method, path, body)
+	}
 	if err != nil {
 		return err
 	}
@@ -160,6 +167,51 @@ func queuePath(name string) string {
 		return strings.Repeat("%2E", len(name))
 	}
 	return url.PathEscape(name)
+}
+
+// listPage is how many items listAll asks for at a time (the API's most), and listPages bounds the
+// pages it reads.
+const (
+	listPage  = 1000
+	listPages = 1000
+)
+
+// listAll reads every page of the paged list at path (filtered by query) and returns one answer of
+// the API's shape with all the items under key, as `rabbitmqadmin list` prints them however many
+// there are. Pages are read one after the other: an item that comes or goes meanwhile may be missed
+// or shown twice.
+func (c *adminClient) listAll(ctx context.Context, path string, query url.Values, key string) ([]byte, error) {
+	var items []json.RawMessage
+	for offset := 0; offset < listPage*listPages; offset += listPage {
+		query.Set("offset", strconv.Itoa(offset))
+		query.Set("limit", strconv.Itoa(listPage))
+		raw, err := c.call(ctx, http.MethodGet, path+"?"+query.Encode(), nil)
+		if err != nil {
+			return nil, err
+		}
+		var page struct {
+			Total int `json:"total"`
+		}
+		var fields map[string]json.RawMessage
+		var got []json.RawMessage
+		if err := json.Unmarshal(raw, &fields); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := json.Unmarshal(raw, &page); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		if err := json.Unmarshal(fields[key], &got); err != nil {
+			return nil, fmt.Errorf("%s: no %s in the answer: %w", path, key, err)
+		}
+		items = append(items, got...)
+		if len(got) < listPage || len(items) >= page.Total {
+			break
+		}
+	}
+	if items == nil {
+		items = []json.RawMessage{}
+	}
+	return json.Marshal(map[string]any{"total": len(items), "offset": 0, "limit": len(items), key: items})
 }
 
 // call makes one request and returns the JSON answer, or the API's error as an error.

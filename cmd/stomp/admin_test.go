@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/stompd/stompd/broker"
 	"github.com/stompd/stompd/stompws/admin"
 	"github.com/stompd/stompd/stompws/stompwstest"
 )
@@ -49,6 +52,28 @@ func TestAdminCommand(t *testing.T) {
 		if q, ok := s.Broker.QueueInfo(dest); !ok || q.Ready != want {
 			t.Errorf("%s after the purges: %+v, want %d ready", dest, q, want)
 		}
+	}
+	// A list longer than one page of the API is read whole.
+	for i := range 1005 {
+		if err := s.Broker.Publish(&broker.Message{Destination: fmt.Sprintf("/queue/many.%04d", i), Body: []byte("m")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r = runStomp(t, "", env, "admin", "-json", "queues")
+	mustSucceed(t, r, "admin queues past a page")
+	var listed struct {
+		Total  int              `json:"total"`
+		Queues []map[string]any `json:"queues"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if listed.Total < 1005 || len(listed.Queues) != listed.Total {
+		t.Errorf("queues past a page: total %d, %d listed", listed.Total, len(listed.Queues))
+	}
+	r = runStomp(t, "", env, "admin", "queues")
+	if !strings.Contains(r.stdout, "/queue/many.1004") {
+		t.Error("the table stops before the last queue")
 	}
 	r = runStomp(t, "", env, "admin", "close", "no-such-session")
 	if r.code != 1 || !strings.Contains(r.stderr, "404") {
