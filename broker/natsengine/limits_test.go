@@ -115,6 +115,30 @@ func TestStoreRefusesLongNames(t *testing.T) {
 }
 
 // newSender is a Cluster with only what send and sender need, on nc; the sender is not started.
+// countForwarded subscribes on url to every topic subject and counts the messages the batches
+// published there hold, until the test ends.
+func countForwarded(t *testing.T, url string) *atomic.Int64 {
+	t.Helper()
+	recv, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(recv.Close)
+	var got atomic.Int64
+	if _, err := recv.Subscribe("t.>", func(m *nats.Msg) {
+		d := decoder{p: m.Data[1:]}
+		d.bytes()   // origin
+		d.uvarint() // sequence
+		got.Add(int64(d.uvarint()))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return &got
+}
+
 func newSender(nc *nats.Conn) *Cluster {
 	c := &Cluster{nc: nc, origin: "x/1", outKick: make(chan struct{}, 1), stop: make(chan struct{})}
 	c.setBatchLimit(nc.MaxPayload())
@@ -130,23 +154,7 @@ func TestClusterBatchWithinPayloadLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	recv, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
-	var got atomic.Int64 // messages received, from the batches' counts
-	if _, err := recv.Subscribe("t.>", func(m *nats.Msg) {
-		d := decoder{p: m.Data[1:]}
-		d.bytes()
-		d.uvarint()
-		got.Add(int64(d.uvarint()))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := recv.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	got := countForwarded(t, url)
 	c := newSender(nc)
 	msg := func(id string, size int) *broker.Message {
 		return &broker.Message{ID: id, Destination: "/topic/d", Body: make([]byte, size)}
@@ -180,23 +188,7 @@ func TestClusterCloseFlushesPending(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	recv, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recv.Close()
-	var got atomic.Int64
-	if _, err := recv.Subscribe("t.>", func(m *nats.Msg) {
-		d := decoder{p: m.Data[1:]}
-		d.bytes()
-		d.uvarint()
-		got.Add(int64(d.uvarint()))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := recv.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	got := countForwarded(t, url)
 	c := newSender(nc)
 	const sent = 2000
 	for i := range sent {
