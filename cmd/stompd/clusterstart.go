@@ -25,6 +25,16 @@ type clusterShared struct {
 
 var errClusterStoreNotReady = errors.New("not connected to the cluster's store yet")
 
+// health is the cluster store's trouble, for /readyz's line after "ready" as with -data-dir (an
+// operation failed in the last minute, its connection closed for good); "" before the store is
+// reached, which /readyz reports as not ready by itself.
+func (r *clusterShared) health() string {
+	if e := r.store.Load(); e != nil {
+		return e.Health()
+	}
+	return ""
+}
+
 // LoadRetained returns nothing: clusterStartup restores what the cluster kept once it reaches it.
 func (r *clusterShared) LoadRetained() ([]*broker.Message, error) { return nil, nil }
 

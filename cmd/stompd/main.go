@@ -161,8 +161,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		adminMux = http.NewServeMux()
 	}
 	var storeHealth func() string
-	if store != nil {
+	switch {
+	case store != nil:
 		storeHealth = store.Health
+	case shared != nil:
+		storeHealth = shared.health
 	}
 	var feed *stocks.Feed
 	if cfg.Stocks {
