@@ -227,12 +227,30 @@ func TestStreamLimits(t *testing.T) {
 	})
 }
 
-// Concurrent publishers and a reader that keeps refusing: the reader gets every offset once, in order.
+// Concurrent publishers and a reader that keeps refusing: the reader gets every offset once, in order,
+// in memory and with a store (whose confirmations pump the cursor from another goroutine).
 func TestStreamConcurrentPublishAndResume(t *testing.T) {
-	b := streamBroker(StreamLimits{})
+	for _, mode := range []struct {
+		name string
+		each uint64
+		opts []func(*Options)
+	}{
+		{"memory", 500, nil},
+		{"stored", 300, []func(*Options){func(o *Options) { o.Streams = &fakeStreams{} }}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			concurrentPublishAndResume(t, mode.each, mode.opts...)
+		})
+	}
+}
+
+// concurrentPublishAndResume publishes each messages from each of 4 goroutines while a reader with
+// little room is resumed over and over, and checks the reader got offsets 1..4×each in order.
+func concurrentPublishAndResume(t *testing.T, each uint64, opts ...func(*Options)) {
+	b := streamBroker(StreamLimits{}, opts...)
 	r := &recorder{room: 1}
 	sub := subscribe(t, b, "/topic/log.a", r, SubscribeOptions{From: &StreamStart{Kind: StartNext}})
-	const publishers, each = 4, 500
+	const publishers = 4
 	var wg sync.WaitGroup
 	for p := range publishers {
 		wg.Go(func() {
