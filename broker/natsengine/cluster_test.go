@@ -33,13 +33,20 @@ type node struct {
 	c *Cluster
 }
 
-func joinNode(t *testing.T, url, name string) node {
+// joinCluster joins the cluster on url as name; it leaves when the test ends.
+func joinCluster(t *testing.T, url, name string) *Cluster {
 	t.Helper()
 	c, err := JoinCluster(ClusterConfig{URLs: []string{url}, NodeName: name})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func joinNode(t *testing.T, url, name string) node {
+	t.Helper()
+	c := joinCluster(t, url, name)
 	b := broker.New(broker.Options{Backplane: c})
 	c.SetReceiver(b.PublishRemote)
 	return node{b, c}

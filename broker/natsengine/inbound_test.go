@@ -31,11 +31,7 @@ func remoteBatchOf(origin string, seq uint64, msgs ...*broker.Message) []byte {
 // counted, not held by the thousand.
 func TestClusterInboundBoundedByBytes(t *testing.T) {
 	url := startNATS(t)
-	c, err := JoinCluster(ClusterConfig{URLs: []string{url}, NodeName: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := joinCluster(t, url, "b")
 	release := make(chan struct{})
 	var releaseOnce sync.Once
 	unblock := func() { releaseOnce.Do(func() { close(release) }) }
@@ -81,11 +77,7 @@ func TestClusterInboundBoundedByBytes(t *testing.T) {
 // A batch of one may keep its payload (the message's size anyway).
 func TestClusterBatchBodiesAreCopied(t *testing.T) {
 	url := startNATS(t)
-	c, err := JoinCluster(ClusterConfig{URLs: []string{url}, NodeName: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := joinCluster(t, url, "b")
 	var mu sync.Mutex
 	var got []*broker.Message
 	c.SetReceiver(func(m *broker.Message) error {

@@ -64,11 +64,7 @@ func TestClusterLongTopicKeepsConnection(t *testing.T) {
 // A connection NATS closes for good is reported, rather than waited for as a reconnect.
 func TestClusterConnectionClosedForGood(t *testing.T) {
 	url := startNATS(t)
-	c, err := JoinCluster(ClusterConfig{URLs: []string{url}, NodeName: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := joinCluster(t, url, "a")
 	waitUntil(t, "connected", c.Connected)
 	if err := c.ConnectionClosed(); err != nil {
 		t.Fatalf("ConnectionClosed while connected: %v", err)
@@ -224,11 +220,7 @@ func remoteBatch(origin string, seq uint64, id string) *nats.Msg {
 // however many batches it sends.
 func TestClusterRepeatsOfUnknownOrigin(t *testing.T) {
 	url := startNATS(t)
-	c, err := JoinCluster(ClusterConfig{URLs: []string{url}, NodeName: "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := joinCluster(t, url, "b")
 	var mu sync.Mutex
 	seen := map[string]int{}
 	var total atomic.Int64
@@ -343,11 +335,7 @@ func TestClusterStoreCloseReleasesLateFetches(t *testing.T) {
 		t.Fatal("NATS server not ready")
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	c, err := JoinCluster(ClusterConfig{URLs: []string{s.ClientURL()}, NodeName: "a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := joinCluster(t, s.ClientURL(), "a")
 	waitUntil(t, "connected", c.Connected)
 	e, err := c.OpenStore(Config{})
 	if err != nil {
